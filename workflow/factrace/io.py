@@ -1,0 +1,107 @@
+"""Reading and writing the stage tables: atomic Parquet writes with provenance, validated reads."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import contracts
+from .provenance import Provenance
+
+META_KEY = b"factrace"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A killed job therefore never leaves a file that looks finished.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_table(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    contract: str | None,
+    provenance: Provenance | Mapping[str, Any] | None = None,
+) -> Path:
+    """Validate ``df`` against ``contract`` and write it atomically with provenance in the schema metadata."""
+    if contract is not None:
+        contracts.check(df, contract, source=str(path))
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    prov = provenance.to_dict() if isinstance(provenance, Provenance) else dict(provenance or {})
+    prov.setdefault("contract", contract)
+    meta = dict(table.schema.metadata or {})
+    meta[META_KEY] = json.dumps(prov, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike[str], contract: str | None = None) -> pd.DataFrame:
+    """Read a stage table, checking that it is whole and satisfies ``contract``.
+
+    A truncated or corrupted file raises a ContractError that names the file and says how to rebuild it.
+    """
+    try:
+        df = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise contracts.ContractError(
+            f"{path}: not a readable Parquet file ({err}). Delete it and rerun the rule that makes it "
+            "(snakemake reruns it automatically when run with --rerun-incomplete)."
+        ) from err
+    if contract is not None:
+        contracts.check(df, contract, source=str(path))
+    return df
+
+
+def read_tables(paths: list[str] | list[Path], contract: str | None = None) -> pd.DataFrame:
+    """Concatenate several shard tables of one contract (an empty contract table when there are none)."""
+    frames = [read_table(p, contract) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return contracts.empty(contract) if contract else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance dictionary stored in a Parquet file's schema metadata."""
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

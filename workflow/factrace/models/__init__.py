@@ -1,0 +1,1 @@
+"""Model families, loaders and the offline checkpoint conversion."""

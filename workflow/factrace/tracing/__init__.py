@@ -1,0 +1,1 @@
+"""Causal tracing (activation patching) after Meng et al. (2022)."""

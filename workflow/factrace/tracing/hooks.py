@@ -1,0 +1,61 @@
+"""Forward hooks that add noise to input embeddings, record module outputs and patch them back in."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+def _tensor(out: object) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out  # type: ignore[return-value,index]
+
+
+def _replace(out: object, new: torch.Tensor) -> object:
+    if isinstance(out, tuple):
+        return (new, *out[1:])
+    return new
+
+
+@contextlib.contextmanager
+def hooked(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def add_noise_hook(embed: nn.Module, rows: torch.Tensor, start: int, noise: torch.Tensor):
+    """Add ``noise[k]`` (tokens ``start..start+n``) to the embedding output of batch row ``rows[k]``."""
+    end = start + noise.shape[-2]
+
+    def hook(_m: nn.Module, _inp: object, out: object) -> object:
+        h = _tensor(out)
+        h = h.clone()
+        h[rows, start:end] += noise.to(device=h.device, dtype=h.dtype)
+        return _replace(out, h)
+
+    return embed.register_forward_hook(hook)
+
+
+def record_hook(module: nn.Module, store: dict[nn.Module, torch.Tensor]):
+    """Keep a detached copy of ``module``'s output (first batch row) in ``store``."""
+
+    def hook(m: nn.Module, _inp: object, out: object) -> None:
+        store[m] = _tensor(out)[0].detach().clone()
+
+    return module.register_forward_hook(hook)
+
+
+def patch_hook(module: nn.Module, rows: torch.Tensor, positions: torch.Tensor, clean: torch.Tensor):
+    """Overwrite the output at (``rows[k]``, ``positions[k]``) with the clean output at ``positions[k]``."""
+
+    def hook(_m: nn.Module, _inp: object, out: object) -> object:
+        h = _tensor(out).clone()
+        h[rows, positions] = clean[positions].to(h.dtype)
+        return _replace(out, h)
+
+    return module.register_forward_hook(hook)

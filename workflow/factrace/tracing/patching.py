@@ -1,0 +1,155 @@
+"""Causal tracing by hook-based activation patching: the reference path.
+
+For one prompt this computes, as in Meng et al. (2022):
+
+* the clean probability of the target token at the last position,
+* the corrupted probability, with ``noise[k]`` added to the input embeddings of the corrupted range in sample k,
+* for every (kind, layer, position) cell, the corrupted probability with the clean output of the cell's
+  module(s) restored at that position. ``hidden`` restores one block output; ``mlp`` and ``attn`` restore
+  the sublayer over a window of layers centred on the cell's layer (ROME's ``window``).
+
+Probabilities are averaged over the noise samples (the mean of the per-sample softmax, as ROME does).
+Every cell is one independent forward over ``samples`` rows; cells are batched up to ``max_rows``.
+This path is simple on purpose: the fast engine (``factrace.tracing.engine``) is checked against it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.families import KINDS, Layout
+from .hooks import add_noise_hook, hooked, patch_hook, record_hook
+
+log = logging.getLogger(__name__)
+
+
+def window_layers(layer: int, n_layers: int, kind: str, window: int) -> range:
+    """Layers restored for a cell: one for ``hidden``; ``window`` around ``layer`` for ``mlp``/``attn``."""
+    if kind == "hidden" or window <= 1:
+        return range(layer, layer + 1)
+    return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str
+    layer: int
+    position: int
+
+
+@dataclass
+class TraceResult:
+    """Probabilities of the target for one prompt; ``restored[kind]`` has shape (n_layers, n_tokens)."""
+
+    p_clean: float
+    p_corrupted: float
+    restored: dict[str, np.ndarray] = field(default_factory=dict)
+    layers: dict[str, list[int]] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def target_probs(model: nn.Module, input_ids: torch.Tensor, target_id: int) -> torch.Tensor:
+    """P(target) at the last position for every row of ``input_ids`` (float32)."""
+    logits = model(input_ids=input_ids, use_cache=False).logits[:, -1].float()
+    return torch.softmax(logits, dim=-1)[:, target_id]
+
+
+@torch.no_grad()
+def clean_outputs(
+    model: nn.Module, input_ids: torch.Tensor, kinds: Sequence[str]
+) -> tuple[torch.Tensor, dict[tuple[str, int], torch.Tensor]]:
+    """One clean forward; returns last-position logits and every traced module's output (n_tokens, d)."""
+    layout = Layout.of(model)
+    store: dict[nn.Module, torch.Tensor] = {}
+    mods = {(k, L): layout.module(k, L) for k in kinds for L in range(layout.n_layers)}
+    handles = [record_hook(m, store) for m in mods.values()]
+    with hooked(handles):
+        logits = model(input_ids=input_ids[:1], use_cache=False).logits[0, -1].float()
+    return logits, {key: store[m] for key, m in mods.items()}
+
+
+def _batches(cells: list[Cell], per_batch: int) -> list[list[Cell]]:
+    return [cells[i : i + per_batch] for i in range(0, len(cells), per_batch)]
+
+
+@torch.no_grad()
+def trace_prompt(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    corrupt: tuple[int, int],
+    target_id: int,
+    noise: torch.Tensor,
+    kinds: Sequence[str] = KINDS,
+    window: int = 10,
+    layers: Sequence[int] | None = None,
+    max_rows: int = 128,
+    progress: Callable[[int, int], None] | None = None,
+) -> TraceResult:
+    """Trace one prompt. ``input_ids`` is (1, n_tokens); ``noise`` is (samples, end-start, hidden).
+
+    ``layers`` restricts the centre layers traced (a layer window of a split job); the default is all.
+    """
+    layout = Layout.of(model)
+    device = next(model.parameters()).device
+    ids = input_ids.to(device)
+    if ids.dim() == 1:
+        ids = ids[None]
+    n_tokens = ids.shape[1]
+    start, end = corrupt
+    samples = noise.shape[0]
+    if noise.shape[1] != end - start:
+        raise ValueError(f"noise covers {noise.shape[1]} tokens but the corrupted range has {end - start}")
+    for k in kinds:
+        if k not in KINDS:
+            raise ValueError(f"unknown kind {k!r}; expected one of {KINDS}")
+    layer_list = list(range(layout.n_layers)) if layers is None else list(layers)
+
+    p_clean_logits, clean = clean_outputs(model, ids, kinds)
+    p_clean = float(torch.softmax(p_clean_logits, -1)[target_id])
+
+    rows = torch.arange(samples, device=device)
+    with hooked([add_noise_hook(layout.embed, rows, start, noise)]):
+        p_corrupted = float(target_probs(model, ids.expand(samples, -1), target_id).mean())
+
+    cells = [Cell(k, L, t) for k in kinds for L in layer_list for t in range(n_tokens)]
+    per_batch = max(1, max_rows // samples)
+    result = TraceResult(p_clean, p_corrupted)
+    for k in kinds:
+        result.restored[k] = np.full((len(layer_list), n_tokens), np.nan)
+        result.layers[k] = layer_list
+    row_of_layer = {L: i for i, L in enumerate(layer_list)}
+    batches = _batches(cells, per_batch)
+    for b, batch in enumerate(batches):
+        n_rows = len(batch) * samples
+        all_rows = torch.arange(n_rows, device=device)
+        handles = [add_noise_hook(layout.embed, all_rows, start, noise.repeat(len(batch), 1, 1))]
+        # group the patches by module: one hook per module with all its (row, position) pairs
+        patches: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
+        for c, cell in enumerate(batch):
+            for L in window_layers(cell.layer, layout.n_layers, cell.kind, window):
+                r, p = patches.setdefault((cell.kind, L), ([], []))
+                r.extend(range(c * samples, (c + 1) * samples))
+                p.extend([cell.position] * samples)
+        for (k, L), (r, p) in patches.items():
+            handles.append(
+                patch_hook(
+                    layout.module(k, L),
+                    torch.tensor(r, device=device),
+                    torch.tensor(p, device=device),
+                    clean[(k, L)],
+                )
+            )
+        with hooked(handles):
+            probs = target_probs(model, ids.expand(n_rows, -1), target_id)
+        probs = probs.view(len(batch), samples).mean(1).cpu().numpy()
+        for cell, pr in zip(batch, probs, strict=True):
+            result.restored[cell.kind][row_of_layer[cell.layer], cell.position] = pr
+        if progress is not None:
+            progress(b + 1, len(batches))
+    return result
