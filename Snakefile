@@ -1,0 +1,25 @@
+# factrace: where do speech-text language models store and recall facts, in text and in speech?
+# Causal tracing (activation patching, Meng et al. 2022) as a Snakemake workflow.
+#
+#   snakemake --profile profiles/default                              # offline default (config/config.yaml)
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml # SpiritLM + Llama-2-7B on Slurm
+#
+# Stages, one rule file each under workflow/rules/:
+#   facts -> models -> speech (tts, asr, align, units, token map) -> filter -> noise -> trace -> aggregate -> figures
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/facts.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/speech.smk"
+include: "workflow/rules/filter.smk"
+include: "workflow/rules/trace.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

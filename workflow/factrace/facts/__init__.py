@@ -1,0 +1,1 @@
+"""Facts in the Known-1000 format: loading, validation and sharding."""

@@ -1,0 +1,69 @@
+# Aggregation and figures: AIE by token category with bootstrap CIs, log-AIE heatmaps, per-prompt traces, QC.
+
+
+rule aie:
+    input:
+        lambda wc: expand(
+            f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
+        ),
+    output:
+        f"{R}/aie/{{model}}/{{modality}}.parquet",
+    params:
+        n_boot=config.get("aggregate", {}).get("n_boot", 1000),
+        combine=config.get("aggregate", {}).get("combine", "mean"),
+        seed=SEED,
+    log:
+        f"{R}/logs/aie/{{model}}/{{modality}}.log",
+    shell:
+        "factrace aie --inputs {input:q} --n-boot {params.n_boot} --combine {params.combine} --seed {params.seed} "
+        "--out {output:q} 2> {log}"
+
+
+rule aie_heatmaps:
+    input:
+        f"{R}/aie/{{model}}/{{modality}}.parquet",
+    output:
+        png=report(f"{R}/figures/aie_{{model}}_{{modality}}.png", caption="../report/aie_heatmaps.rst",
+                   category="Causal traces"),
+        pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
+    params:
+        label=lambda wc: model_cfg(wc.model).get("label", wc.model),
+    log:
+        f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
+    shell:
+        "factrace figure heatmaps --aie {input:q} --label {params.label:q} --out {output.png:q} 2> {log}"
+
+
+rule prompt_plots:
+    """ROME-style per-prompt traces (hidden / MLP / attention) for the first few traced facts."""
+    input:
+        lambda wc: expand(
+            f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
+        ),
+    output:
+        touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
+    params:
+        n=config.get("figures", {}).get("prompt_plots", 3),
+        outdir=f"{R}/figures/prompts",
+    log:
+        f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
+    shell:
+        "factrace figure prompts --traces {input:q} --n {params.n} --outdir {params.outdir:q} "
+        "--prefix {wildcards.model}_{wildcards.modality} 2> {log}"
+
+
+rule qc:
+    """Facts counted at each stage, with the reasons they left."""
+    input:
+        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        filters=[f"{R}/filter/{m}/{mod}/shard-{s}.parquet" for m, mod in model_modalities() for s in sorted(SHARDS)],
+        traces=[
+            f"{R}/trace/{m}/{mod}/{KINDS[0]}/shard-{s}.parquet" for m, mod in model_modalities() for s in sorted(SHARDS)
+        ],
+    output:
+        report(f"{R}/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"),
+    log:
+        f"{R}/logs/qc.log",
+    shell:
+        "factrace qc --prompts {input.prompts:q} --filters {input.filters:q} --traces {input.traces:q} "
+        "--out {output:q} 2> {log}"

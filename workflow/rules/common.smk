@@ -1,0 +1,116 @@
+# Shared settings and helpers: config validation, the shard plan, model specs, targets.
+import json
+import hashlib
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+validate(config, "../schemas/config.schema.yaml")
+
+from factrace.facts.known import FactsError, load_facts, shard_name, shards as facts_shards  # noqa: E402
+
+R = config.get("results", "results")
+SEED = config.get("seed", 1)
+FACTS_PATH = config["facts"]["path"]
+SHARD_SIZE = config["facts"].get("shard_size", 8)
+LIMIT = config["facts"].get("limit")
+DOWNLOADED_FACTS = bool(config["facts"].get("url")) and not Path(FACTS_PATH).exists()
+TRACING = config["tracing"]
+KINDS = TRACING.get("kinds", ["hidden", "mlp", "attn"])
+SPEECH = config.get("speech", {})
+SPEECH_ENABLED = SPEECH.get("enabled", False)
+
+
+def _plan_shards():
+    """Shard name -> digest of its facts. Membership depends on known_id only (shard = known_id // size)."""
+    if DOWNLOADED_FACTS:
+        lo, hi = config["facts"].get("expected_ids", [0, 0])
+        if hi <= lo:
+            raise WorkflowError(
+                f"facts file {FACTS_PATH} does not exist yet and will be downloaded from `facts.url`; set "
+                "`facts.expected_ids: [first, last)` so the shards can be planned before the download"
+            )
+        ids = list(range(lo, hi))[:LIMIT] if LIMIT else list(range(lo, hi))
+        return {shard_name(i // SHARD_SIZE): "downloaded" for i in ids}
+    try:
+        groups = facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT)
+    except FactsError as err:
+        raise WorkflowError(str(err)) from None
+    return {
+        name: hashlib.sha256(json.dumps([f.__dict__ for f in fs], sort_keys=True).encode()).hexdigest()[:16]
+        for name, fs in groups.items()
+    }
+
+
+SHARDS = _plan_shards()
+
+
+wildcard_constraints:
+    shard=r"\d{4}",
+    model=r"[A-Za-z0-9_\-]+",
+    modality=r"t2t|s2t",
+    kind=r"hidden|mlp|attn",
+    lo=r"\d+",
+    hi=r"\d+",
+
+
+def model_cfg(name):
+    return config["models"][name]
+
+
+def _check_model_paths():
+    """A missing checkpoint is an error that names the config key, before any job runs."""
+    for name, m in config["models"].items():
+        if m.get("convert"):
+            continue  # built by a rule of this workflow
+        p = Path(m["path"])
+        if not p.exists():
+            raise WorkflowError(
+                f"model {name!r}: checkpoint {p} not found. Set `models.{name}.path` in the config to a local "
+                "checkpoint directory (the workflow never downloads weights)."
+            )
+
+
+_check_model_paths()
+
+
+def model_spec_json(name):
+    """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
+    keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities")}
+    return json.dumps(keep, sort_keys=True)
+
+
+def model_input(name):
+    """The checkpoint directory as an input when a rule of this workflow builds it; nothing otherwise."""
+    m = model_cfg(name)
+    return [m["path"]] if m.get("convert") else []
+
+
+def model_modalities():
+    return [(name, mod) for name, m in config["models"].items() for mod in m.get("modalities", ["t2t"])]
+
+
+def layer_windows(name):
+    """[lo, hi) centre-layer windows of the split trace jobs of one model."""
+    n = model_cfg(name)["n_layers"]
+    w = TRACING.get("layer_window", 0) or n
+    return [(lo, min(n, lo + w)) for lo in range(0, n, w)]
+
+
+def shard_paths(pattern, **kw):
+    return expand(pattern, shard=sorted(SHARDS), allow_missing=True, **kw)
+
+
+def all_targets():
+    out = []
+    for name, mod in model_modalities():
+        out.append(f"{R}/aie/{name}/{mod}.parquet")
+        out.append(f"{R}/figures/aie_{name}_{mod}.png")
+        out.append(f"{R}/figures/prompts/{name}_{mod}.done")
+    out.append(f"{R}/qc/qc.tsv")
+    if SPEECH_ENABLED:
+        out.extend(speech_targets())
+    return out

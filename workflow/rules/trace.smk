@@ -1,0 +1,102 @@
+# Causal tracing: the noise scale per (model, modality), then one job per (shard, model, modality, kind, layer
+# window), merged per shard. A failed window reruns alone; windows of one shard spread over several GPUs.
+
+
+def speech_shard_inputs(wc):
+    if wc.modality != "s2t":
+        return {}
+    return {
+        "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
+        "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
+    }
+
+
+def noise_speech_inputs(wc):
+    if wc.modality != "s2t":
+        return {}
+    return {
+        "speech_tokens": shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet"),
+        "token_map": shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet"),
+    }
+
+
+rule noise_scale:
+    """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME)."""
+    input:
+        unpack(noise_speech_inputs),
+        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        model=lambda wc: model_input(wc.model),
+    output:
+        f"{R}/noise/{{model}}/{{modality}}.json",
+    params:
+        spec=lambda wc: model_spec_json(wc.model),
+        multiplier=TRACING.get("noise_multiplier", 3.0),
+        speech=lambda wc, input: (
+            f"--speech-tokens {' '.join(input.speech_tokens)} --token-map {' '.join(input.token_map)}"
+            if wc.modality == "s2t"
+            else ""
+        ),
+    log:
+        f"{R}/logs/noise_scale/{{model}}/{{modality}}.log",
+    shell:
+        "factrace noise-scale --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
+        "--prompts {input.prompts} {params.speech} --multiplier {params.multiplier} --out {output:q} 2> {log}"
+
+
+def trace_runtime(wc, attempt):
+    """Minutes for one trace job, from the cost model when the config gives a device throughput."""
+    base = config.get("resources", {}).get("trace", {}).get("runtime", 60)
+    try:
+        from factrace.tracing.cost import job_minutes
+    except ImportError:
+        return base * attempt
+    est = job_minutes(config, wc.model, wc.modality, wc.kind, int(wc.lo), int(wc.hi), shard_size=SHARD_SIZE)
+    return max(5, int(est or base)) * attempt
+
+
+rule trace:
+    input:
+        unpack(speech_shard_inputs),
+        prompts=f"{R}/prompts/shard-{{shard}}.parquet",
+        filter=f"{R}/filter/{{model}}/{{modality}}/shard-{{shard}}.parquet",
+        noise=f"{R}/noise/{{model}}/{{modality}}.json",
+        model=lambda wc: model_input(wc.model),
+    output:
+        f"{R}/trace/{{model}}/{{modality}}/{{kind}}/shard-{{shard}}/layers-{{lo}}-{{hi}}.parquet",
+    params:
+        spec=lambda wc: model_spec_json(wc.model),
+        samples=TRACING.get("samples", 10),
+        window=TRACING.get("window", 10),
+        engine=TRACING.get("engine", "fast"),
+        max_rows=TRACING.get("max_rows", 256),
+        seed=SEED,
+        speech=lambda wc, input: (
+            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map}" if wc.modality == "s2t" else ""
+        ),
+    log:
+        f"{R}/logs/trace/{{model}}/{{modality}}/{{kind}}/{{shard}}-{{lo}}-{{hi}}.log",
+    resources:
+        gpu=lambda wc: config.get("resources", {}).get("trace", {}).get("gpus", 0),
+        mem_mb=lambda wc, attempt: config.get("resources", {}).get("trace", {}).get("mem_mb", 4000) * attempt,
+        runtime=trace_runtime,
+    shell:
+        "factrace trace --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
+        "--kind {wildcards.kind} --layer-lo {wildcards.lo} --layer-hi {wildcards.hi} "
+        "--prompts {input.prompts:q} --filter {input.filter:q} --noise {input.noise:q} {params.speech} "
+        "--samples {params.samples} --window {params.window} --seed {params.seed} --engine {params.engine} "
+        "--max-rows {params.max_rows} --out {output:q} 2> {log}"
+
+
+rule merge_trace:
+    """The layer windows of one shard and kind, merged into one table (equal to a single-job run)."""
+    input:
+        lambda wc: [
+            f"{R}/trace/{wc.model}/{wc.modality}/{wc.kind}/shard-{wc.shard}/layers-{lo}-{hi}.parquet"
+            for lo, hi in layer_windows(wc.model)
+        ],
+    output:
+        f"{R}/trace/{{model}}/{{modality}}/{{kind}}/shard-{{shard}}.parquet",
+    log:
+        f"{R}/logs/merge_trace/{{model}}/{{modality}}/{{kind}}/{{shard}}.log",
+    shell:
+        "factrace merge --contract trace --inputs {input:q} --out {output:q} 2> {log}"
