@@ -1,0 +1,298 @@
+"""Average indirect effect (AIE) per (model, modality, kind, layer, category), with bootstrap CIs over prompts.
+
+Definitions (Meng et al. 2022; the paper's Section 2.4):
+
+- IE of one traced cell = ``p_restored - p_corrupted`` (probability of the target, not log probability).
+- A prompt's IE for a token category at a layer = mean IE over that prompt's positions in the category
+  (middle subject and further tokens can hold several positions). Categories come from
+  :func:`factrace.tracing.categories.categories_of`, so one position can count in two categories (a one-token
+  subject is both first and last subject token; a first subsequent token that ends the prompt is also the last
+  token). Positions before the subject belong to no category and are dropped.
+- AIE = mean over prompts of that per-prompt value; ``n`` = number of prompts that have the category
+  at that layer; the CI is a percentile bootstrap over prompts.
+
+Speech (``modality`` in :data:`SPEECH_MODALITIES`): rows are per speech-token position; each carries
+``text_token_index`` (the text token it realises, negative for none) and the subject range in text-token
+units (``text_subject_start``, ``text_subject_end`` exclusive, ``n_text_tokens``). The speech tokens of one
+text token are combined first (:func:`collapse_speech_positions`), then the text-level table goes through
+the same aggregation as text.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Hashable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..contracts import check
+from ..tracing.categories import CATEGORIES, PREFIX
+
+log = logging.getLogger(__name__)
+
+SPEECH_MODALITIES: frozenset[str] = frozenset({"s2t"})
+COMBINE_RULES = ("mean", "max", "sum")
+Combine = Literal["mean", "max", "sum"]
+
+#: Floor applied before log10 (:func:`log_aie`): AIE <= 1e-4 (including zero and negative AIE, which arise
+#: when restoring a state lowers the target probability on average) is shown as -4. 1e-4 is far below the
+#: AIEs the paper plots (S->T ~1e-3..1e-2, T->T up to ~0.3), so it only hides noise around zero.
+LOG_AIE_FLOOR = 1e-4
+
+GROUP = ["model", "modality", "kind", "layer"]
+PROMPT_KEY = ["known_id", "model", "modality", "kind", "layer"]
+# per-prompt columns carried through the speech collapse unchanged (first value of each group)
+_PER_PROMPT = ["p_clean", "p_corrupted", "noise_scale", "samples", "window", "seed"]
+
+
+def log_aie(aie: np.ndarray | pd.Series | float, floor: float = LOG_AIE_FLOOR) -> np.ndarray | pd.Series:
+    """``log10(max(aie, floor))``; NaN stays NaN (an empty category is not silently shown as the floor)."""
+    if floor <= 0:
+        raise ValueError(f"floor must be positive, got {floor}")
+    if isinstance(aie, pd.Series):
+        return pd.Series(np.log10(np.maximum(aie.to_numpy(dtype=float), floor)), index=aie.index, name=aie.name)
+    return np.log10(np.maximum(np.asarray(aie, dtype=float), floor))
+
+
+def _with_ie(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    if "ie" not in out.columns:
+        out["ie"] = out["p_restored"].astype(float) - out["p_corrupted"].astype(float)
+    return out
+
+
+def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd.DataFrame:
+    """Combine the speech-token rows of each text token into one text-token row.
+
+    Only rows whose modality is in :data:`SPEECH_MODALITIES` are collapsed; other rows are returned
+    unchanged (with an ``ie`` column added). For the collapsed rows:
+
+    - ``ie`` = ``combine`` (mean | max | sum) of the speech tokens' IEs, ``p_restored = p_corrupted + ie``
+      (so ``ie == p_restored - p_corrupted`` still holds; with ``sum`` p_restored can exceed 1);
+    - ``position`` = ``text_token_index``; ``subject_start``, ``subject_end``, ``n_tokens`` take the values
+      of ``text_subject_start``, ``text_subject_end``, ``n_text_tokens``; ``category`` is recomputed in
+      text-token units (primary category);
+    - ``n_speech_tokens`` = how many speech tokens were combined.
+
+    Speech tokens that realise no text token (``text_token_index`` < 0 or missing: markers, silence) are
+    dropped; rows with a missing ``p_restored`` are dropped.
+    """
+    if combine not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    df = _with_ie(df)
+    is_speech = df["modality"].isin(SPEECH_MODALITIES)
+    other = df.loc[~is_speech]
+    sp = df.loc[is_speech]
+    if sp.empty:
+        return other.reset_index(drop=True)
+    need = ["text_token_index", "text_subject_start", "text_subject_end", "n_text_tokens"]
+    missing = [c for c in need if c not in sp.columns]
+    if missing:
+        raise KeyError(f"speech trace rows need columns {missing} to be mapped to text tokens")
+    tti = pd.to_numeric(sp["text_token_index"], errors="coerce")
+    unmapped = tti.isna() | (tti < 0)
+    nan_ie = sp["ie"].isna()
+    if unmapped.any():
+        log.info("dropping %d speech-token rows that realise no text token", int(unmapped.sum()))
+    sp = sp.loc[~unmapped & ~nan_ie].copy()
+    if sp.empty:
+        return other.reset_index(drop=True)
+    sp["text_token_index"] = sp["text_token_index"].astype("int64")
+    keys = [*PROMPT_KEY, "text_token_index"]
+    first_cols = [c for c in [*_PER_PROMPT, "text_subject_start", "text_subject_end", "n_text_tokens"]
+                  if c in sp.columns]
+    agg: dict[str, tuple[str, str]] = {c: (c, "first") for c in first_cols}
+    agg["ie"] = ("ie", combine)
+    agg["n_speech_tokens"] = ("ie", "size")
+    out = sp.groupby(keys, sort=True, observed=True).agg(**agg).reset_index()
+    out["p_restored"] = out["p_corrupted"].astype(float) + out["ie"]
+    out["position"] = out["text_token_index"].astype("int64")
+    out["subject_start"] = out["text_subject_start"].astype("int64")
+    out["subject_end"] = out["text_subject_end"].astype("int64")
+    out["n_tokens"] = out["n_text_tokens"].astype("int64")
+    out["category"] = primary_categories(
+        out["position"], out["subject_start"], out["subject_end"], out["n_tokens"]
+    )
+    log.debug("collapsed %d speech-token rows into %d text-token rows (%s)", len(sp), len(out), combine)
+    if other.empty:
+        return out
+    return pd.concat([other, out], ignore_index=True, sort=False)
+
+
+def category_masks(
+    position: np.ndarray, start: np.ndarray, end: np.ndarray, n_tokens: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Vectorised :func:`factrace.tracing.categories.categories_of`: one boolean mask per category."""
+    p, s, e, n = (np.asarray(a, dtype=np.int64) for a in (position, start, end, n_tokens))
+    last = n - 1
+    return {
+        "first subject": p == s,
+        "middle subject": (s < p) & (p < e - 1),
+        "last subject": p == e - 1,
+        "first subsequent": p == e,
+        "further tokens": (e < p) & (p < last),
+        "last token": (p == last) & (p >= e),
+    }
+
+
+def primary_categories(
+    position: np.ndarray | pd.Series, start: np.ndarray | pd.Series, end: np.ndarray | pd.Series,
+    n_tokens: np.ndarray | pd.Series,
+) -> np.ndarray:
+    """Vectorised :func:`factrace.tracing.categories.primary_category` (same precedence)."""
+    masks = category_masks(np.asarray(position), np.asarray(start), np.asarray(end), np.asarray(n_tokens))
+    order = ["last token", "last subject", "first subject"] + [
+        c for c in CATEGORIES if c not in ("last token", "last subject", "first subject")
+    ]
+    return np.select([masks[c] for c in order], order, default=PREFIX).astype(object)
+
+
+def expand_categories(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (row of ``df``, category it belongs to); rows in no category are dropped.
+
+    Uses ``subject_start``/``subject_end``/``n_tokens`` when present (so a position can count twice);
+    otherwise falls back to the single ``category`` label of the trace table (logged as a warning).
+    """
+    if {"subject_start", "subject_end", "n_tokens"} <= set(df.columns):
+        masks = category_masks(
+            df["position"].to_numpy(), df["subject_start"].to_numpy(), df["subject_end"].to_numpy(),
+            df["n_tokens"].to_numpy(),
+        )
+        parts = []
+        for cat in CATEGORIES:
+            m = masks[cat]
+            if m.any():
+                part = df.loc[m].copy()
+                part["category"] = cat
+                parts.append(part)
+        if not parts:
+            return df.iloc[0:0].assign(category=pd.Series(dtype=object))
+        return pd.concat(parts, ignore_index=True)
+    log.warning("trace table has no subject_start/subject_end/n_tokens; using its single category labels, "
+                "so a one-token subject counts only once")
+    return df.loc[df["category"].isin(CATEGORIES)].reset_index(drop=True)
+
+
+def prompt_category_effects(trace: pd.DataFrame, combine: Combine = "mean") -> pd.DataFrame:
+    """Per-prompt IE per category: columns known_id, model, modality, kind, layer, category, ie, n_positions.
+
+    Speech rows are first collapsed to text tokens with ``combine``. This is the per-fact table that
+    :func:`aggregate_aie` averages and :mod:`factrace.analysis.stats` tests.
+    """
+    cols = [*PROMPT_KEY, "category", "ie", "n_positions"]
+    if trace.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    df = collapse_speech_positions(trace, combine)
+    df = df.loc[df["ie"].notna()]
+    ex = expand_categories(df)
+    if ex.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    out = (
+        ex.groupby([*PROMPT_KEY, "category"], sort=False, observed=True)["ie"]
+        .agg(ie="mean", n_positions="size")
+        .reset_index()
+    )
+    return out[cols]
+
+
+def _rng_for(seed: int, key: Hashable) -> np.random.Generator:
+    """A generator that depends on the seed and the group key only (not on group order or on other groups)."""
+    return np.random.default_rng([int(seed), zlib.crc32(repr(key).encode())])
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray,
+    n_boot: int = 1000,
+    seed: int | np.random.Generator = 0,
+    ci: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of the column means of ``values`` (prompts x columns; NaN = missing).
+
+    All columns share the same resampled prompts (a multinomial count per prompt and replicate, so the
+    replicates are one matrix product). Returns ``(mean, ci_low, ci_high, n)``, each of length
+    ``values.shape[1]`` (a 1-D input is one column). Columns with one prompt get a zero-width CI, columns
+    with none get NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    present = ~np.isnan(x)
+    n = present.sum(axis=0)
+    filled = np.where(present, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / n
+    n_rows = x.shape[0]
+    if n_rows == 0 or n_boot <= 0:
+        nan = np.full(x.shape[1], np.nan)
+        return mean, nan.copy(), nan.copy(), n
+    counts = rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (counts @ filled) / (counts @ present.astype(float))
+    alpha = (1.0 - ci) / 2.0
+    lo = np.full(x.shape[1], np.nan)
+    hi = np.full(x.shape[1], np.nan)
+    ok = n > 0
+    if ok.any():
+        # a replicate that drew none of a column's prompts is NaN and left out of that column's quantiles
+        q = np.nanquantile(boot[:, ok], [alpha, 1.0 - alpha], axis=0)
+        lo[ok], hi[ok] = q[0], q[1]
+    return mean, lo, hi, n
+
+
+def aggregate_aie(
+    effects: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """AIE table (the ``aie`` contract) from per-prompt effects (:func:`prompt_category_effects`).
+
+    One bootstrap per (model, modality, kind, category), resampling prompts jointly across layers, seeded
+    from ``seed`` and the group key. Rows are ordered by model, modality, kind, category (ROME order), layer.
+    """
+    out_cols = ["model", "modality", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n"]
+    if effects.empty:
+        from ..contracts import empty
+
+        return empty("aie")
+    rows: list[pd.DataFrame] = []
+    for key, grp in effects.groupby(["model", "modality", "kind", "category"], sort=True, observed=True):
+        mat = grp.pivot_table(index="known_id", columns="layer", values="ie", aggfunc="mean", dropna=False)
+        mean, lo, hi, n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=_rng_for(seed, key), ci=ci)
+        model, modality, kind, category = key
+        part = pd.DataFrame({
+            "model": model, "modality": modality, "kind": kind,
+            "layer": mat.columns.to_numpy().astype("int64"), "category": category,
+            "aie": mean, "ci_low": lo, "ci_high": hi, "n": n.astype("int64"),
+        })
+        rows.append(part[part["n"] > 0])
+    out = pd.concat(rows, ignore_index=True)[out_cols]
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    out = out.sort_values(
+        ["model", "modality", "kind", "category", "layer"],
+        key=lambda s: s.map(order) if s.name == "category" else s,
+    ).reset_index(drop=True)
+    return check(out, "aie", source="aggregate_aie")
+
+
+def aie_table(
+    trace: pd.DataFrame,
+    combine: Combine = "mean",
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """Trace table -> AIE table (``aie`` contract). See the module docstring for the definitions."""
+    effects = prompt_category_effects(trace, combine=combine)
+    out = aggregate_aie(effects, n_boot=n_boot, seed=seed, ci=ci)
+    log.info("AIE over %d prompt(s): %d rows", effects["known_id"].nunique() if len(effects) else 0, len(out))
+    return out
+
+
+def categories_present(aie_df: pd.DataFrame) -> Sequence[str]:
+    """The ROME categories that occur in ``aie_df``, in ROME order."""
+    have = set(aie_df["category"].unique())
+    return [c for c in CATEGORIES if c in have]

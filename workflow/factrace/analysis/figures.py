@@ -1,0 +1,282 @@
+"""Figures (matplotlib Agg + seaborn): every function writes ``<out>.png`` and ``<out>.pdf`` atomically.
+
+``out`` may be given with or without a ``.png``/``.pdf`` suffix; both files are written either way and their
+paths returned. Missing data (a category a prompt set lacks, e.g. no middle subject tokens; a kind that was
+not traced) is drawn as blank cells or an empty panel saying "no data", never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..io import atomic_path
+from ..tracing.categories import CATEGORIES
+from .aie import LOG_AIE_FLOOR, bootstrap_mean_ci, collapse_speech_positions, log_aie
+
+log = logging.getLogger(__name__)
+
+KINDS = ("hidden", "mlp", "attn")
+KIND_LABEL = {"hidden": "Hidden states", "mlp": "MLP", "attn": "Attention"}
+KIND_CMAP = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}  # ROME's colours
+MODALITY_LABEL = {"t2t": "T\u2192T", "s2t": "S\u2192T"}
+
+
+def _stem(out: str | os.PathLike[str]) -> Path:
+    p = Path(out)
+    return p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
+
+
+def save_figure(fig: Figure, out: str | os.PathLike[str], dpi: int = 150) -> list[Path]:
+    """Write ``fig`` as PNG and PDF next to each other (atomic renames), close it, return both paths."""
+    stem = _stem(out)
+    paths = []
+    for fmt in ("png", "pdf"):
+        final = stem.with_name(stem.name + "." + fmt)
+        with atomic_path(final) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        paths.append(final)
+    plt.close(fig)
+    log.info("wrote %s", ", ".join(str(p) for p in paths))
+    return paths
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
+
+
+def _no_data(ax: Axes, title: str) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def _layer_matrix(sub: pd.DataFrame, layers: Sequence[int]) -> pd.DataFrame:
+    """log AIE as a (category x layer) frame, all six categories in ROME order, NaN where missing."""
+    mat = sub.pivot_table(index="category", columns="layer", values="aie", aggfunc="mean")
+    mat = mat.reindex(index=list(CATEGORIES), columns=list(layers))
+    return pd.DataFrame(log_aie(mat.to_numpy(dtype=float)), index=mat.index, columns=mat.columns)
+
+
+def _n_prompts(sub: pd.DataFrame) -> int:
+    return int(sub["n"].max()) if len(sub) and sub["n"].notna().any() else 0
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.log10(LOG_AIE_FLOOR), 0.0
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _heatmap(ax: Axes, mat: pd.DataFrame, kind: str, vmin: float, vmax: float, title: str,
+             show_y: bool = True) -> None:
+    if not np.isfinite(mat.to_numpy(dtype=float)).any():
+        _no_data(ax, title)
+        return
+    n_layers = mat.shape[1]
+    step = max(1, int(np.ceil(n_layers / 12)))
+    sns.heatmap(
+        mat, ax=ax, cmap=KIND_CMAP.get(kind, "viridis"), vmin=vmin, vmax=vmax, mask=~np.isfinite(mat),
+        cbar_kws={"label": "log\u2081\u2080 AIE"}, xticklabels=step, yticklabels=show_y, linewidths=0,
+    )
+    ax.set_facecolor("0.93")  # NaN cells (a category absent at that layer) show as light grey
+    ax.set_xlabel("layer")
+    ax.set_ylabel("")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def _layers_of(aie_df: pd.DataFrame) -> list[int]:
+    return sorted(int(x) for x in aie_df["layer"].dropna().unique())
+
+
+def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> dict[tuple[str, str], list[Path]]:
+    """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category).
+
+    Written to ``<out_prefix>_<model>_<modality>.{png,pdf}`` (model slugged); returns
+    {(model, modality): [png, pdf]}. Each panel has its own colour scale; n (prompts) is in each title.
+    """
+    out: dict[tuple[str, str], list[Path]] = {}
+    prefix = _stem(out_prefix)
+    for (model, modality), sub in aie_df.groupby(["model", "modality"], sort=True):
+        layers = _layers_of(sub)
+        fig, axes = plt.subplots(1, 3, figsize=(15, 3.2), squeeze=False)
+        for j, kind in enumerate(KINDS):
+            ks = sub[sub["kind"] == kind]
+            mat = _layer_matrix(ks, layers)
+            vmin, vmax = _finite_range(mat.to_numpy())
+            label = f"{model} {MODALITY_LABEL.get(modality, modality)}"
+            _heatmap(axes[0, j], mat, kind, vmin, vmax,
+                     f"{label}: {KIND_LABEL[kind]} (n={_n_prompts(ks)})", show_y=(j == 0))
+        fig.tight_layout()
+        path = prefix.with_name(f"{prefix.name}_{_slug(model)}_{_slug(modality)}")
+        out[(str(model), str(modality))] = save_figure(fig, path)
+    return out
+
+
+def figure2_grid(
+    aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out: str | os.PathLike[str]
+) -> list[Path]:
+    """The paper's Figure 2: one row per (model, modality, label), columns hidden / MLP / attention.
+
+    log AIE over layer x category; the colour scale is shared down each column; n prompts in each title.
+    Rows with no data are drawn as empty panels.
+    """
+    if not rows:
+        raise ValueError("figure2_grid needs at least one row")
+    mats: dict[tuple[int, str], pd.DataFrame] = {}
+    ns: dict[tuple[int, str], int] = {}
+    for i, (model, modality, _label) in enumerate(rows):
+        sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
+        layers = _layers_of(sub)
+        for kind in KINDS:
+            ks = sub[sub["kind"] == kind]
+            mats[(i, kind)] = _layer_matrix(ks, layers)
+            ns[(i, kind)] = _n_prompts(ks)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 2.9 * len(rows)), squeeze=False)
+    for j, kind in enumerate(KINDS):
+        allv = np.concatenate([mats[(i, kind)].to_numpy().ravel() for i in range(len(rows))])
+        vmin, vmax = _finite_range(allv)
+        for i, (_model, _modality, label) in enumerate(rows):
+            _heatmap(axes[i, j], mats[(i, kind)], kind, vmin, vmax,
+                     f"{label}: {KIND_LABEL[kind]} (n={ns[(i, kind)]})", show_y=(j == 0))
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | os.PathLike[str],
+                      combine: str = "mean") -> list[Path]:
+    """ROME-style causal trace of one prompt: hidden / MLP / attention panels of p_restored (token x layer).
+
+    ``tokens`` label the positions 0..len-1; subject tokens (``subject_start`` to ``subject_end``, exclusive)
+    are marked with '*'. For a speech prompt given text-token labels (len(tokens) == n_text_tokens), the
+    speech rows are first collapsed to text tokens with ``combine``. The title gives p_clean and
+    p_corrupted; the colour scale starts at p_corrupted, as in ROME.
+    """
+    df = trace_df
+    if (
+        len(df)
+        and "n_text_tokens" in df.columns
+        and df["modality"].isin(["s2t"]).all()
+        and int(df["n_text_tokens"].iloc[0]) == len(tokens)
+        and ("n_tokens" not in df.columns or int(df["n_tokens"].iloc[0]) != len(tokens))
+    ):
+        df = collapse_speech_positions(df, combine)  # type: ignore[arg-type]
+    labels = list(tokens)
+    if len(df) and {"subject_start", "subject_end"} <= set(df.columns):
+        s, e = int(df["subject_start"].iloc[0]), int(df["subject_end"].iloc[0])
+        labels = [f"{t}*" if s <= i < e else str(t) for i, t in enumerate(labels)]
+    p_clean = float(df["p_clean"].iloc[0]) if len(df) else float("nan")
+    p_corr = float(df["p_corrupted"].iloc[0]) if len(df) else float("nan")
+    n_pos = len(labels)
+    fig, axes = plt.subplots(1, 3, figsize=(15, max(2.5, 0.28 * n_pos + 1.2)), squeeze=False)
+    for j, kind in enumerate(KINDS):
+        ax = axes[0, j]
+        ks = df[df["kind"] == kind] if len(df) else df
+        title = KIND_LABEL[kind]
+        if ks.empty or ks["p_restored"].notna().sum() == 0:
+            _no_data(ax, title)
+            continue
+        mat = ks.pivot_table(index="position", columns="layer", values="p_restored", aggfunc="mean")
+        layers = sorted(int(x) for x in mat.columns)
+        mat = mat.reindex(index=range(n_pos), columns=layers)
+        arr = mat.to_numpy(dtype=float)
+        vmin = p_corr if np.isfinite(p_corr) else np.nanmin(arr)
+        vmax = max(float(np.nanmax(arr)), vmin + 1e-6)
+        im = ax.pcolormesh(np.ma.masked_invalid(arr), cmap=KIND_CMAP[kind], vmin=vmin, vmax=vmax)
+        ax.invert_yaxis()
+        ax.set_yticks(np.arange(n_pos) + 0.5)
+        ax.set_yticklabels(labels if j == 0 else [], fontsize=8)
+        step = max(1, int(np.ceil(len(layers) / 12)))
+        ax.set_xticks(np.arange(0, len(layers), step) + 0.5)
+        ax.set_xticklabels([str(layers[k]) for k in range(0, len(layers), step)], fontsize=7)
+        ax.set_xlabel("layer")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, label="p(target) restored")
+    kid = f"known_id {int(df['known_id'].iloc[0])}: " if len(df) and "known_id" in df.columns else ""
+    fig.suptitle(f"{kid}p_clean = {p_clean:.3f}, p_corrupted = {p_corr:.3f}", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def modality_gap_plot(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot: int = 500,
+                      seed: int = 0, ci: float = 0.95) -> list[Path]:
+    """Per-layer speech-text representation gap: cosine similarity (left) and Euclidean distance (right).
+
+    ``gap_df``: one row per (fact, layer, position) with columns layer, position (e.g. "last subject",
+    "last token"), cosine, euclidean, and optionally known_id and model. Lines are means over facts, bands
+    are percentile bootstrap CIs (``n_boot``, ``seed``); one line per position (and per model if several).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
+    metrics = (("cosine", "cosine similarity"), ("euclidean", "Euclidean distance"))
+    if gap_df.empty:
+        for ax, (_m, lab) in zip(axes[0], metrics):
+            _no_data(ax, lab)
+        return save_figure(fig, out)
+    group_cols = ["model", "position"] if "model" in gap_df.columns and gap_df["model"].nunique() > 1 \
+        else ["position"]
+    palette = sns.color_palette("colorblind", n_colors=max(1, gap_df.groupby(group_cols).ngroups))
+    for ax, (metric, lab) in zip(axes[0], metrics):
+        for c, (key, g) in enumerate(gap_df.groupby(group_cols, sort=True)):
+            name = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+            if "known_id" in g.columns:
+                mat = g.pivot_table(index="known_id", columns="layer", values=metric, aggfunc="mean")
+            else:  # no fact ids: rows of one layer are independent draws
+                g = g.assign(_r=g.groupby("layer").cumcount())
+                mat = g.pivot_table(index="_r", columns="layer", values=metric, aggfunc="mean")
+            layers = mat.columns.to_numpy(dtype=float)
+            mean, lo, hi, _n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=seed + c, ci=ci)
+            ax.plot(layers, mean, marker="o", ms=3, color=palette[c], label=name)
+            ax.fill_between(layers, lo, hi, color=palette[c], alpha=0.2, linewidth=0)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(lab)
+        ax.set_title(f"{lab} (speech vs text)", fontsize=9)
+    axes[0, 0].legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def wer_histogram(asr_df: pd.DataFrame, out: str | os.PathLike[str], bins: int = 20) -> list[Path]:
+    """Histogram of per-utterance WER (``asr`` contract), one colour per ASR model, mean WER marked."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    w = asr_df["wer"].astype(float) if len(asr_df) else pd.Series(dtype=float)
+    if w.notna().sum() == 0:
+        _no_data(ax, "WER")
+        return save_figure(fig, out)
+    top = max(1.0, float(np.nanmax(w)))
+    edges = np.linspace(0.0, top, bins + 1)
+    models = asr_df["model"].fillna("?").astype(str) if "model" in asr_df.columns else pd.Series("?", w.index)
+    palette = sns.color_palette("colorblind", n_colors=max(1, models.nunique()))
+    parts = []
+    for c, (m, g) in enumerate(asr_df.assign(_m=models).groupby("_m", sort=True)):
+        vals = g["wer"].astype(float).dropna()
+        ax.hist(vals, bins=edges, alpha=0.6, color=palette[c], label=f"{m} (n={len(vals)})")
+        ax.axvline(vals.mean(), color=palette[c], ls="--", lw=1)
+        parts.append(f"{m}: {100 * vals.mean():.1f}%")
+    ax.set_xlabel("word error rate")
+    ax.set_ylabel("utterances")
+    ax.set_title("mean WER " + ", ".join(parts), fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, out)
