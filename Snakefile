@@ -7,7 +7,11 @@
 # Stages, one rule file each under workflow/rules/:
 #   facts -> models -> speech (tts, asr, align, units, token map) -> filter -> noise -> trace -> aggregate -> figures
 
-configfile: "config/config.yaml"
+# The offline default, unless config files are given on the command line: a cluster config (config/paper.yaml)
+# then replaces it instead of being merged into it (merging would add the offline model to a cluster run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

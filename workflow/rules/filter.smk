@@ -11,6 +11,8 @@ def filter_speech_inputs(wc):
 
 
 rule filter:
+    conda:
+        "../../envs/factrace.yaml"
     input:
         unpack(filter_speech_inputs),
         prompts=f"{R}/prompts/shard-{{shard}}.parquet",

@@ -22,6 +22,8 @@ def noise_speech_inputs(wc):
 
 rule noise_scale:
     """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME)."""
+    conda:
+        "../../envs/factrace.yaml"
     input:
         unpack(noise_speech_inputs),
         prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
@@ -55,6 +57,8 @@ def trace_runtime(wc, attempt):
 
 
 rule trace:
+    conda:
+        "../../envs/factrace.yaml"
     input:
         unpack(speech_shard_inputs),
         prompts=f"{R}/prompts/shard-{{shard}}.parquet",
