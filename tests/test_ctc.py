@@ -157,3 +157,9 @@ def test_property_random_segmentations(data, words):
     bounds = [(w.start, w.end) for w in word_segs]
     assert all(s < e for s, e in bounds)
     assert all(bounds[i][1] <= bounds[i + 1][0] for i in range(len(bounds) - 1))
+
+
+def test_identical_neighbours_need_a_blank_frame():
+    em, _, _ = synth("LL", [1, 1], [0, 0], lead=0)  # 2 frames cannot hold L, blank, L
+    with pytest.raises(ctc.AlignmentError, match="cannot fit"):
+        ctc.align(em, "LL", VOCAB, BLANK)

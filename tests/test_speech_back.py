@@ -284,7 +284,11 @@ def shard(tmp_path):
             [("Rome", 0.1, 0.4), ("the", 0.5, 0.6), ("capital", 0.6, 1.0), ("of", 1.0, 1.1)])],
         *[(3, i, w, s, e) for i, (w, s, e) in enumerate([("Zürich", 0.5, 0.8), ("is", 0.8, 0.9)])],
     ], columns=["known_id", "word_index", "word", "start_s", "end_s"])
-    align["score"], align["method"] = 1.0, "test"
+    align["score"], align["method"], align["reason"], align["aligned"] = 1.0, "test", "", True
+    # rows as the offline aligners write them: untimed words with a reason
+    untimed = pd.DataFrame([{"known_id": 2, "word_index": 4, "word": "--", "start_s": np.nan, "end_s": np.nan,
+                             "score": np.nan, "method": "test", "reason": "punctuation only", "aligned": False}])
+    align = pd.concat([align, untimed], ignore_index=True)
     write_table(align, tmp_path / "align.parquet", "alignment")
     # a word-level fast tokenizer with offsets, saved like a model directory
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -352,3 +356,13 @@ def test_cli_register_parses_all_subcommands():
         args = parser.parse_args(argv)
         assert callable(args.func) and args.cmd == argv[0]
     assert parser.parse_args(["speech-tokens", "--audio", "a", "--out", "o", "--no-dedup"]).dedup is False
+
+
+def test_usable_alignment_keeps_timed_rows_and_reasons():
+    from factrace.speech.units_stages import usable_alignment
+
+    df = pd.DataFrame({"known_id": [1, 1, 2], "word": ["a", ",", "b"], "start_s": [0.0, np.nan, np.nan],
+                       "end_s": [0.1, np.nan, np.nan], "reason": ["", "punctuation", "eSpeak gave no event"],
+                       "aligned": [True, False, False]})
+    ok, reasons = usable_alignment(df)
+    assert ok.word.tolist() == ["a"] and reasons == {1: "punctuation", 2: "eSpeak gave no event"}

@@ -47,7 +47,9 @@ def plot_alignment(
         ax.set_ylabel("label")
         ax.set_title("CTC trellis and best path")
     ax = axes[-1, 0]
-    ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[1]))
+    top = float(mel.max())
+    ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, mel.shape[1]),
+              vmin=top - 18.4, vmax=top)  # 80 dB of dynamic range (natural-log energies)
     for _, row in words.iterrows():
         ax.axvspan(row["start_s"], row["end_s"], color="white", alpha=0.12)
         ax.axvline(row["start_s"], color="white", linewidth=0.8)

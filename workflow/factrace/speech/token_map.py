@@ -187,6 +187,7 @@ def map_tokens(
         raise TokenMapError(f"run lengths sum to {int(np.sum(run_lengths))}, not to the {n_frames} frames")
     subject_flags = subject_mask(prompt, subject, offsets)
     norm = normalise(prompt)
+    words = [(w, s, e) for w, s, e in words if np.isfinite(s) and np.isfinite(e) and e >= s]
     if not words:
         raise TokenMapError("no aligned words")
     spans = written_spans(norm, word_times(norm, words))

@@ -140,6 +140,22 @@ def run_align_ctc(
 # ---------------------------------------------------------------- token-map
 
 
+def usable_alignment(align: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Timed alignment rows (finite times; ``status == "ok"`` / ``aligned`` where those columns exist) and,
+    per fact, the first non-empty reason among the rows left out."""
+    mask = align["start_s"].notna() & align["end_s"].notna()
+    if "status" in align.columns:
+        mask &= align["status"].astype(str) == "ok"
+    if "aligned" in align.columns:
+        mask &= align["aligned"].astype(bool)
+    reasons: dict[int, str] = {}
+    if "reason" in align.columns:
+        for kid, reason in zip(align.loc[~mask, "known_id"], align.loc[~mask, "reason"], strict=True):
+            if reason and isinstance(reason, str) and int(kid) not in reasons:
+                reasons[int(kid)] = reason
+    return align[mask], reasons
+
+
 def _failed_row(kid: int, model_name: str, reason: str) -> dict:
     return {"known_id": kid, "model": model_name, "text_token_index": -1, "text_token": "", "speech_start": -1,
             "speech_end": -1, "is_subject": False, "char_start": -1, "char_end": -1, "status": "failed",
@@ -163,22 +179,15 @@ def run_token_map(
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(f"{tokenizer_dir}: a fast tokenizer is needed for offsets (return_offsets_mapping)")
     prompts = read_table(prompts_parquet, "prompts").sort_values("known_id")
-    align = read_table(alignment_parquet, "alignment")
-    if "status" in align.columns:
-        align_failed = align[align["status"] != "ok"].groupby("known_id")["reason"].first().to_dict()
-        align = align[align["status"] == "ok"]
-    else:
-        align_failed = {}
+    align, align_reasons = usable_alignment(read_table(alignment_parquet, "alignment"))
     speech = read_table(speech_tokens_parquet).set_index("known_id")
     frames: list[pd.DataFrame] = []
     for _, p in prompts.iterrows():
         kid = int(p["known_id"])
         try:
-            if kid in align_failed:
-                raise TokenMapError(f"alignment failed: {align_failed[kid]}")
             words_df = align[align["known_id"] == kid].sort_values("word_index")
             if words_df.empty:
-                raise TokenMapError("no alignment rows")
+                raise TokenMapError(f"no aligned words ({align_reasons.get(kid) or 'no alignment rows'})")
             if kid not in speech.index:
                 raise TokenMapError("no speech tokens")
             sp = speech.loc[kid]
@@ -217,9 +226,7 @@ def run_speech_figures(
     """Figure-3-style plots for the first ``n`` aligned facts (by known_id)."""
     from .figures import plot_alignment, unit_onsets
 
-    align = read_table(alignment_parquet, "alignment")
-    if "status" in align.columns:
-        align = align[align["status"] == "ok"]
+    align, _ = usable_alignment(read_table(alignment_parquet, "alignment"))
     speech = read_table(speech_tokens_parquet).set_index("known_id")
     tmap = read_table(token_map_parquet, "token_map") if token_map_parquet else None
     written: list[Path] = []
