@@ -155,10 +155,10 @@ def cmd_merge(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------- analysis
 def cmd_aie(args: argparse.Namespace) -> None:
     from . import io
-    from .analysis.aie import aggregate_aie
+    from .analysis.aie import aie_table
 
     trace = io.read_tables(args.inputs, "trace")
-    aie = aggregate_aie(trace, n_boot=args.n_boot, seed=args.seed, combine=args.combine)
+    aie = aie_table(trace, combine=args.combine, n_boot=args.n_boot, seed=args.seed)
     params = {"n_boot": args.n_boot, "seed": args.seed, "combine": args.combine}
     io.write_table(aie, args.out, "aie", _provenance("aie", params, seed=args.seed))
 
@@ -167,8 +167,18 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     from . import io
     from .analysis.figures import aie_heatmaps
 
+    import shutil
+    import tempfile
+
     aie = io.read_table(args.aie, "aie")
-    aie_heatmaps(aie, args.out, label=args.label)
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        written = aie_heatmaps(aie, Path(tmp) / "aie")
+        if len(written) != 1:
+            raise SystemExit(f"{args.aie}: expected one (model, modality), found {sorted(written)}")
+        for path in next(iter(written.values())):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), out.with_suffix(path.suffix))
 
 
 def cmd_figure_prompts(args: argparse.Namespace) -> None:
@@ -180,7 +190,8 @@ def cmd_figure_prompts(args: argparse.Namespace) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     for kid in sorted(trace["known_id"].unique())[: args.n]:
         one = trace[trace["known_id"] == kid]
-        prompt_trace_plot(one, outdir / f"{args.prefix}_known{kid}.png")
+        tokens = one.drop_duplicates("position").sort_values("position")["token"].tolist()
+        prompt_trace_plot(one, tokens, outdir / f"{args.prefix}_known{kid}.png")
 
 
 def cmd_qc(args: argparse.Namespace) -> None:
@@ -293,7 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
     s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
     s.add_argument("--aie", required=True)
-    s.add_argument("--label", default="")
     s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
     s.set_defaults(func=cmd_figure_heatmaps)
     s = fig.add_parser("prompts", help="per-prompt trace plots")

@@ -26,12 +26,10 @@ rule aie_heatmaps:
         png=report(f"{R}/figures/aie_{{model}}_{{modality}}.png", caption="../report/aie_heatmaps.rst",
                    category="Causal traces"),
         pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
-    params:
-        label=lambda wc: model_cfg(wc.model).get("label", wc.model),
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure heatmaps --aie {input:q} --label {params.label:q} --out {output.png:q} 2> {log}"
+        "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log}"
 
 
 rule prompt_plots:
