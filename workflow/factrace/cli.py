@@ -207,6 +207,46 @@ def cmd_qc(args: argparse.Namespace) -> None:
     log.info("QC:\n%s", table.to_string(index=False))
 
 
+def cmd_wer_summary(args: argparse.Namespace) -> None:
+    from . import io
+    from .analysis.figures import wer_histogram
+    from .speech.asr import corpus_wer
+
+    asr = io.read_tables(args.asr, "asr")
+    summary = {
+        "corpus_wer": corpus_wer(asr["reference"].tolist(), asr["hypothesis"].tolist()) if len(asr) else None,
+        "mean_wer": float(asr["wer"].mean()) if len(asr) else None,
+        "median_wer": float(asr["wer"].median()) if len(asr) else None,
+        "n_utterances": len(asr),
+        "model": sorted(asr["model"].unique().tolist()) if len(asr) else [],
+    }
+    if "kept" in asr.columns:
+        summary["dropped_by_threshold"] = int((~asr["kept"].astype(bool)).sum())
+    io.write_json(summary, args.out)
+    wer_histogram(asr, args.figure)
+    log.info("WER: %s", summary)
+
+
+def cmd_align_compare(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import io
+    from .speech.aligners import boundary_disagreement
+
+    ref = io.read_tables(args.reference, "alignment")
+    if "field" in ref.columns:
+        ref = ref[ref["field"] == "prompt"]
+    others = io.read_tables(args.others, "alignment")
+    rows = []
+    for method, g in others.groupby("method"):
+        stats = boundary_disagreement(ref.drop(columns=["field"], errors="ignore"), g)
+        rows.append({"method": method, "reference": "synthesiser onsets", **stats})
+    table = pd.DataFrame(rows, columns=["method", "reference", "median_ms", "p95_ms", "mean_ms", "n"])
+    with io.atomic_path(args.out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    log.info("boundary disagreement:\n%s", table.to_string(index=False))
+
+
 def cmd_provenance(args: argparse.Namespace) -> None:
     from . import io
 
@@ -319,6 +359,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--traces", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_qc)
+
+    s = sub.add_parser("wer-summary", help="overall WER of the ASR check and its histogram")
+    s.add_argument("--asr", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--figure", required=True)
+    s.set_defaults(func=cmd_wer_summary)
+
+    s = sub.add_parser("align-compare", help="word-onset disagreement of alignment methods vs the synthesiser")
+    s.add_argument("--reference", nargs="+", required=True)
+    s.add_argument("--others", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_align_compare)
 
     s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
     s.add_argument("file")

@@ -1,5 +1,223 @@
-# Speech data pipeline (filled in by the speech stage): tts -> asr -> align -> speech tokens -> token map.
+# Speech data pipeline, per shard: tts -> asr check -> word alignment -> speech tokens -> text-to-speech token map.
+# Backends from config `speech:` (offline: eSpeak NG, Whisper tiny.en, eSpeak word onsets / pocketsphinx,
+# MFCC + k-means units; cluster: MeloTTS, Whisper-small, HuBERT CTC, SpiritLM HuBERT units).
+
+TTS = SPEECH.get("tts", {})
+ASR = SPEECH.get("asr", {})
+ALIGN = SPEECH.get("alignment", {})
+UNITS = SPEECH.get("units", {})
+UNITS_BACKEND = UNITS.get("backend", "mfcc-kmeans")
+ALIGN_METHOD = ALIGN.get("method", "espeak-onsets")
+
+
+def speech_models():
+    """Models that read speech: a token map is built with each one's text tokenizer."""
+    return sorted({name for name, mod in model_modalities() if mod == "s2t"})
 
 
 def speech_targets():
-    return []
+    out = [
+        f"{R}/speech/wer.json",
+        f"{R}/figures/speech/wer_histogram.png",
+        f"{R}/figures/speech/alignment.done",
+    ]
+    out += shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")
+    for m in speech_models():
+        out += shard_paths(f"{R}/speech/token_map/{m}/shard-{{shard}}.parquet")
+    if ALIGN.get("compare"):
+        out.append(f"{R}/speech/alignment_disagreement.tsv")
+    return out
+
+
+rule tts:
+    conda:
+        "../../envs/speech-cluster.yaml"
+    input:
+        f"{R}/prompts/shard-{{shard}}.parquet",
+    output:
+        manifest=f"{R}/speech/audio/shard-{{shard}}.parquet",
+        onsets=f"{R}/speech/audio/shard-{{shard}}.onsets.parquet",
+        wavs=directory(f"{R}/speech/audio/shard-{{shard}}"),
+    params:
+        backend=TTS.get("backend", "espeak"),
+        voice=TTS.get("voice", "en-us") if TTS.get("backend", "espeak") == "espeak" else TTS.get("speaker", "EN-US"),
+        rate=TTS.get("rate", 160),
+        pitch=TTS.get("pitch", 50),
+        seed=SEED,
+    log:
+        f"{R}/logs/tts/{{shard}}.log",
+    shell:
+        "factrace tts --prompts {input:q} --out {output.manifest:q} --audio-dir {output.wavs:q} "
+        "--backend {params.backend} --voice {params.voice:q} --rate {params.rate} --pitch {params.pitch} "
+        "--seed {params.seed} 2> {log}"
+
+
+rule asr:
+    """ASR check of the prompt audio: transcript and WER against the prompt text."""
+    conda:
+        "../../envs/speech-cluster.yaml"
+    input:
+        f"{R}/speech/audio/shard-{{shard}}.parquet",
+    output:
+        f"{R}/speech/asr/shard-{{shard}}.parquet",
+    params:
+        model=ASR.get("model", "offline"),
+        threshold=f"--wer-threshold {ASR['wer_threshold']}" if ASR.get("wer_threshold") is not None else "",
+    log:
+        f"{R}/logs/asr/{{shard}}.log",
+    shell:
+        "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} {params.threshold} 2> {log}"
+
+
+rule wer_summary:
+    input:
+        shard_paths(f"{R}/speech/asr/shard-{{shard}}.parquet"),
+    output:
+        json=f"{R}/speech/wer.json",
+        png=report(f"{R}/figures/speech/wer_histogram.png", caption="../report/wer.rst", category="Speech"),
+    log:
+        f"{R}/logs/wer_summary.log",
+    shell:
+        "factrace wer-summary --asr {input:q} --out {output.json:q} --figure {output.png:q} 2> {log}"
+
+
+def align_inputs(wc):
+    return {
+        "audio": f"{R}/speech/audio/shard-{wc.shard}.parquet",
+        "onsets": f"{R}/speech/audio/shard-{wc.shard}.onsets.parquet",
+        "prompts": f"{R}/prompts/shard-{wc.shard}.parquet",
+    }
+
+
+def align_args(method):
+    if method == "hubert-ctc":
+        return f"--model-dir {ALIGN['ctc_model']}" if ALIGN.get("ctc_model") else ""
+    return ""
+
+
+rule align:
+    """Word boundaries of each prompt with the configured method (the one the token map uses)."""
+    conda:
+        "../../envs/speech-cluster.yaml"
+    input:
+        unpack(align_inputs),
+    output:
+        f"{R}/speech/alignment/shard-{{shard}}.parquet",
+    params:
+        method=ALIGN_METHOD,
+        extra=align_args(ALIGN_METHOD),
+    log:
+        f"{R}/logs/align/{{shard}}.log",
+    shell:
+        "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
+        "--method {params.method} {params.extra} --out {output:q} 2> {log}"
+
+
+rule align_other:
+    """The same prompts aligned with another method, to measure boundary disagreement."""
+    conda:
+        "../../envs/speech-cluster.yaml"
+    input:
+        unpack(align_inputs),
+    output:
+        f"{R}/speech/alignment-{{method}}/shard-{{shard}}.parquet",
+    params:
+        extra=lambda wc: align_args(wc.method),
+    wildcard_constraints:
+        method="pocketsphinx|whisper|hubert-ctc|espeak-onsets",
+    log:
+        f"{R}/logs/align_other/{{method}}/{{shard}}.log",
+    shell:
+        "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
+        "--method {wildcards.method} {params.extra} --out {output:q} 2> {log}"
+
+
+rule alignment_disagreement:
+    """Word-onset disagreement (median, 95th percentile, ms) of each method against the synthesiser's onsets."""
+    input:
+        reference=shard_paths(f"{R}/speech/audio/shard-{{shard}}.onsets.parquet"),
+        others=expand(
+            f"{R}/speech/alignment-{{method}}/shard-{{shard}}.parquet",
+            method=ALIGN.get("compare", []),
+            shard=sorted(SHARDS),
+        ),
+    output:
+        report(f"{R}/speech/alignment_disagreement.tsv", caption="../report/alignment.rst", category="Speech"),
+    params:
+        methods=ALIGN.get("compare", []),
+    log:
+        f"{R}/logs/alignment_disagreement.log",
+    shell:
+        "factrace align-compare --reference {input.reference:q} --others {input.others:q} --out {output:q} 2> {log}"
+
+
+rule fit_units:
+    """The offline speech tokenizer: k-means over MFCC frames (25 Hz) of all prompt audio."""
+    input:
+        shard_paths(f"{R}/speech/audio/shard-{{shard}}.parquet"),
+    output:
+        f"{R}/speech/units/mfcc_kmeans.npz",
+    params:
+        k=UNITS.get("k", 100),
+        seed=SEED,
+    log:
+        f"{R}/logs/fit_units.log",
+    shell:
+        "factrace fit-units --audio {input:q} --k {params.k} --seed {params.seed} --out {output:q} 2> {log}"
+
+
+rule speech_tokens:
+    conda:
+        "../../envs/spiritlm.yaml"
+    input:
+        audio=f"{R}/speech/audio/shard-{{shard}}.parquet",
+        units=[f"{R}/speech/units/mfcc_kmeans.npz"] if UNITS_BACKEND == "mfcc-kmeans" else [],
+    output:
+        f"{R}/speech/tokens/shard-{{shard}}.parquet",
+    params:
+        backend=UNITS_BACKEND,
+        dedup="--dedup" if UNITS.get("dedup", True) else "--no-dedup",
+        units=lambda wc, input: f"--units {input.units[0]}" if input.units else "",
+        ckpt=f"--checkpoints-dir {UNITS['checkpoints_dir']}" if UNITS.get("checkpoints_dir") else "",
+    log:
+        f"{R}/logs/speech_tokens/{{shard}}.log",
+    shell:
+        "factrace speech-tokens --audio {input.audio:q} {params.units} --backend {params.backend} {params.dedup} "
+        "{params.ckpt} --out {output:q} 2> {log}"
+
+
+rule token_map:
+    """For every text token of the prompt (the model's tokenizer), its [start, end) range of speech tokens."""
+    input:
+        prompts=f"{R}/prompts/shard-{{shard}}.parquet",
+        alignment=f"{R}/speech/alignment/shard-{{shard}}.parquet",
+        speech_tokens=f"{R}/speech/tokens/shard-{{shard}}.parquet",
+        model=lambda wc: model_input(wc.model),
+    output:
+        f"{R}/speech/token_map/{{model}}/shard-{{shard}}.parquet",
+    params:
+        tokenizer=lambda wc: model_cfg(wc.model).get("tokenizer", model_cfg(wc.model)["path"]),
+    log:
+        f"{R}/logs/token_map/{{model}}/{{shard}}.log",
+    shell:
+        "factrace token-map --prompts {input.prompts:q} --alignment {input.alignment:q} "
+        "--speech-tokens {input.speech_tokens:q} --tokenizer-dir {params.tokenizer:q} --model {wildcards.model} "
+        "--out {output:q} 2> {log}"
+
+
+rule speech_figures:
+    """Spectrograms with word boundaries and speech-token ticks for the first few facts (paper Figure 3)."""
+    input:
+        audio=f"{R}/speech/audio/shard-{sorted(SHARDS)[0]}.parquet" if SHARDS else [],
+        alignment=f"{R}/speech/alignment/shard-{sorted(SHARDS)[0]}.parquet" if SHARDS else [],
+        speech_tokens=f"{R}/speech/tokens/shard-{sorted(SHARDS)[0]}.parquet" if SHARDS else [],
+    output:
+        touch(f"{R}/figures/speech/alignment.done"),
+    params:
+        n=config.get("figures", {}).get("spectrograms", 3),
+        outdir=f"{R}/figures/speech",
+    log:
+        f"{R}/logs/speech_figures.log",
+    shell:
+        "factrace speech-figures --audio {input.audio:q} --alignment {input.alignment:q} "
+        "--speech-tokens {input.speech_tokens:q} --out-dir {params.outdir:q} --n {params.n} 2> {log}"
