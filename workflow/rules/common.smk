@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -46,6 +47,30 @@ def _plan_shards():
 
 
 SHARDS = _plan_shards()
+
+
+def _remove_unreadable_tables():
+    """A truncated or corrupted stage table is removed before planning, so that its job runs again.
+
+    Reading a Parquet footer costs a millisecond; a half-written file never has a valid one. Jobs write under a
+    temporary name and rename, so this only finds files damaged after the fact (disk faults, manual copies).
+    """
+    import pyarrow.parquet as pq
+
+    root = Path(R)
+    if not root.is_dir():
+        return
+    for path in root.rglob("*.parquet"):
+        if ".parts" in path.parent.name:
+            continue  # a trace job's finished facts; the job itself checks them
+        try:
+            pq.read_metadata(path)
+        except Exception as err:
+            logger.warning(f"{path}: unreadable Parquet ({err}); removed so that the job that makes it reruns")
+            path.unlink()
+
+
+_remove_unreadable_tables()
 
 
 wildcard_constraints:
