@@ -49,6 +49,18 @@ def _plan_shards():
 SHARDS = _plan_shards()
 
 
+def subjects_digest():
+    """Digest of the (known_id, subject) pairs: the noise scale depends on the subjects only."""
+    if DOWNLOADED_FACTS:
+        return "downloaded"
+    facts = [f for fs in facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT).values() for f in fs]
+    pairs = sorted((f.known_id, f.subject) for f in facts)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+SUBJECTS_DIGEST = subjects_digest()
+
+
 def _remove_unreadable_tables():
     """A truncated or corrupted stage table is removed before planning, so that its job runs again.
 

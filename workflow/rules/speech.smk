@@ -152,9 +152,12 @@ rule alignment_disagreement:
 
 
 rule fit_units:
-    """The offline speech tokenizer: k-means over MFCC frames (25 Hz) of all prompt audio."""
+    """The offline speech tokenizer: k-means over MFCC frames (25 Hz) of all prompt audio.
+
+    Fitted once on the corpus and then kept as a resource (inputs are `ancient`): editing a fact does not refit
+    the unit inventory and re-tokenise every shard. Delete the .npz to refit."""
     input:
-        shard_paths(f"{R}/speech/audio/shard-{{shard}}.parquet"),
+        [ancient(p) for p in shard_paths(f"{R}/speech/audio/shard-{{shard}}.parquet")],
     output:
         f"{R}/speech/units/mfcc_kmeans.npz",
     params:

@@ -15,22 +15,26 @@ def noise_speech_inputs(wc):
     if wc.modality != "s2t":
         return {}
     return {
-        "speech_tokens": shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet"),
-        "token_map": shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet"),
+        "speech_tokens": [ancient(p) for p in shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")],
+        "token_map": [ancient(p) for p in shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet")],
     }
 
 
 rule noise_scale:
-    """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME)."""
+    """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME).
+
+    The shard tables are `ancient` and the subjects' digest is a param: the scale is recomputed when a subject
+    changes, not when a prompt elsewhere in a shard is edited (which would otherwise re-trace every shard)."""
     conda:
         "../../envs/factrace.yaml"
     input:
         unpack(noise_speech_inputs),
-        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        prompts=[ancient(p) for p in shard_paths(f"{R}/prompts/shard-{{shard}}.parquet")],
         model=lambda wc: model_input(wc.model),
     output:
         f"{R}/noise/{{model}}/{{modality}}.json",
     params:
+        subjects=SUBJECTS_DIGEST,
         spec=lambda wc: model_spec_json(wc.model),
         multiplier=TRACING.get("noise_multiplier", 3.0),
         speech=lambda wc, input: (
