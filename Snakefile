@@ -14,6 +14,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/facts.smk"
 include: "workflow/rules/models.smk"
@@ -21,6 +24,7 @@ include: "workflow/rules/speech.smk"
 include: "workflow/rules/filter.smk"
 include: "workflow/rules/trace.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:

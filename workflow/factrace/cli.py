@@ -247,6 +247,49 @@ def cmd_align_compare(args: argparse.Namespace) -> None:
     log.info("boundary disagreement:\n%s", table.to_string(index=False))
 
 
+def category_peaks(aie):
+    """Peak AIE and its layer per (model, modality, kind) at the last subject token and at the last token."""
+    import pandas as pd
+
+    rows = []
+    for (model, modality, kind, cat), g in aie.dropna(subset=["aie"]).groupby(["model", "modality", "kind", "category"]):
+        if cat not in ("last subject", "last token"):
+            continue
+        best = g.loc[g["aie"].idxmax()]
+        rows.append({"model": model, "modality": modality, "kind": kind, "category": cat,
+                     "peak_aie": float(best["aie"]), "peak_layer": int(best["layer"]),
+                     "ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"]), "n": int(best["n"])})
+    return pd.DataFrame(rows)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
+    from . import io
+    from .analysis.aie import prompt_category_effects
+    from .analysis.figures import figure2_grid
+    from .analysis.stats import paired_permutation_tests, peak_effects
+
+    aie = io.read_tables(args.aie, "aie")
+    rows = [tuple(r) for r in json.loads(args.rows)]
+    figure2_grid(aie, rows, args.figure)
+    out = Path(args.outdir)
+    peaks = peak_effects(aie)
+    cat_peaks = category_peaks(aie)
+    if args.traces:
+        effects = prompt_category_effects(io.read_tables(args.traces, "trace"), combine=args.combine)
+        tests = paired_permutation_tests(effects, n_perm=args.n_perm, seed=args.seed)
+    else:
+        tests = None
+    prov = _provenance("compare", {"n_perm": args.n_perm, "seed": args.seed, "combine": args.combine})
+    for name, df in (("peaks", peaks), ("category_peaks", cat_peaks), ("tests", tests)):
+        if df is None:
+            continue
+        io.write_table(df, out / f"{name}.parquet", None, prov)
+        with io.atomic_path(out / f"{name}.csv") as tmp:
+            df.to_csv(tmp, index=False)
+        log.info("%s:\n%s", name, df.to_string(index=False))
+
+
 def cmd_provenance(args: argparse.Namespace) -> None:
     from . import io
 
@@ -371,6 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--others", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_align_compare)
+
+    s = sub.add_parser("compare", help="Figure 2 grid, peak effects and paired T->T vs S->T tests")
+    s.add_argument("--aie", nargs="+", required=True)
+    s.add_argument("--rows", required=True, help='JSON list of [model, modality, label]')
+    s.add_argument("--traces", nargs="*", default=[], help="trace tables of models traced in both modalities")
+    s.add_argument("--n-perm", type=int, default=2000)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
+    s.add_argument("--figure", required=True)
+    s.add_argument("--outdir", required=True)
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
     s.add_argument("file")

@@ -148,6 +148,7 @@ def all_targets():
         out.append(f"{R}/figures/aie_{name}_{mod}.png")
         out.append(f"{R}/figures/prompts/{name}_{mod}.done")
     out.append(f"{R}/qc/qc.tsv")
+    out.append(f"{R}/figures/figure2.png")
     if SPEECH_ENABLED:
         out.extend(speech_targets())
     return out
