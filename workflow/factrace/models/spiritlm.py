@@ -1,0 +1,65 @@
+"""Loader ``spiritlm``: SpiritLM's language model (or the offline speech LM) as a transformers Llama.
+
+SpiritLM's checkpoint layout (``checkpoints/spiritlm_model/spirit-lm-{base,expressive}-7b/``, see the spiritlm
+repository's ``checkpoints/README.md``) is a transformers directory: ``config.json``, ``generation_config.json``,
+``pytorch_model.bin``, ``special_tokens_map.json``, ``tokenizer_config.json`` and the SentencePiece
+``tokenizer.model``. SpiritLM itself loads it with ``LlamaForCausalLM.from_pretrained(path)`` and
+``LlamaTokenizer.from_pretrained(path, add_bos_token=True, add_eos_token=False)``; this loader does the same
+through ``AutoTokenizer`` (a ``tokenizer.json`` is used when present; a bare ``tokenizer.model`` needs the
+``sentencepiece`` package to be converted to a fast tokenizer, which the tracer needs for character offsets).
+
+The offline speech LM (:mod:`factrace.speechlm.offline`) is saved in the same form (safetensors + a
+word-level fast tokenizer with ``[Text]``, ``[Speech]``, ``[Hu0..]``) and goes through this loader too, so that
+both get the same marker logic (:func:`factrace.speechlm.prompts.markers_from_tokenizer`).
+
+Config keys besides ``path``/``dtype``/``device`` (``ModelSpec.extra``): ``attn_implementation`` (default
+``sdpa``; the fast tracing engine needs ``sdpa`` or ``eager``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .load import LoadedModel, ModelSpec, check_path, resolve_device, resolve_dtype, weights_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+class SpiritLMLoadError(RuntimeError):
+    pass
+
+
+def load_spiritlm(spec: ModelSpec) -> LoadedModel:
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from ..speechlm.prompts import markers_from_tokenizer
+
+    path = check_path(spec)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
+    has_json = (path / "tokenizer.json").is_file()
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, add_bos_token=True, add_eos_token=False)
+    except (ImportError, ValueError, OSError) as err:
+        hint = "" if has_json else (
+            " The directory has no tokenizer.json; converting SentencePiece's tokenizer.model needs the "
+            "`sentencepiece` package (pip install sentencepiece), once per environment."
+        )
+        raise SpiritLMLoadError(f"model {spec.name!r}: cannot load the tokenizer from {path}: {err}.{hint}") from err
+    if not getattr(tok, "is_fast", False):
+        raise SpiritLMLoadError(f"model {spec.name!r}: the tokenizer at {path} is not a fast tokenizer (offsets)")
+    markers = markers_from_tokenizer(tok)
+    attn = spec.extra.get("attn_implementation", "sdpa")
+    model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, attn_implementation=attn)
+    n_vocab = model.get_input_embeddings().weight.shape[0]
+    top = max([markers.text, markers.speech, *markers.units, *markers.extra])
+    if top >= n_vocab:
+        raise SpiritLMLoadError(
+            f"model {spec.name!r}: tokenizer id {top} is outside the embedding matrix ({n_vocab} rows)"
+        )
+    model.to(device).eval()
+    model.requires_grad_(False)
+    log.info("loaded %s from %s: [Text]=%d [Speech]=%d [Hu0..%d]=%d.., BOS %s, %d layers", spec.name, path,
+             markers.text, markers.speech, markers.n_units - 1, markers.units[0], markers.bos,
+             model.config.num_hidden_layers)
+    return LoadedModel(spec, model, tok, device, weights_fingerprint(path))

@@ -1,0 +1,1 @@
+"""Speech-text language models: prompt layout, the offline speech LM, speech filtering, tracing inputs, gap."""

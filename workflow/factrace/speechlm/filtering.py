@@ -1,0 +1,186 @@
+"""Filtering per modality for speech-text LMs (Known-t2t and Known-s2t of one model).
+
+* ``t2t`` on a speech LM: greedy continuation of ``[BOS] [Text] prompt`` (:func:`filter_text`; for a plain LM
+  it falls through to :func:`factrace.filtering.generate.filter_facts` unchanged).
+* ``s2t``: greedy continuation of ``[BOS] [Speech] [Hu..].. [Text]`` built from the shard's speech tokens
+  (:func:`filter_speech`).
+
+Both decode greedily with the speech and marker tokens suppressed (SpiritLM bans them when the output modality
+is text) and classify the continuation with the same rule as text (:func:`factrace.filtering.match.classify`).
+The traced target is the first token of the attribute as it follows the *text* prompt (:func:`target_for`):
+SpiritLM's answer after ``[Text]`` is text in both modalities.
+
+A fact without usable speech tokens, or whose token map failed (no subject speech range), is a row with
+``kept = False``, ``match = "none"``, an empty generation and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..contracts import check
+from ..filtering.match import classify
+from .prompts import Markers, is_speech_lm, markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["known_id", "model", "modality", "generation", "match", "kept", "target_token_id", "target_token",
+           "reason"]
+REASON_NO_MATCH = "generation does not contain the attribute"
+
+
+@torch.no_grad()
+def greedy_ids(loaded: Any, ids: list[int], max_new_tokens: int, markers: Markers) -> str:
+    """Greedy text continuation of the prompt ``ids`` (markers and units suppressed), decoded without specials."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    model, tok = loaded.model, loaded.tokenizer
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], device=device)
+    eos = markers.eos if markers.eos is not None else tok.eos_token_id
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    gen = model.generate(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+        do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None, pad_token_id=pad,
+        eos_token_id=eos, suppress_tokens=markers.non_text(),
+    )
+    return tok.decode(gen[0, input_ids.shape[1]:].tolist(), skip_special_tokens=True)
+
+
+def text_generation(loaded: Any, prompt: str, max_new_tokens: int, markers: Markers) -> str:
+    return greedy_ids(loaded, text_prompt_ids(loaded.tokenizer, prompt, markers).ids, max_new_tokens, markers)
+
+
+def target_for(tokenizer: Any, prompt: str, attribute: str, markers: Markers) -> tuple[int, str]:
+    """First token of ``attribute`` after ``[Text] prompt`` (prompt and prompt + " " + attribute tokenised
+    alike; on a merge across the boundary, the first token of " " + attribute)."""
+    if not str(attribute).strip():
+        raise ValueError(f"empty attribute for prompt {prompt!r}")
+    p = text_prompt_ids(tokenizer, prompt, markers).ids
+    j = text_prompt_ids(tokenizer, prompt + " " + str(attribute).strip(), markers).ids
+    if len(j) > len(p) and j[: len(p)] == p:
+        tid = j[len(p)]
+    else:
+        ids = tokenizer(" " + str(attribute).strip(), add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"attribute {attribute!r} tokenises to nothing")
+        tid = ids[0]
+    return int(tid), tokenizer.decode([tid])
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.astype({"known_id": "int64", "target_token_id": "int64", "kept": "bool"})
+
+
+def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_tokens: int = 8) -> pd.DataFrame:
+    """The t2t ``filter`` table for any model: ``[Text]`` + prompt for a speech LM, the plain prompt otherwise."""
+    if not is_speech_lm(loaded.tokenizer):
+        from ..filtering.generate import filter_facts
+
+        return filter_facts(loaded.model, loaded.tokenizer, prompts_df, model_name, "t2t", max_new_tokens)
+    markers = markers_from_tokenizer(loaded.tokenizer)
+    rows = []
+    for r in prompts_df.itertuples():
+        gen = text_generation(loaded, str(r.prompt), max_new_tokens, markers)
+        match = classify(gen, str(r.attribute))
+        tid, ttext = target_for(loaded.tokenizer, str(r.prompt), str(r.attribute), markers)
+        kept = match != "none"
+        rows.append({"known_id": int(r.known_id), "model": model_name, "modality": "t2t", "generation": gen,
+                     "match": match, "kept": kept, "target_token_id": tid, "target_token": ttext,
+                     "reason": "" if kept else REASON_NO_MATCH})
+    df = _frame(rows)
+    log.info("filter %s/t2t: %d facts, kept %d", model_name, len(df), int(df["kept"].sum()))
+    return check(df, "filter", source=f"filter[{model_name}/t2t]")
+
+
+def speech_problems(speech: pd.DataFrame, tmap: pd.DataFrame | None, known_id: int) -> str:
+    """Why a fact cannot be used in speech ('' when it can)."""
+    from ..speech.token_map import TokenMapError, subject_speech_range
+
+    if known_id not in speech.index:
+        return "no speech tokens"
+    sp = speech.loc[known_id]
+    if str(sp.get("status", "ok")) != "ok":
+        return f"speech tokens failed: {sp.get('reason', '')}"
+    if len(sp["units"]) == 0:
+        return "no speech tokens (empty unit sequence)"
+    if tmap is None:
+        return ""
+    m = tmap[tmap["known_id"] == known_id]
+    if m.empty:
+        return "no token map rows"
+    if "status" in m.columns and (m["status"].astype(str) != "ok").any():
+        reason = m["reason"].astype(str).iloc[0] if "reason" in m.columns else ""
+        return f"token map failed: {reason}"
+    try:
+        _, e = subject_speech_range(m)
+    except TokenMapError as err:
+        return f"token map failed: {err}"
+    if e > len(sp["units"]):
+        return f"token map range ends at {e} beyond the {len(sp['units'])} speech tokens"
+    return ""
+
+
+def read_speech(paths: Any) -> pd.DataFrame:
+    """Speech-tokens tables (one path or several) indexed by known_id."""
+    from ..io import read_table
+
+    if paths is None:
+        raise ValueError("no speech-tokens table given (--speech-tokens)")
+    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
+    df = pd.concat([read_table(p) for p in paths], ignore_index=True)
+    return df.drop_duplicates("known_id", keep="last").set_index("known_id")
+
+
+def read_token_maps(paths: Any) -> pd.DataFrame | None:
+    from ..io import read_table
+
+    if paths is None:
+        return None
+    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
+    if not paths:
+        return None
+    return pd.concat([read_table(p, "token_map") for p in paths], ignore_index=True)
+
+
+def filter_speech(loaded: Any, prompts_df: pd.DataFrame, args: Any, max_new_tokens: int = 8) -> pd.DataFrame:
+    """The ``filter`` table for modality ``s2t`` (``args.speech_tokens``, ``args.token_map``, ``args.model``).
+
+    ``args.modality`` other than ``s2t`` raises; facts without speech tokens or with a failed token map are
+    ``kept = False`` rows with the reason.
+    """
+    modality = getattr(args, "modality", "s2t")
+    if modality != "s2t":
+        raise ValueError(f"filter_speech handles modality 's2t', not {modality!r}")
+    markers = markers_from_tokenizer(loaded.tokenizer)
+    speech = read_speech(args.speech_tokens)
+    tmap = read_token_maps(getattr(args, "token_map", None))
+    if tmap is None:
+        log.warning("no token map given: facts are filtered without checking their subject speech range")
+    rows = []
+    for r in prompts_df.sort_values("known_id").itertuples():
+        kid = int(r.known_id)
+        tid, ttext = target_for(loaded.tokenizer, str(r.prompt), str(r.attribute), markers)
+        problem = speech_problems(speech, tmap, kid)
+        row = {"known_id": kid, "model": args.model, "modality": "s2t", "target_token_id": tid,
+               "target_token": ttext}
+        if problem:
+            rows.append({**row, "generation": "", "match": "none", "kept": False, "reason": problem})
+            continue
+        units = [int(u) for u in speech.loc[kid, "units"]]
+        gen = greedy_ids(loaded, speech_prompt_ids(units, markers), max_new_tokens, markers)
+        match = classify(gen, str(r.attribute))
+        kept = match != "none"
+        rows.append({**row, "generation": gen, "match": match, "kept": kept,
+                     "reason": "" if kept else REASON_NO_MATCH})
+    df = _frame(rows)
+    counts = df["match"].value_counts().to_dict()
+    log.info("filter %s/s2t: %d facts, kept %d (exact %d, partial %d), %d without usable speech", args.model,
+             len(df), int(df["kept"].sum()), counts.get("exact", 0), counts.get("partial", 0),
+             int((df["reason"] != "").sum() - (df["reason"] == REASON_NO_MATCH).sum()))
+    return check(df, "filter", source=f"filter[{args.model}/s2t]")
