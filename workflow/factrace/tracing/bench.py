@@ -1,0 +1,250 @@
+"""Benchmark: the fast engine against the hook-based reference on the offline SmolLM2-135M, on this CPU.
+
+Usage: ``python -m factrace.tracing.bench [MODEL_DIR] [--quick] [--reference-layers N] ...``
+
+Two prompts: a text-length one (12 tokens, subject at 2..5) and a speech-length one (48 tokens, corrupted
+range 16..32 in the middle), ``--samples`` noise samples, kinds hidden/mlp/attn with window 10. The engine
+and the reference each run in a subprocess (so that their peak RSS is measured separately, model included).
+
+The reference costs a full forward per cell whatever the cell's layer and position, so it is run on
+``--reference-layers`` evenly spaced centre layers and its time is extrapolated per cell to all layers
+(the table says so); the engine runs all layers (or ``--engine-layers``) and its time is measured. The
+engine and reference results are compared on the layers both ran (``max_abs_diff``).
+
+``floor_s`` is the FLOPs of the minimal recomputation (``cost.estimate_cost(method="engine")``) divided by the
+FLOP/s of a large float32 matmul measured here. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROMPTS = {
+    # name: (n_tokens, corrupt range); the text prompt is tokenized text when it has 12 tokens
+    "text": (12, (2, 5)),
+    "speech": (48, (16, 32)),
+}
+TEXT = "The Eiffel Tower is located in the city of Paris, which"
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def matmul_flops(n: int = 2048, repeats: int = 8) -> float:
+    """Float32 matmul throughput of this machine (FLOP/s, best of ``repeats``)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int, kinds, window: int,
+                  layers, flops_per_s: float) -> float:
+    """Seconds the minimal recomputation needs at ``flops_per_s`` (the cost model's engine FLOPs)."""
+    from .cost import estimate_cost
+
+    cost = estimate_cost(n_tokens=n_tokens, corrupt_start=start, corrupt_end=end, samples=samples,
+                         kinds=tuple(kinds), window=window, method="engine", layers=layers, **dims)
+    return cost["flops"] / flops_per_s
+
+
+def _prompt(model, tok, name: str, samples: int, seed: int):
+    import torch
+
+    from .noise import embedding_std, make_noise
+
+    n, (start, end) = PROMPTS[name]
+    ids = None
+    if name == "text" and tok is not None:
+        ids = tok(TEXT, return_tensors="pt", add_special_tokens=False).input_ids[:, :n]
+        if ids.shape[1] != n:
+            ids = None
+    if ids is None:  # a speech-length stand-in: deterministic token ids
+        g = torch.Generator().manual_seed(seed + n)
+        ids = torch.randint(100, model.config.vocab_size, (1, n), generator=g)
+    with torch.no_grad():
+        emb = model.get_input_embeddings()(ids[0, start:end])
+        target = int(model(input_ids=ids).logits[0, -1].argmax())
+    noise = make_noise(samples, end - start, emb.shape[-1], 3 * embedding_std(emb), seed)
+    return ids, (start, end), target, noise
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Runs one method on the prompts; writes timings and results to ``args.out`` (npz + json)."""
+    _threads(args.threads)
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .engine import trace_prompt_fast
+    from .patching import trace_prompt
+
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.model)
+    except Exception:  # noqa: BLE001 - a model dir without a tokenizer still benchmarks
+        tok = None
+    fn = trace_prompt_fast if args.worker == "engine" else trace_prompt
+    kinds = tuple(args.kinds.split(","))
+    out = {"method": args.worker}
+    arrays = {}
+    for name in args.prompts.split(","):
+        ids, corrupt, target, noise = _prompt(model, tok, name, args.samples, args.seed)
+        layers = json.loads(getattr(args, f"{args.worker}_layer_list"))
+        t0 = time.perf_counter()
+        res = fn(model, ids, corrupt, target, noise, kinds=kinds, window=args.window, layers=layers,
+                 max_rows=args.max_rows)
+        dt = time.perf_counter() - t0
+        out[name] = {"seconds": dt, "layers": layers, "n_tokens": int(ids.shape[1]), "corrupt": list(corrupt),
+                         "p_clean": res.p_clean, "p_corrupted": res.p_corrupted}
+        for k in kinds:
+            arrays[f"{name}/{k}"] = res.restored[k]
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    np.savez(args.out + ".npz", **arrays)
+    Path(args.out + ".json").write_text(json.dumps(out))
+
+
+def _spaced(n_layers: int, count: int) -> list[int]:
+    if count >= n_layers:
+        return list(range(n_layers))
+    return sorted({round(i * (n_layers - 1) / max(1, count - 1)) for i in range(count)}) if count > 1 else [
+        n_layers // 2]
+
+
+def _run_worker(method: str, ns: argparse.Namespace, tmp: str) -> tuple[dict, dict]:
+    out = os.path.join(tmp, method)
+    cmd = [sys.executable, "-m", "factrace.tracing.bench", ns.model, "--worker", method, "--out", out,
+           "--samples", str(ns.samples), "--window", str(ns.window), "--kinds", ns.kinds,
+           "--prompts", ns.prompts, "--threads", str(ns.threads), "--seed", str(ns.seed),
+           "--max-rows", str(ns.max_rows),
+           "--engine-layer-list", ns.engine_layer_list, "--reference-layer-list", ns.reference_layer_list]
+    subprocess.run(cmd, check=True)
+    info = json.loads(Path(out + ".json").read_text())
+    with np.load(out + ".npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return info, arrays
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="factrace bench tracing", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", nargs="?", default="results/models/smollm2")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--kinds", default="hidden,mlp,attn")
+    p.add_argument("--prompts", default="text,speech")
+    p.add_argument("--reference-layers", type=int, default=2,
+                   help="evenly spaced centre layers the reference runs (time extrapolated per cell)")
+    p.add_argument("--engine-layers", type=int, default=0, help="evenly spaced layers for the engine (0: all)")
+    p.add_argument("--quick", action="store_true", help="engine on 6 layers, reference on 1, 4 samples")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-rows", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--worker", choices=["engine", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--engine-layer-list", default="null", help=argparse.SUPPRESS)
+    p.add_argument("--reference-layer-list", default="null", help=argparse.SUPPRESS)
+    ns = p.parse_args(argv)
+    if ns.worker:
+        _worker(ns)
+        return {}
+    if ns.quick:
+        ns.engine_layers, ns.reference_layers, ns.samples = ns.engine_layers or 6, 1, min(ns.samples, 4)
+
+    from transformers import AutoConfig
+
+    from .cost import estimate_cost, model_dims
+
+    _threads(ns.threads)
+    cfg = AutoConfig.from_pretrained(ns.model)
+    dims = model_dims(cfg)
+    L = dims["n_layers"]
+    ref_layers = _spaced(L, ns.reference_layers)
+    eng_layers = list(range(L)) if ns.engine_layers <= 0 else sorted(set(_spaced(L, ns.engine_layers))
+                                                                      | set(ref_layers))
+    ns.engine_layer_list, ns.reference_layer_list = json.dumps(eng_layers), json.dumps(ref_layers)
+    flops_per_s = matmul_flops()
+    kinds = tuple(ns.kinds.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        eng, eng_arr = _run_worker("engine", ns, tmp)
+        ref, ref_arr = _run_worker("reference", ns, tmp)
+
+    rows, summary = [], {}
+    max_diff = 0.0
+    for name in ns.prompts.split(","):
+        e, r = eng[name], ref[name]
+        n, (start, end) = e["n_tokens"], e["corrupt"]
+        idx = [eng_layers.index(x) for x in ref_layers]
+        for k in kinds:
+            max_diff = max(max_diff, float(np.abs(eng_arr[f"{name}/{k}"][idx] - ref_arr[f"{name}/{k}"]).max()))
+        max_diff = max(max_diff, abs(e["p_clean"] - r["p_clean"]), abs(e["p_corrupted"] - r["p_corrupted"]))
+        common = dict(n_tokens=n, corrupt_start=start, corrupt_end=end, samples=ns.samples, kinds=kinds,
+                      window=ns.window, **dims)
+        cost_e = estimate_cost(method="engine", layers=eng_layers, **common)
+        cost_r_meas = estimate_cost(method="reference", layers=ref_layers, **common)
+        cost_r_same = estimate_cost(method="reference", layers=eng_layers, **common)
+        # the reference's time per cell is the same for every cell: extrapolate to the engine's cells
+        ref_s = r["seconds"] * cost_r_same["cells"] / cost_r_meas["cells"]
+        floor_s = floor_seconds(dims, n, start, end, ns.samples, kinds, ns.window, eng_layers, flops_per_s)
+        summary[name] = {"engine_s": e["seconds"], "reference_s": ref_s, "reference_measured_s": r["seconds"],
+                             "floor_s": floor_s, "speedup": ref_s / e["seconds"],
+                             "flop_ratio": cost_r_same["flops"] / cost_e["flops"],
+                             "engine_gflops": cost_e["flops"] / e["seconds"] / 1e9,
+                             "reference_gflops": cost_r_meas["flops"] / r["seconds"] / 1e9}
+        rows.append((name, n, f"{start}..{end}", len(eng_layers), len(ref_layers), e["seconds"], r["seconds"],
+                     ref_s, floor_s, ref_s / e["seconds"], e["seconds"] / floor_s))
+
+    print(f"model {ns.model}: {L} layers, hidden {dims['hidden']}; samples {ns.samples}, kinds {','.join(kinds)}, "
+          f"window {ns.window}; {ns.threads} threads; matmul {flops_per_s / 1e9:.1f} GFLOP/s")
+    print(f"reference run on centre layers {ref_layers} only; its time is extrapolated per cell "
+          f"(every cell is one full forward) to the engine's {len(eng_layers)} layers")
+    hdr = ("prompt", "tokens", "corrupt", "eng_L", "ref_L", "engine_s", "ref_meas_s", "ref_extrap_s", "floor_s",
+           "speedup", "eng/floor")
+    print("{:<7} {:>6} {:>7} {:>5} {:>5} {:>9} {:>10} {:>12} {:>8} {:>8} {:>9}".format(*hdr))
+    for row in rows:
+        print("{:<7} {:>6} {:>7} {:>5} {:>5} {:>9.2f} {:>10.2f} {:>12.1f} {:>8.2f} {:>8.1f} {:>9.2f}".format(*row))
+    for name, s in summary.items():
+        print(f"{name}: FLOP ratio reference/engine {s['flop_ratio']:.2f}; achieved GFLOP/s engine "
+              f"{s['engine_gflops']:.1f}, reference {s['reference_gflops']:.1f}")
+    print(f"peak RSS (MB, model included): engine {eng['peak_rss_mb']:.0f}, reference {ref['peak_rss_mb']:.0f}; "
+          f"max |engine - reference| = {max_diff:.2e}")
+    result = {
+        "speedup_text": summary.get("text", {}).get("speedup"),
+        "speedup_speech": summary.get("speech", {}).get("speedup"),
+        "max_abs_diff": max_diff,
+        "engine_s": {k: v["engine_s"] for k, v in summary.items()},
+        "reference_s": {k: v["reference_s"] for k, v in summary.items()},
+        "reference_measured_s": {k: v["reference_measured_s"] for k, v in summary.items()},
+        "reference_extrapolated": len(ref_layers) < len(eng_layers),
+        "floor_s": {k: v["floor_s"] for k, v in summary.items()},
+        "engine_over_floor": {k: v["engine_s"] / v["floor_s"] for k, v in summary.items()},
+        "peak_rss_mb": {"engine": eng["peak_rss_mb"], "reference": ref["peak_rss_mb"]},
+        "matmul_gflops": flops_per_s / 1e9,
+        "samples": ns.samples, "kinds": list(kinds), "window": ns.window, "engine_layers": eng_layers,
+        "reference_layers": ref_layers, "threads": ns.threads,
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
