@@ -456,7 +456,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    args.func(args)
+    from .contracts import ContractError
+    from .facts.known import FactsError
+
+    try:
+        args.func(args)
+    except (FactsError, ContractError) as err:  # bad input: the message names the file, the row and the fix
+        log.debug("traceback", exc_info=True)
+        raise SystemExit(f"factrace {args.command}: {err}") from err
     return 0
 
 

@@ -2,6 +2,8 @@
 
 
 rule aie:
+    conda:
+        "../../envs/factrace.yaml"
     input:
         lambda wc: expand(
             f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
@@ -20,6 +22,8 @@ rule aie:
 
 
 rule aie_heatmaps:
+    conda:
+        "../../envs/factrace.yaml"
     input:
         f"{R}/aie/{{model}}/{{modality}}.parquet",
     output:
@@ -34,6 +38,8 @@ rule aie_heatmaps:
 
 rule prompt_plots:
     """ROME-style per-prompt traces (hidden / MLP / attention) for the first few traced facts."""
+    conda:
+        "../../envs/factrace.yaml"
     input:
         lambda wc: expand(
             f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
@@ -42,7 +48,7 @@ rule prompt_plots:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
     params:
         n=config.get("figures", {}).get("prompt_plots", 3),
-        outdir=f"{R}/figures/prompts",
+        outdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
@@ -52,6 +58,8 @@ rule prompt_plots:
 
 rule qc:
     """Facts counted at each stage, with the reasons they left."""
+    conda:
+        "../../envs/factrace.yaml"
     input:
         prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
         filters=[f"{R}/filter/{m}/{mod}/shard-{s}.parquet" for m, mod in model_modalities() for s in sorted(SHARDS)],

@@ -34,7 +34,7 @@ rule compare:
         n_perm=config.get("aggregate", {}).get("n_perm", 2000),
         combine=config.get("aggregate", {}).get("combine", "mean"),
         seed=SEED,
-        outdir=f"{R}/compare",
+        outdir=lambda wc, output: str(Path(output.peaks).parent),
         traces=lambda wc, input: f"--traces {' '.join(input.traces)}" if input.traces else "",
     log:
         f"{R}/logs/compare.log",

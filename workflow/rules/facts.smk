@@ -19,6 +19,8 @@ if config["facts"].get("url"):
 rule shard:
     """One shard of the facts. The facts file is `ancient`: a shard reruns when its own facts change (the
     digest in params), not when another shard's facts are edited."""
+    conda:
+        "../../envs/factrace.yaml"
     input:
         facts=FACTS_PATH if DOWNLOADED_FACTS else ancient(FACTS_PATH),
     output:

@@ -218,7 +218,7 @@ rule speech_figures:
         touch(f"{R}/figures/speech/alignment.done"),
     params:
         n=config.get("figures", {}).get("spectrograms", 3),
-        outdir=f"{R}/figures/speech",
+        outdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         f"{R}/logs/speech_figures.log",
     shell:

@@ -97,6 +97,8 @@ rule trace:
 
 rule merge_trace:
     """The layer windows of one shard and kind, merged into one table (equal to a single-job run)."""
+    conda:
+        "../../envs/factrace.yaml"
     input:
         lambda wc: [
             f"{R}/trace/{wc.model}/{wc.modality}/{wc.kind}/shard-{wc.shard}/layers-{lo}-{hi}.parquet"

@@ -7,8 +7,8 @@ Problems are of two kinds:
 * fixable, recorded as a note and fixed by :func:`prepare_audio`: more than one channel (averaged to mono),
   a sample rate other than the target (resampled with :func:`scipy.signal.resample_poly`), clipping (kept,
   but noted: the waveform is still usable, its transcription may suffer);
-* fatal, raised as :class:`BadAudioError`: no samples, or silence (RMS below ``SILENCE_RMS``), or a file that
-  cannot be read.
+* fatal, raised as :class:`BadAudioError`: no samples, NaN/inf samples, or silence (RMS below ``SILENCE_RMS``),
+  or a file that cannot be read.
 """
 
 from __future__ import annotations
@@ -83,12 +83,16 @@ def validate_audio(
 ) -> list[str]:
     """Every problem of ``wave``, as sentences starting with a keyword.
 
-    Keywords: ``empty``, ``silent``, ``clipped``, ``stereo`` (any multi-channel input), ``sample-rate``.
+    Keywords: ``empty``, ``non-finite``, ``silent``, ``clipped``, ``stereo`` (any multi-channel input),
+    ``sample-rate``.
     An empty list means the waveform can be used as it is.
     """
     problems: list[str] = []
     if wave.size == 0 or wave.shape[0] == 0:
         return [f"empty: {path} has no samples"]
+    n_bad = int(np.size(wave) - np.count_nonzero(np.isfinite(wave)))
+    if n_bad:  # NaN/inf pass every level check below and would poison resampling, units and alignment
+        return [f"non-finite: {path} has {n_bad} NaN or infinite samples"]
     if wave.ndim == 2 and wave.shape[1] > 1:
         problems.append(f"stereo: {path} has {wave.shape[1]} channels; averaged to mono")
     mono = to_mono(wave)
@@ -109,6 +113,8 @@ def validate_audio(
 _FATAL_FIX = {
     "empty": "the synthesiser produced no audio: check that the text is not empty and rerun the tts rule",
     "silent": "the file holds silence: check the TTS voice/volume settings and rerun the tts rule",
+    "non-finite": "the synthesiser produced NaN/inf samples (half precision on GPU can): rerun the tts rule, "
+    "in float32 if it happens again",
 }
 
 

@@ -1,0 +1,351 @@
+"""Bad input, one test per class: each is an error that names the file, the row and the fix, or a recorded reason.
+
+Classes: malformed facts (and the `factrace shard` exit message), non-ASCII / digit / symbol facts (valid), bad
+audio (what tests/test_speech_front.py does not already cover), text that cannot be aligned, a model that never
+produces the attribute, and a config with unknown keys or wrong types.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from factrace import io
+from factrace.facts.known import FactsError, load_facts
+from factrace.provenance import Provenance
+from test_corruption import copy_workflow, snakemake
+from test_resume import factrace_cmd, save_tiny_model, subprocess_env
+
+GOOD = {"known_id": 0, "subject": "Italy", "attribute": "Rome", "template": "The capital of {} is",
+        "prediction": "Rome", "prompt": "The capital of Italy is", "relation_id": "P36"}
+
+
+def _facts_file(tmp_path: Path, records) -> Path:
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _load_error(tmp_path: Path, records) -> tuple[Path, str]:
+    path = _facts_file(tmp_path, records)
+    with pytest.raises(FactsError) as err:
+        load_facts(path)
+    return path, str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------- malformed facts
+
+
+@pytest.mark.parametrize("field", ["known_id", "subject", "attribute", "prompt"])
+def test_missing_field(tmp_path, field):
+    bad = {k: v for k, v in {**GOOD, "known_id": 4}.items() if k != field}
+    path, msg = _load_error(tmp_path, [GOOD, bad])
+    assert str(path) in msg
+    assert f"row 1 (known_id={bad.get('known_id', '?')})" in msg
+    assert f"field {field!r} is missing; add it" in msg
+
+
+def test_subject_not_in_prompt(tmp_path):
+    bad = {**GOOD, "known_id": 3, "subject": "Germany"}
+    path, msg = _load_error(tmp_path, [GOOD, bad])
+    assert str(path) in msg and "row 1 (known_id=3)" in msg
+    assert "subject 'Germany' does not occur in prompt 'The capital of Italy is'" in msg
+    assert "fix the subject or the prompt" in msg
+
+
+@pytest.mark.parametrize("field", ["subject", "attribute", "prompt"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_string(tmp_path, field, value):
+    bad = {**GOOD, "known_id": 9, field: value}
+    path, msg = _load_error(tmp_path, [bad])
+    assert str(path) in msg and "row 0 (known_id=9)" in msg
+    assert f"field {field!r} is empty; give it a non-empty string" in msg
+
+
+def test_duplicate_ids(tmp_path):
+    path, msg = _load_error(tmp_path, [GOOD, {**GOOD, "known_id": 1}, {**GOOD, "subject": "Italy", "known_id": 0}])
+    assert str(path) in msg
+    assert "row 2 (known_id=0): duplicate known_id, also at row 0; give each fact its own id" in msg
+
+
+@pytest.mark.parametrize("kid", ["7", 1.5, -2, True, None], ids=["string", "float", "negative", "bool", "null"])
+def test_non_integer_id(tmp_path, kid):
+    path, msg = _load_error(tmp_path, [GOOD, {**GOOD, "known_id": kid}])
+    assert str(path) in msg and "row 1" in msg
+    if kid is None:
+        assert "field 'known_id' is missing" in msg
+    else:
+        assert f"known_id must be a non-negative integer, got {kid!r}" in msg
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    records = [GOOD, {**GOOD, "known_id": 1, "subject": ""}, {**GOOD, "known_id": 2, "subject": "Spain"},
+               {**GOOD, "known_id": 1}]
+    _, msg = _load_error(tmp_path, records)
+    assert "3 problem(s)" in msg
+    assert "row 1 (known_id=1)" in msg and "row 2 (known_id=2)" in msg and "row 3 (known_id=1)" in msg
+
+
+@pytest.mark.parametrize(("text", "expected"), [("[{]", "not valid JSON"), ('{"a": 1}', "expected a JSON list"),
+                                                ("[1]", "row 0: expected an object")])
+def test_not_a_list_of_facts(tmp_path, text, expected):
+    path = tmp_path / "facts.json"
+    path.write_text(text)
+    with pytest.raises(FactsError, match=expected) as err:
+        load_facts(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_facts_file_names_the_config_key(tmp_path):
+    with pytest.raises(FactsError, match="facts.path"):
+        load_facts(tmp_path / "nope.json")
+
+
+def test_factrace_shard_exit_message_names_file_and_row(tmp_path):
+    path = _facts_file(tmp_path, [GOOD, {**GOOD, "known_id": 5, "subject": "Germany"}])
+    out = tmp_path / "shard.parquet"
+    proc = subprocess.run(
+        factrace_cmd("shard", "--facts", str(path), "--shard", "0000", "--shard-size", "8", "--out", str(out)),
+        check=False, capture_output=True, text=True, env=subprocess_env(), timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr  # a message for the user, not a stack trace
+    assert proc.stderr.startswith(f"factrace shard: {path}:"), proc.stderr
+    assert "row 1 (known_id=5)" in proc.stderr and "fix the subject or the prompt" in proc.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- non-ASCII, digits, symbols: VALID
+
+UNUSUAL = [
+    ("Zürich", "Zürich is a city in", "Switzerland"),
+    ("São Paulo", "São Paulo is a city in", "Brazil"),
+    ("Gdańsk", "The port of Gdańsk lies in", "Poland"),
+    ("Ørsted", "Ørsted has its headquarters in", "Denmark"),
+    ("Beyoncé", "Beyoncé was born in", "Houston"),
+    ("7-Eleven", "7-Eleven was founded in", "Dallas"),
+    ("AT&T", "AT&T is headquartered in", "Dallas"),
+    ("3M", "The company 3M makes", "Post-it notes"),
+    ("Apollo 11", "Apollo 11 landed on the", "Moon"),
+    ("the 1990s", "Grunge music was popular in the 1990s in", "Seattle"),
+    ("$5 bill", "The $5 bill shows", "Abraham Lincoln"),
+    ("Rome’s Colosseum", "Rome’s Colosseum is in", "Italy"),
+]
+
+
+def test_non_ascii_digits_symbols_are_valid(tmp_path):
+    from factrace.speech.normalise import CTC_ALPHABET, normalise
+
+    records = [{"known_id": i, "subject": s, "attribute": a, "template": p.replace(s, "{}"), "prediction": a,
+                "prompt": p, "relation_id": "P0"} for i, (s, p, a) in enumerate(UNUSUAL)]
+    facts = load_facts(_facts_file(tmp_path, records))
+    assert [(f.subject, f.prompt, f.attribute) for f in facts] == [(s, p, a) for s, p, a in UNUSUAL]
+    for f in facts:
+        norm = normalise(f.prompt)
+        assert norm.transcript and not norm.dropped, f
+        assert set(norm.transcript) <= CTC_ALPHABET | {"|"}
+        start = f.prompt.index(f.subject)
+        assert norm.words_in_span(start, start + len(f.subject)), f  # the subject is spoken
+        assert normalise(f.attribute).transcript
+
+
+# ------------------------------------------------------------------------------------------------------ audio
+SR = 16000
+
+
+def _tone(seconds: float, sr: int, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 22050, 24000, 48000])
+def test_other_sample_rates_are_resampled(tmp_path, sr):
+    from factrace.speech import audio
+
+    p = tmp_path / f"{sr}.wav"
+    sf.write(p, _tone(0.5, sr), sr)
+    wave, notes = audio.prepare_audio(p)
+    assert abs(len(wave) - SR // 2) <= 1
+    assert [n for n in notes if n.startswith("sample-rate:")] == [f"sample-rate: {p} is {sr} Hz; resampled to 16000 Hz"]
+    # the tone survives resampling (no aliasing or silence): about 0.3 / sqrt(2) RMS
+    assert abs(float(np.sqrt(np.mean(wave[400:-400] ** 2))) - 0.3 / np.sqrt(2)) < 0.02
+
+
+def test_multichannel_and_rate_and_clipping_together(tmp_path):
+    from factrace.speech import audio
+
+    p = tmp_path / "six.wav"
+    x = np.clip(_tone(0.5, 22050, amp=2.0), -1, 1)
+    sf.write(p, np.stack([x] * 6, axis=1), 22050, subtype="FLOAT")
+    wave, notes = audio.prepare_audio(p)
+    assert wave.ndim == 1 and abs(len(wave) - SR // 2) <= 1
+    assert {n.split(":")[0] for n in notes} == {"stereo", "clipped", "sample-rate"}
+    assert any("6 channels" in n for n in notes)
+
+
+def test_silent_stereo_and_near_silent_noise_are_fatal(tmp_path):
+    from factrace.speech import audio
+
+    p = tmp_path / "silent_stereo.wav"
+    sf.write(p, np.zeros((SR, 2), np.float32), SR)
+    with pytest.raises(audio.BadAudioError, match="RMS") as err:
+        audio.prepare_audio(p)
+    assert err.value.path == str(p) and "tts" in err.value.fix
+    q = tmp_path / "hiss.wav"
+    sf.write(q, (1e-5 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32), SR, subtype="FLOAT")
+    with pytest.raises(audio.BadAudioError, match="silent|RMS"):
+        audio.prepare_audio(q)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_samples_are_fatal(tmp_path, bad):
+    from factrace.speech import audio
+
+    p = tmp_path / "nan.wav"
+    x = _tone(0.5, SR)
+    x[100:110] = bad
+    sf.write(p, x, SR, subtype="FLOAT")
+    with pytest.raises(audio.BadAudioError) as err:
+        audio.prepare_audio(p)
+    msg = str(err.value)
+    assert str(p) in msg and "10 NaN or infinite samples" in msg and "Fix:" in msg and "tts" in msg
+
+
+def test_single_channel_2d_is_plain_mono_and_missing_file_names_the_rule(tmp_path):
+    from factrace.speech import audio
+
+    p = tmp_path / "one.wav"
+    sf.write(p, _tone(0.25, SR)[:, None], SR)
+    wave, notes = audio.prepare_audio(p)
+    assert wave.ndim == 1 and notes == []
+    with pytest.raises(audio.BadAudioError, match="does not exist. Fix: rerun the tts rule"):
+        audio.prepare_audio(tmp_path / "missing.wav")
+
+
+# ---------------------------------------------------------------------------------------- text that cannot align
+
+
+class _UniformEmitter:
+    """A stand-in CTC model: 50 frames per second, every label equally likely."""
+
+    labels: ClassVar[list[str]] = ["<pad>", "|", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ'"]
+    blank_id, separator, sample_rate, model_id, device, dtype = 0, "|", SR, "uniform-test", "cpu", "float32"
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.labels)}
+
+    def __call__(self, wave, sr):
+        n = max(1, len(wave) // 320)
+        return np.full((n, len(self.labels)), -np.log(len(self.labels)), dtype=np.float32)
+
+
+@pytest.mark.parametrize(("prompt", "seconds", "reason"), [
+    ("Москва находится в", 2.0, "no speakable words"),
+    ("?!", 2.0, "no speakable words"),
+    ("The capital city of Italy is", 0.05, "cannot fit"),
+])
+def test_align_ctc_raises_alignment_error(prompt, seconds, reason):
+    from factrace.speech.ctc import AlignmentError
+    from factrace.speech.emissions import align_ctc
+
+    with pytest.raises(AlignmentError, match=reason):
+        align_ctc(_tone(seconds, SR), SR, prompt, _UniformEmitter(), known_id=1)
+
+
+def test_unalignable_text_is_a_recorded_skip_through_alignment_and_token_map(tmp_path, monkeypatch):
+    from factrace.speech import emissions, units_stages
+
+    prompts = pd.DataFrame({
+        "known_id": [0, 1, 2], "subject": ["Italy", "Москва", "Rome"], "attribute": ["Rome", "Russia", "Italy"],
+        "prompt": ["The capital city of Italy is", "Москва находится в", "The city of Rome is located in"],
+        "template": ["The capital city of {} is", "{} находится в", "The city of {} is located in"],
+        "relation_id": ["P36", "P17", "P17"], "shard": [0, 0, 0],
+    })
+    io.write_table(prompts, tmp_path / "prompts.parquet", "prompts", Provenance(stage="shard"))
+    seconds = {0: 2.0, 1: 2.0, 2: 0.05}  # fact 2: audio far too short for its words
+    rows = []
+    for kid, s in seconds.items():
+        wav = tmp_path / f"{kid}.wav"
+        sf.write(wav, _tone(s, SR), SR)
+        rows.append({"known_id": kid, "field": "prompt", "path": str(wav), "sample_rate": SR, "duration_s": s,
+                     "backend": "test", "sha256": ""})
+    io.write_table(pd.DataFrame(rows), tmp_path / "audio.parquet", "audio", Provenance(stage="tts"))
+    monkeypatch.setattr(emissions, "load_emitter", lambda *a, **k: _UniformEmitter())
+
+    units_stages.run_align_ctc(tmp_path / "audio.parquet", tmp_path / "prompts.parquet",
+                               tmp_path / "align.parquet", tmp_path / "no-model-needed")
+    align = io.read_table(tmp_path / "align.parquet", "alignment")
+    status = align.groupby("known_id")["status"].agg(set).to_dict()
+    assert status == {0: {"ok"}, 1: {"failed"}, 2: {"failed"}}
+    reasons = align.set_index("known_id")["reason"]
+    assert "no speakable words" in reasons[1] and "cannot fit" in reasons[2]
+
+    # the token map records the skip with the alignment's reason (and maps the aligned fact)
+    units = pd.DataFrame({"known_id": [0, 1, 2], "units": [list(range(50))] * 2 + [[1]],
+                          "run_lengths": [[1] * 50] * 2 + [[1]], "n_frames": [50, 50, 1], "rate_hz": 25.0,
+                          "backend": "test", "dedup": False, "status": "ok", "reason": ""})
+    io.write_table(units, tmp_path / "tokens.parquet", None, Provenance(stage="speech_tokens"))
+    tok_dir = save_tiny_model(tmp_path / "tok", n_layers=1)
+    units_stages.run_token_map(tmp_path / "prompts.parquet", tmp_path / "align.parquet", tmp_path / "tokens.parquet",
+                               tok_dir, "tiny", tmp_path / "map.parquet")
+    tmap = io.read_table(tmp_path / "map.parquet", "token_map")
+    by = tmap.groupby("known_id")
+    assert set(by.get_group(0)["status"]) == {"ok"} and len(by.get_group(0)) == 6
+    for kid, why in ((1, "no speakable words"), (2, "cannot fit")):
+        row = by.get_group(kid)
+        assert len(row) == 1 and row["status"].item() == "failed"
+        assert row["reason"].item().startswith("no aligned words (") and why in row["reason"].item()
+
+
+# ---------------------------------------------------------------------------- the model never says the attribute
+
+
+def test_model_that_never_produces_the_attribute(tmp_path):
+    import torch
+    from factrace.filtering.generate import REASON_NO_MATCH, filter_facts
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = save_tiny_model(tmp_path / "model", n_layers=2)
+    model = AutoModelForCausalLM.from_pretrained(d).eval()
+    tok = AutoTokenizer.from_pretrained(d)
+    # attributes outside the model's vocabulary: whatever it generates, it cannot say them
+    prompts = pd.DataFrame({"known_id": [4, 2], "prompt": ["The capital city of Italy is", "The city of Rome is"],
+                            "attribute": ["Atlantis", "Narnia"], "subject": ["Italy", "Rome"]})
+    with torch.no_grad():
+        df = filter_facts(model, tok, prompts, "tiny", "t2t", max_new_tokens=4)
+    assert df["known_id"].tolist() == [4, 2]
+    assert not df["kept"].any()
+    assert (df["match"] == "none").all() and (df["reason"] == REASON_NO_MATCH).all()
+    assert all(isinstance(g, str) for g in df["generation"])  # what it said instead is recorded
+
+
+# -------------------------------------------------------------------------------------------------------- config
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda c: c["tracing"].update(sample=10), "Additional properties are not allowed ('sample' was unexpected)"),
+    (lambda c: c["tracing"].update(samples="ten"), "On instance['tracing']['samples']"),
+    (lambda c: c["models"]["smollm2"].update(n_layers="30"), "On instance['models']['smollm2']['n_layers']"),
+], ids=["unknown-key", "wrong-type", "wrong-type-model"])
+def test_bad_config_names_the_key(workflow_copy, edit, expected, request):
+    cfg = yaml.safe_load((workflow_copy / "config" / "config.yaml").read_text())
+    edit(cfg)
+    bad = workflow_copy / "config" / f"bad-{request.node.callspec.id}.yaml"
+    bad.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(workflow_copy, "-n", "--configfile", str(bad.relative_to(workflow_copy)))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error validating config file" in out and expected in out, out[-3000:]
