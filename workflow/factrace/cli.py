@@ -290,6 +290,20 @@ def cmd_compare(args: argparse.Namespace) -> None:
         log.info("%s:\n%s", name, df.to_string(index=False))
 
 
+def cmd_estimate(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .tracing.estimate import estimate_table, format_table, totals
+
+    config = yaml.safe_load(Path(args.configfile).read_text())
+    rows = estimate_table(config)
+    util = config.get("resources", {}).get("trace", {}).get("utilisation", 0.35)
+    print(f"cost of tracing {args.configfile} (dense bf16 peak x utilisation {util}; assumptions in "
+          "factrace/tracing/estimate.py)")
+    print(format_table(rows))
+    print(json.dumps(totals(rows)))
+
+
 def cmd_provenance(args: argparse.Namespace) -> None:
     from . import io
 
@@ -425,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--figure", required=True)
     s.add_argument("--outdir", required=True)
     s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("estimate", help="cells, FLOPs and GPU-hours of a config, engine vs reference")
+    s.add_argument("--configfile", default="config/paper.yaml")
+    s.set_defaults(func=cmd_estimate)
 
     s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
     s.add_argument("file")

@@ -1,6 +1,7 @@
 # Shared settings and helpers: config validation, the shard plan, model specs, targets.
-import json
 import hashlib
+import json
+import math
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError

@@ -51,13 +51,10 @@ rule noise_scale:
 
 def trace_runtime(wc, attempt):
     """Minutes for one trace job, from the cost model when the config gives a device throughput."""
-    base = config.get("resources", {}).get("trace", {}).get("runtime", 60)
-    try:
-        from factrace.tracing.cost import job_minutes
-    except ImportError:
-        return base * attempt
+    from factrace.tracing.estimate import job_minutes
+
     est = job_minutes(config, wc.model, wc.modality, wc.kind, int(wc.lo), int(wc.hi), shard_size=SHARD_SIZE)
-    return max(5, int(est or base)) * attempt
+    return max(5, math.ceil(est)) * attempt
 
 
 rule trace:
