@@ -153,3 +153,94 @@ def all_targets():
     if SPEECH_ENABLED:
         out.extend(speech_targets())
     return out
+
+
+# ---- speech (speech.smk): backends from config `speech:`
+TTS = SPEECH.get("tts", {})
+ASR = SPEECH.get("asr", {})
+ALIGN = SPEECH.get("alignment", {})
+UNITS = SPEECH.get("units", {})
+UNITS_BACKEND = UNITS.get("backend", "mfcc-kmeans")
+ALIGN_METHOD = ALIGN.get("method", "espeak-onsets")
+
+
+def speech_models():
+    """Models that read speech: a token map is built with each one's text tokenizer."""
+    return sorted({name for name, mod in model_modalities() if mod == "s2t"})
+
+
+def speech_targets():
+    out = [
+        f"{R}/speech/wer.json",
+        f"{R}/figures/speech/wer_histogram.png",
+        f"{R}/figures/speech/alignment.done",
+    ]
+    out += shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")
+    for m in speech_models():
+        out += shard_paths(f"{R}/speech/token_map/{m}/shard-{{shard}}.parquet")
+    if ALIGN.get("compare"):
+        out.append(f"{R}/speech/alignment_disagreement.tsv")
+    return out
+
+
+def align_inputs(wc):
+    return {
+        "audio": f"{R}/speech/audio/shard-{wc.shard}.parquet",
+        "onsets": f"{R}/speech/audio/shard-{wc.shard}.onsets.parquet",
+        "prompts": f"{R}/prompts/shard-{wc.shard}.parquet",
+    }
+
+
+def align_args(method):
+    if method == "hubert-ctc":
+        return f"--model-dir {ALIGN['ctc_model']}" if ALIGN.get("ctc_model") else ""
+    return ""
+
+
+# ---- filter and trace (filter.smk, trace.smk)
+def speech_shard_inputs(wc):
+    """The shard's speech tokens and token map, for S->T jobs."""
+    if wc.modality != "s2t":
+        return {}
+    return {
+        "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
+        "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
+    }
+
+
+def noise_speech_inputs(wc):
+    if wc.modality != "s2t":
+        return {}
+    return {
+        "speech_tokens": [ancient(p) for p in shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")],
+        "token_map": [ancient(p) for p in shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet")],
+    }
+
+
+def trace_runtime(wc, attempt):
+    """Minutes for one trace job, from the cost model when the config gives a device throughput."""
+    from factrace.tracing.estimate import job_minutes
+
+    est = job_minutes(config, wc.model, wc.modality, wc.kind, int(wc.lo), int(wc.hi), shard_size=SHARD_SIZE)
+    return max(5, math.ceil(est)) * attempt
+
+
+# ---- compare (compare.smk)
+MOD_LABEL = {"t2t": "T->T", "s2t": "S->T"}
+
+
+def figure2_rows():
+    """Backbones first, then each speech LM in T->T and S->T (the paper's row order)."""
+    order = sorted(model_modalities(), key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm))
+    return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
+
+
+def both_modality_traces():
+    models = [m for m in config["models"] if {"t2t", "s2t"} <= set(model_cfg(m).get("modalities", []))]
+    return [
+        f"{R}/trace/{m}/{mod}/{k}/shard-{s}.parquet"
+        for m in models
+        for mod in ("t2t", "s2t")
+        for k in KINDS
+        for s in sorted(SHARDS)
+    ]

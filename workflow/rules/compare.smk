@@ -1,26 +1,8 @@
 # Across models and modalities: the paper's Figure 2, effect sizes, paired T->T vs S->T tests.
 
-MOD_LABEL = {"t2t": "T->T", "s2t": "S->T"}
-
-
-def figure2_rows():
-    """Backbones first, then each speech LM in T->T and S->T (the paper's row order)."""
-    order = sorted(model_modalities(), key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm))
-    return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
-
-
-def both_modality_traces():
-    models = [m for m in config["models"] if {"t2t", "s2t"} <= set(model_cfg(m).get("modalities", []))]
-    return [
-        f"{R}/trace/{m}/{mod}/{k}/shard-{s}.parquet"
-        for m in models
-        for mod in ("t2t", "s2t")
-        for k in KINDS
-        for s in sorted(SHARDS)
-    ]
-
-
 rule compare:
+    conda:
+        "../../envs/factrace.yaml"
     input:
         aie=[f"{R}/aie/{m}/{mod}.parquet" for m, mod in model_modalities()],
         traces=both_modality_traces(),

@@ -1,20 +1,11 @@
 # Filtering: keep the facts a model answers (greedy generation; exact or partial match) -> Known-t2t / Known-s2t.
 
 
-def filter_speech_inputs(wc):
-    if wc.modality != "s2t":
-        return {}
-    return {
-        "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
-        "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
-    }
-
-
 rule filter:
     conda:
         "../../envs/factrace.yaml"
     input:
-        unpack(filter_speech_inputs),
+        unpack(speech_shard_inputs),
         prompts=f"{R}/prompts/shard-{{shard}}.parquet",
         model=lambda wc: model_input(wc.model),
     output:

