@@ -64,7 +64,6 @@ def cmd_shard(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------- text -> text
 def cmd_filter(args: argparse.Namespace) -> None:
     from . import io
-    from .filtering.generate import filter_facts
     from .models.load import load_model
 
     prompts = io.read_table(args.prompts, "prompts")
@@ -74,7 +73,9 @@ def cmd_filter(args: argparse.Namespace) -> None:
 
         df = filter_speech(loaded, prompts, args, args.max_new_tokens)
     else:
-        df = filter_facts(loaded.model, loaded.tokenizer, prompts, args.model, "t2t", args.max_new_tokens)
+        from .speechlm.filtering import filter_text  # `[Text]` + prompt for a speech LM; plain prompt otherwise
+
+        df = filter_text(loaded, prompts, args.model, args.max_new_tokens)
     params = {"max_new_tokens": args.max_new_tokens, "modality": args.modality}
     prov = _provenance("filter", params, model_id=args.model, weights_sha256=loaded.weights_sha256)
     io.write_table(df, args.out, "filter", prov)
@@ -84,12 +85,12 @@ def cmd_filter(args: argparse.Namespace) -> None:
 def cmd_noise_scale(args: argparse.Namespace) -> None:
     from . import io
     from .models.load import load_model
-    from .tracing.scale import noise_scale_text
+    from .speechlm.inputs import noise_scale_text_any
 
     prompts = io.read_tables(args.prompts, "prompts")
     loaded = load_model(_model_spec(args))
     if args.modality == "t2t":
-        res = noise_scale_text(loaded, prompts, args.multiplier)
+        res = noise_scale_text_any(loaded, prompts, args.multiplier)
     else:
         from .speechlm.inputs import noise_scale_speech
 
@@ -103,7 +104,8 @@ def cmd_noise_scale(args: argparse.Namespace) -> None:
 def cmd_trace(args: argparse.Namespace) -> None:
     from . import io
     from .models.load import load_model
-    from .tracing.inputs import SubjectNotFoundError, text_inputs
+    from .speechlm.inputs import text_trace_inputs
+    from .tracing.inputs import SubjectNotFoundError
     from .tracing.stage import TraceSettings, trace_shard
 
     prompts = io.read_table(args.prompts, "prompts")
@@ -126,7 +128,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
         inputs = []
         for r in rows.itertuples():
             try:
-                inputs.append((text_inputs(loaded.tokenizer, r.known_id, r.prompt, r.subject),
+                inputs.append((text_trace_inputs(loaded, r.known_id, r.prompt, r.subject),
                                int(kept.loc[r.known_id, "target_token_id"])))
             except SubjectNotFoundError as err:
                 raise SystemExit(f"{args.prompts}: known_id={r.known_id}: {err}") from err
@@ -192,6 +194,13 @@ def cmd_figure_prompts(args: argparse.Namespace) -> None:
         one = trace[trace["known_id"] == kid]
         tokens = one.drop_duplicates("position").sort_values("position")["token"].tolist()
         prompt_trace_plot(one, tokens, outdir / f"{args.prefix}_known{kid}.png")
+
+
+def cmd_figure_gap(args: argparse.Namespace) -> None:
+    from . import io
+    from .analysis.figures import modality_gap_plot
+
+    modality_gap_plot(io.read_table(args.gap), args.out)
 
 
 def cmd_qc(args: argparse.Namespace) -> None:
@@ -410,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", required=True)
     s.set_defaults(func=cmd_figure_prompts)
 
+    s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
+    s.add_argument("--gap", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_figure_gap)
+
     s = sub.add_parser("qc", help="facts counted at each stage with the reasons they left")
     s.add_argument("--prompts", nargs="+", required=True)
     s.add_argument("--filters", nargs="+", required=True)
@@ -456,7 +470,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Commands that live with their stage's package."""
     import importlib
 
-    for module in ("factrace.speech.cli", "factrace.analysis.cli", "factrace.tracing.cli"):
+    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -24,6 +24,7 @@ TRACING = config["tracing"]
 KINDS = TRACING.get("kinds", ["hidden", "mlp", "attn"])
 SPEECH = config.get("speech", {})
 SPEECH_ENABLED = SPEECH.get("enabled", False)
+SPEECHLM = SPEECH.get("speechlm", {})
 
 
 def _plan_shards():
@@ -152,6 +153,8 @@ def all_targets():
     out.append(f"{R}/figures/figure2.png")
     if SPEECH_ENABLED:
         out.extend(speech_targets())
+    for m in speech_models():
+        out.append(f"{R}/figures/modality_gap_{m}.png")
     return out
 
 

@@ -1,0 +1,66 @@
+# The offline speech LM (built by the workflow from the offline corpus) and the text-vs-speech modality gap.
+
+
+rule build_speechlm:
+    """A small speech-text Llama trained from scratch on text prompts and on the speech tokens of several eSpeak
+    renderings of them, evaluated on a held-out rendering and an unheard voice (see factrace/speechlm/offline.py)."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        facts=ancient(FACTS_PATH),
+        units=f"{R}/speech/units/mfcc_kmeans.npz",
+    output:
+        model=directory(f"{R}/models/{{model}}"),
+        eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
+    params:
+        steps=lambda wc: SPEECHLM.get("steps", 1000),
+        seed=SEED,
+        main=f"{TTS.get('voice', 'en-us')}:{TTS.get('rate', 160)}:{TTS.get('pitch', 50)}",
+        digest=SUBJECTS_DIGEST,
+    wildcard_constraints:
+        model="|".join(n for n, m in config["models"].items() if m.get("convert") == "speechlm-offline") or "^$",
+    threads: 2
+    log:
+        f"{R}/logs/build_speechlm/{{model}}.log",
+    shell:
+        "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --out-dir {output.model:q} "
+        "--main {params.main} --steps {params.steps} --seed {params.seed} --threads {threads} "
+        "--eval-json {output.eval:q} 2> {log}"
+
+
+rule modality_gap:
+    """Per layer: cosine similarity and Euclidean distance of the text and speech hidden states of each fact."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        speech_tokens=shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet"),
+        token_map=lambda wc: shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet"),
+        filters=lambda wc: [
+            f"{R}/filter/{wc.model}/{mod}/shard-{s}.parquet" for mod in ("t2t", "s2t") for s in sorted(SHARDS)
+        ],
+        model=lambda wc: model_input(wc.model),
+    output:
+        f"{R}/gap/{{model}}.parquet",
+    params:
+        spec=lambda wc: model_spec_json(wc.model),
+    log:
+        f"{R}/logs/modality_gap/{{model}}.log",
+    shell:
+        "factrace modality-gap --model {wildcards.model} --model-spec {params.spec:q} --prompts {input.prompts:q} "
+        "--speech-tokens {input.speech_tokens:q} --token-map {input.token_map:q} --filters {input.filters:q} "
+        "--out {output:q} 2> {log}"
+
+
+rule modality_gap_plot:
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        f"{R}/gap/{{model}}.parquet",
+    output:
+        png=report(f"{R}/figures/modality_gap_{{model}}.png", caption="../report/gap.rst", category="Modality gap"),
+        pdf=f"{R}/figures/modality_gap_{{model}}.pdf",
+    log:
+        f"{R}/logs/modality_gap_plot/{{model}}.log",
+    shell:
+        "factrace figure gap --gap {input:q} --out {output.png:q} 2> {log}"
