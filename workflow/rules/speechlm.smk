@@ -20,6 +20,7 @@ rule build_speechlm:
     wildcard_constraints:
         model="|".join(n for n, m in config["models"].items() if m.get("convert") == "speechlm-offline") or "^$",
     threads: 2
+    priority: 10  # on the critical path of every speech-LM job: start it as soon as the units exist
     log:
         f"{R}/logs/build_speechlm/{{model}}.log",
     shell:

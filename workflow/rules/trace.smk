@@ -18,7 +18,11 @@ rule noise_scale:
     params:
         subjects=SUBJECTS_DIGEST,
         spec=lambda wc: model_spec_json(wc.model),
-        multiplier=TRACING.get("noise_multiplier", 3.0),
+        multiplier=lambda wc: (
+            TRACING.get("noise_multiplier_s2t") or TRACING.get("noise_multiplier", 3.0)
+            if wc.modality == "s2t"
+            else TRACING.get("noise_multiplier", 3.0)
+        ),
         speech=lambda wc, input: (
             f"--speech-tokens {' '.join(input.speech_tokens)} --token-map {' '.join(input.token_map)}"
             if wc.modality == "s2t"
