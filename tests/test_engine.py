@@ -159,3 +159,5 @@ def test_progress_and_argument_checks():
     with pytest.raises(ValueError, match="dtype"):
         trace_prompt_fast(model, ids, corrupt, target, noise, dtype=torch.bfloat16)
     assert compute_dtype_for("cpu") == torch.float32
+    empty = trace_prompt_fast(model, ids, corrupt, target, noise, layers=[])
+    assert empty.restored["mlp"].shape == (0, 5) and empty.layers["mlp"] == []

@@ -108,6 +108,9 @@ def _worker(args: argparse.Namespace) -> None:
     kinds = tuple(args.kinds.split(","))
     out = {"method": args.worker}
     arrays = {}
+    # warm-up (first-call allocations and kernel selection), the same for both methods, not timed
+    ids, corrupt, target, noise = _prompt(model, tok, "text", 2, args.seed)
+    fn(model, ids, corrupt, target, noise, kinds=kinds, window=args.window, layers=[0], max_rows=args.max_rows)
     for name in args.prompts.split(","):
         ids, corrupt, target, noise = _prompt(model, tok, name, args.samples, args.seed)
         layers = json.loads(getattr(args, f"{args.worker}_layer_list"))

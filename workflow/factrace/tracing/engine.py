@@ -30,9 +30,9 @@ and MLP modules, so the arithmetic inside each module is the model's. The exact 
    last block's attention still reads every position; the reference computes logits at every position).
 5. **Big batches.** For one position t, the cells of all kinds and layers (times the samples) form one batch,
    sorted by join layer, so that the rows active at layer j are a prefix of the batch; a row enters when the
-   sweep reaches its join layer. Batches are chunked to a memory bound: ``max_rows`` rows of the full prompt
-   (the reference's bound: a chunk never holds more tokens than ``max_rows * n_tokens``) and optionally
-   ``max_bytes`` of activations.
+   sweep reaches its join layer. Batches are chunked to a memory bound: the working memory of ``max_rows``
+   rows of the full prompt in the reference (a short segment lets more rows into a batch) and optionally
+   ``max_bytes`` (see ``_chunk_cells``). Results do not depend on the chunking beyond float rounding.
 
 Families: all four (llama incl. qwen2/mistral/qwen3, gpt2, gpt_neox with parallel or sequential residual) run
 the manual-block engine above; there is no hook-based fallback. Attention runs through the model's own
@@ -292,16 +292,24 @@ def _cells_for(kinds: Sequence[str], layer_list: Sequence[int], n_layers: int, w
     return cells
 
 
-def _chunk_cells(n_cells: int, samples: int, seg: int, n_tokens: int, d: int, elem: int, n_heads: int,
-                 inter: int, max_rows: int, max_bytes: int | None) -> int:
-    """How many cells of segment length ``seg`` fit in one batch."""
-    budget_tokens = max(1, max_rows) * n_tokens
-    per = max(1, budget_tokens // (samples * seg))
+def _chunk_cells(n_cells: int, samples: int, seg: int, n_tokens: int, d: int, kv: int, elem: int,
+                 n_heads: int, inter: int, vocab: int, max_rows: int, max_bytes: int | None) -> int:
+    """How many cells of segment length ``seg`` fit in one batch.
+
+    Working memory of one batch row, per layer: activations of its ``seg`` positions (hidden copies, MLP
+    intermediates, attention scores over ``n_tokens`` keys) plus keys/values over all ``n_tokens`` positions
+    and the last position's logits. The bound is what ``max_rows`` rows of the full prompt need in the
+    reference (``seg = n_tokens``, logits at every position), and ``max_bytes`` if given.
+    """
+
+    def row_bytes(m: int, logits_positions: int) -> int:
+        return elem * (m * (8 * d + 3 * inter + n_heads * n_tokens) + 4 * n_tokens * kv) + 4 * vocab * logits_positions
+
+    budget = max(1, max_rows) * row_bytes(n_tokens, n_tokens)
     if max_bytes is not None:
-        # activations per row token: hidden copies, MLP intermediates, attention scores, prefix keys/values
-        per_token = elem * (8 * d + 3 * inter + 2 * n_heads * n_tokens) + elem * 4 * d * n_tokens // max(seg, 1)
-        per = min(per, max(1, max_bytes // (per_token * samples * seg)))
-    return max(1, min(per, n_cells))
+        budget = min(budget, max_bytes)
+    per = budget // (samples * row_bytes(seg, 1))
+    return int(max(1, min(per, n_cells)))
 
 
 @torch.no_grad()
@@ -363,10 +371,12 @@ def trace_prompt_fast(
     inter = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d)
     n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 1))
     elem = R.x[0].element_size()
+    kv = int(R.k[0].shape[1] * R.k[0].shape[3])
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
 
     plan = []
-    for t in range(first, n):
-        per = _chunk_cells(len(cells), S, n - t, n, d, elem, n_heads, inter, max_rows, max_bytes)
+    for t in range(first, n) if cells else ():
+        per = _chunk_cells(len(cells), S, n - t, n, d, kv, elem, n_heads, inter, vocab, max_rows, max_bytes)
         plan += [(t, cells[i : i + per]) for i in range(0, len(cells), per)]
     masks: dict[tuple[int, int], torch.Tensor] = {}
     sample_rows = torch.arange(S, device=run.device)
