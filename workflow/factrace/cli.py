@@ -458,6 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--configfile", default="config/paper.yaml")
     s.set_defaults(func=cmd_estimate)
 
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    bench.add_parser("tracing", help="engine vs reference on the offline model (a table, then one JSON line); "
+                     "`factrace bench tracing --help` for its options")
+
     s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
     s.add_argument("file")
     s.set_defaults(func=cmd_provenance)
@@ -481,6 +485,13 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["bench", "tracing"]:  # the benchmark parses its own options
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from .tracing.bench import main as bench_main
+
+        bench_main(argv[2:])
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -31,7 +31,7 @@ FAMILIES: tuple[Family, ...] = (
            "self_attn", "norm", "lm_head"),
     Family("gpt2", ("gpt2",), "transformer", "wte", "h", "mlp", "attn", "ln_f", "lm_head"),
     Family("gpt_neox", ("gpt_neox",), "gpt_neox", "embed_in", "layers", "mlp", "attention", "final_layer_norm",
-           "embed_out"),
+           "lm_head"),
 )
 
 
