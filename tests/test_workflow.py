@@ -56,8 +56,9 @@ def tiny_config(workdir: Path) -> Path:
     cfg["tracing"].update(kinds=["hidden", "mlp"], samples=2, layer_window=15, max_rows=64)
     cfg["aggregate"]["n_boot"] = 50
     cfg["figures"] = {"prompt_plots": 1, "spectrograms": 1}
-    cfg["speech"] = {"enabled": True, "alignment": {"method": "espeak-onsets", "compare": ["pocketsphinx"]},
-                     "units": {"k": 8}}
+    cfg["speech"]["alignment"]["compare"] = ["pocketsphinx"]
+    cfg["speech"]["units"]["k"] = 16
+    cfg["speech"]["speechlm"] = {"steps": 300}  # three facts are learnt quickly
     path = workdir / "config" / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -85,6 +86,8 @@ def test_run_writes_tables_and_figures(workdir: Path):
     assert {"hidden", "mlp"} <= set(aie["kind"]) and (aie["n"] > 0).all()
     assert (res / "figures/aie_smollm2_t2t.png").stat().st_size > 10_000
     assert (res / "figures/aie_smollm2_t2t.pdf").exists()
+    assert (res / "figures/figure2.png").stat().st_size > 10_000
+    assert (res / "compare/category_peaks.csv").exists()
     assert list((res / "figures/prompts").glob("*.png"))
     qc = pd.read_csv(res / "qc/qc.tsv", sep="\t")
     assert qc.loc[qc.stage == "facts", "n_facts"].item() == 3
@@ -101,6 +104,13 @@ def test_speech_outputs(workdir: Path):
     dis = pd.read_csv(res / "speech/alignment_disagreement.tsv", sep="\t")
     assert dis["n"].iloc[0] > 0
     assert list((res / "figures/speech").glob("alignment_*.png"))
+    tmap = pd.read_parquet(res / "speech/token_map/speechlm/shard-0000.parquet")
+    assert tmap["is_subject"].any()
+    ev = json.loads((res / "speechlm/speechlm/eval.json").read_text())
+    assert ev  # the build evaluated the model it made
+    s2t = pd.concat(pd.read_parquet(p) for p in (res / "filter/speechlm/s2t").glob("*.parquet"))
+    assert len(s2t) == 3 and set(s2t["modality"]) == {"s2t"}
+    assert (res / "gap/speechlm.parquet").exists() and (res / "figures/modality_gap_speechlm.png").exists()
 
 
 def test_nothing_to_do_after_a_run(workdir: Path):
@@ -132,7 +142,9 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         # shard 0001 alone: its shard, speech, filter and trace jobs; the noise scale (over all facts) and the
         # aggregation downstream; nothing of shard 0000
         assert jobs["shard"] == 1 and jobs["filter"] == 1 and jobs["tts"] == 1
-        assert jobs["trace"] == 2 * 2  # two kinds x two layer windows of one shard
+        # two kinds x (two layer windows of SmolLM2 T->T + one of the speech LM in T->T and in S->T), one shard
+        assert jobs["trace"] == 2 * (2 + 1 + 1)
+        assert "build_speechlm" not in jobs and "fit_units" not in jobs and "noise_scale" not in jobs
         assert "shard-0000" not in "\n".join(l for l in proc.stdout.splitlines() if "output:" in l)
         assert jobs["aie"] == 1
     finally:

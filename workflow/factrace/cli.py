@@ -124,6 +124,9 @@ def cmd_trace(args: argparse.Namespace) -> None:
         )
     kept = filt[filt["kept"]].set_index("known_id")
     rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
+    if args.max_facts is not None and len(rows) > args.max_facts:
+        log.info("tracing the first %d of %d kept facts (tracing.max_facts_per_shard)", args.max_facts, len(rows))
+        rows = rows.head(args.max_facts)
     if args.modality == "t2t":
         inputs = []
         for r in rows.itertuples():
@@ -390,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--engine", default="fast", choices=["fast", "reference"])
     s.add_argument("--max-rows", type=int, default=256)
+    s.add_argument("--max-facts", type=int, default=None, help="trace only the first N kept facts of the shard")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_trace)
 

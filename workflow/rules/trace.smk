@@ -52,6 +52,7 @@ rule trace:
         window=TRACING.get("window", 10),
         engine=TRACING.get("engine", "fast"),
         max_rows=TRACING.get("max_rows", 256),
+        max_facts=f"--max-facts {TRACING['max_facts_per_shard']}" if TRACING.get("max_facts_per_shard") else "",
         seed=SEED,
         speech=lambda wc, input: (
             f"--speech-tokens {input.speech_tokens} --token-map {input.token_map}" if wc.modality == "s2t" else ""
@@ -67,7 +68,7 @@ rule trace:
         "--kind {wildcards.kind} --layer-lo {wildcards.lo} --layer-hi {wildcards.hi} "
         "--prompts {input.prompts:q} --filter {input.filter:q} --noise {input.noise:q} {params.speech} "
         "--samples {params.samples} --window {params.window} --seed {params.seed} --engine {params.engine} "
-        "--max-rows {params.max_rows} --out {output:q} 2> {log}"
+        "--max-rows {params.max_rows} {params.max_facts} --out {output:q} 2> {log}"
 
 
 rule merge_trace:
