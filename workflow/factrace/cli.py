@@ -203,7 +203,10 @@ def cmd_figure_gap(args: argparse.Namespace) -> None:
     from . import io
     from .analysis.figures import modality_gap_plot
 
-    modality_gap_plot(io.read_table(args.gap), args.out)
+    gap = io.read_table(args.gap)
+    labels = {"last_subject": "last subject", "last": "last token"}
+    gap = gap.assign(position=gap["position_kind"].map(labels).fillna(gap["position_kind"]))
+    modality_gap_plot(gap, args.out)
 
 
 def cmd_qc(args: argparse.Namespace) -> None:

@@ -234,7 +234,10 @@ MOD_LABEL = {"t2t": "T->T", "s2t": "S->T"}
 
 def figure2_rows():
     """Backbones first, then each speech LM in T->T and S->T (the paper's row order)."""
-    order = sorted(model_modalities(), key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm))
+    order = sorted(
+        model_modalities(),
+        key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm[0], mm[1] != "t2t"),
+    )
     return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
 
 
