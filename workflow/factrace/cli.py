@@ -72,6 +72,8 @@ def cmd_filter(args: argparse.Namespace) -> None:
         from .speechlm.filtering import filter_speech
 
         df = filter_speech(loaded, prompts, args, args.max_new_tokens)
+        if args.asr:
+            df = drop_by_asr(df, io.read_table(args.asr, "asr"))
     else:
         from .speechlm.filtering import filter_text  # `[Text]` + prompt for a speech LM; plain prompt otherwise
 
@@ -80,6 +82,18 @@ def cmd_filter(args: argparse.Namespace) -> None:
     prov = _provenance("filter", params, model_id=args.model, weights_sha256=loaded.weights_sha256)
     io.write_table(df, args.out, "filter", prov)
     log.info("%s %s shard: kept %d of %d", args.model, args.modality, int(df["kept"].sum()), len(df))
+
+
+def drop_by_asr(filt, asr):
+    """S->T facts whose prompt audio failed the ASR check (`speech.asr.wer_threshold`) are dropped, with a reason."""
+    if "kept" not in asr.columns:
+        return filt
+    bad = asr.loc[~asr["kept"].astype(bool)].set_index("known_id")["reason"]
+    hit = filt["known_id"].isin(bad.index) & filt["kept"]
+    filt = filt.copy()
+    filt.loc[hit, "reason"] = "ASR check: " + filt.loc[hit, "known_id"].map(bad)
+    filt.loc[hit, "kept"] = False
+    return filt
 
 
 def cmd_noise_scale(args: argparse.Namespace) -> None:
@@ -367,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=8)
     s.add_argument("--speech-tokens", default=None)
     s.add_argument("--token-map", default=None)
+    s.add_argument("--asr", default=None, help="ASR check table: S->T facts it dropped are not kept")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_filter)
 

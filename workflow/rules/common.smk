@@ -208,6 +208,7 @@ def speech_shard_inputs(wc):
     return {
         "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
         "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
+        "asr": f"{R}/speech/asr/shard-{wc.shard}.parquet",
     }
 
 

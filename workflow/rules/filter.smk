@@ -14,7 +14,9 @@ rule filter:
         spec=lambda wc: model_spec_json(wc.model),
         max_new_tokens=config.get("filter", {}).get("max_new_tokens", 8),
         speech=lambda wc, input: (
-            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map}" if wc.modality == "s2t" else ""
+            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map} --asr {input.asr}"
+            if wc.modality == "s2t"
+            else ""
         ),
     log:
         f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",

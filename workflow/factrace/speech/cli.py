@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", required=True, help="audio manifest parquet")
     p.add_argument("--out", required=True)
     p.add_argument("--model", required=True, help="local faster-whisper model directory")
-    p.add_argument("--wer-threshold", type=float, default=0.5)
+    p.add_argument("--wer-threshold", type=float, default=None, help="drop utterances above this WER (off by default)")
     p.set_defaults(func=_asr)
 
     p = subparsers.add_parser("align", help="word alignment of the prompt audio")
