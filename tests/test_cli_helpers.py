@@ -18,6 +18,12 @@ def test_asr_drop_is_a_row_with_a_reason():
     assert len(out) == 3
 
 
+def test_no_asr_drop_leaves_the_filter_as_it_is():
+    filt = pd.DataFrame({"known_id": [1, 2], "kept": [True, False], "reason": ["", "no match"]})
+    asr = pd.DataFrame({"known_id": [1, 2], "kept": [True, True], "reason": ["", ""]})
+    pd.testing.assert_frame_equal(drop_by_asr(filt, asr), filt)
+
+
 def test_category_peaks_pick_the_layer_of_the_largest_aie():
     aie = pd.DataFrame({
         "model": "m", "modality": "t2t", "kind": "mlp", "layer": [0, 1, 2, 0, 1, 2],

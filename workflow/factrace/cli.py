@@ -90,8 +90,10 @@ def drop_by_asr(filt, asr):
         return filt
     bad = asr.loc[~asr["kept"].astype(bool)].set_index("known_id")["reason"]
     hit = filt["known_id"].isin(bad.index) & filt["kept"]
+    if not hit.any():
+        return filt
     filt = filt.copy()
-    filt.loc[hit, "reason"] = "ASR check: " + filt.loc[hit, "known_id"].map(bad)
+    filt.loc[hit, "reason"] = [f"ASR check: {bad[k]}" for k in filt.loc[hit, "known_id"]]
     filt.loc[hit, "kept"] = False
     return filt
 
