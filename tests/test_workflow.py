@@ -147,6 +147,6 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         assert jobs["trace"] == 2 * (2 + 1 + 1)
         assert "build_speechlm" not in jobs and "fit_units" not in jobs and "noise_scale" not in jobs
         assert "shard-0000" not in "\n".join(l for l in proc.stdout.splitlines() if "output:" in l)
-        assert jobs["aie"] == 1
+        assert jobs["aie"] == 3  # one per model x modality, downstream of every shard
     finally:
         (workdir / "facts.json").write_text(json.dumps(FACTS, indent=1))
