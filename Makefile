@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test bench estimate lint dryrun-paper clean venv
+.PHONY: demo test bench estimate report lint clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: $(STAMP)
 
 estimate: $(STAMP)
 	$(BIN)/factrace estimate --configfile config/paper.yaml
+
+report: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --report results/report.html
 
 lint: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --lint

@@ -36,6 +36,10 @@ CONTRACTS: dict[str, dict[str, str]] = {
         "known_id": "i", "model": "O", "modality": "O", "kind": "O", "layer": "i", "position": "i",
         "category": "O", "text_token_index": "i", "p_clean": "f", "p_corrupted": "f", "p_restored": "f",
         "noise_scale": "f", "samples": "i", "window": "i", "seed": "i",
+        # the corrupted range and length in positions, and the subject and length in text tokens (equal for
+        # text; for speech the positions are speech tokens): the AIE categories are computed from these
+        "subject_start": "i", "subject_end": "i", "n_tokens": "i",
+        "text_subject_start": "i", "text_subject_end": "i", "n_text_tokens": "i",
     },
     "aie": {
         "model": "O", "modality": "O", "kind": "O", "layer": "i", "category": "O", "aie": "f", "ci_low": "f",

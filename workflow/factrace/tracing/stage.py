@@ -169,8 +169,6 @@ def _empty_trace() -> pd.DataFrame:
     from ..contracts import empty
 
     df = empty("trace")
-    for c in ("subject_start", "subject_end", "n_tokens", "text_subject_start", "text_subject_end", "n_text_tokens"):
-        df[c] = pd.Series(dtype="int64")
     df["token"] = pd.Series(dtype="object")
     return df
 
