@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from ..tracing.inputs import TraceInputs, subject_token_range, text_inputs
-from ..tracing.noise import embedding_std
+from ..tracing.scale import noise_scale
 from .filtering import read_speech, read_token_maps, speech_problems
 from .prompts import Markers, is_speech_lm, markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
 
@@ -126,20 +126,10 @@ def text_trace_inputs(loaded: Any, known_id: int, prompt: str, subject: str) -> 
     return text_inputs(loaded.tokenizer, known_id, prompt, subject)
 
 
-@torch.no_grad()
 def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) -> dict:
-    """:func:`factrace.tracing.scale.noise_scale_text` with the speech LM's ``[Text]`` layout when needed."""
-    embed = loaded.model.get_input_embeddings()
-    vecs = []
-    for r in prompts.itertuples():
-        inp = text_trace_inputs(loaded, r.known_id, r.prompt, r.subject)
-        s, e = inp.corrupt
-        vecs.append(embed(inp.input_ids[0, s:e].to(loaded.device)).float().cpu())
-    if not vecs:
-        raise ValueError("no facts to estimate the noise scale from")
-    allv = torch.cat(vecs)
-    std = embedding_std(allv)
-    return {"std": std, "multiplier": multiplier, "scale": multiplier * std, "n_tokens": int(allv.shape[0])}
+    """The text noise scale, with the speech LM's ``[Text]`` layout when the model is a speech LM."""
+    inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject) for r in prompts.itertuples())
+    return noise_scale(loaded, inputs, multiplier)
 
 
 @torch.no_grad()
@@ -153,22 +143,16 @@ def noise_scale_speech(
     tmap = read_token_maps(token_map_paths)
     if tmap is None:
         raise SpeechInputsError("the speech noise scale needs the token map (--token-map)")
-    embed = loaded.model.get_input_embeddings()
-    vecs, skipped = [], 0
+    inputs, skipped = [], 0
     for r in prompts_df.sort_values("known_id").itertuples():
         kid = int(r.known_id)
         if speech_problems(speech, tmap, kid):
             skipped += 1
             continue
-        inp = speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
-                            tmap[tmap["known_id"] == kid])
-        s, e = inp.corrupt
-        vecs.append(embed(inp.input_ids[0, s:e].to(loaded.device)).float().cpu())
-    if not vecs:
+        inputs.append(speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
+                                    tmap[tmap["known_id"] == kid]))
+    if not inputs:
         raise ValueError("no fact with usable speech tokens to estimate the noise scale from")
-    allv = torch.cat(vecs)
-    std = embedding_std(allv)
     if skipped:
         log.info("noise scale (speech): skipped %d facts without usable speech", skipped)
-    return {"std": std, "multiplier": multiplier, "scale": multiplier * std, "n_tokens": int(allv.shape[0]),
-            "n_facts": len(vecs), "n_skipped": skipped}
+    return {**noise_scale(loaded, inputs, multiplier), "n_skipped": skipped}
