@@ -13,7 +13,7 @@ def tiny_model(family: str, vocab: int = 97, hidden: int = 32, layers: int = 4, 
     import transformers as tf
 
     torch.manual_seed(seed)
-    common = dict(vocab_size=vocab)
+    common = {"vocab_size": vocab}
     if family == "llama":
         cfg = tf.LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, **common)

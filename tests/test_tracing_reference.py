@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from factrace.models.families import KINDS, Layout, UnsupportedModelError, family_of
 from factrace.tracing.categories import CATEGORIES, categories_of, primary_category
 from factrace.tracing.hooks import add_noise_hook, hooked, patch_hook
@@ -110,7 +109,7 @@ def test_layer_subsets_equal_the_full_run():
     ids = _prompt(6)
     noise = make_noise(2, 2, 32, 10.0, 3)
     full = trace_prompt(model, ids, (1, 3), 9, noise, kinds=("mlp",), window=3)
-    lo = trace_prompt(model, ids, (1, 3), 9, noise, kinds=("mlp",), window=3, layers=range(0, 2))
+    lo = trace_prompt(model, ids, (1, 3), 9, noise, kinds=("mlp",), window=3, layers=range(2))
     hi = trace_prompt(model, ids, (1, 3), 9, noise, kinds=("mlp",), window=3, layers=range(2, 4))
     merged = np.vstack([lo.restored["mlp"], hi.restored["mlp"]])
     assert np.array_equal(merged, full.restored["mlp"])
@@ -123,7 +122,7 @@ def tiny_model_llama():
 
 
 def test_window_layers_match_rome():
-    assert list(window_layers(0, 30, "mlp", 10)) == list(range(0, 5))
+    assert list(window_layers(0, 30, "mlp", 10)) == list(range(5))
     assert list(window_layers(15, 30, "attn", 10)) == list(range(10, 20))
     assert list(window_layers(29, 30, "mlp", 10)) == list(range(24, 30))
     assert list(window_layers(7, 30, "hidden", 10)) == [7]

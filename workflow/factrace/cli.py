@@ -75,7 +75,9 @@ def cmd_filter(args: argparse.Namespace) -> None:
         if args.asr:
             df = drop_by_asr(df, io.read_table(args.asr, "asr"))
     else:
-        from .speechlm.filtering import filter_text  # `[Text]` + prompt for a speech LM; plain prompt otherwise
+        from .speechlm.filtering import (
+            filter_text,  # `[Text]` + prompt for a speech LM; plain prompt otherwise
+        )
 
         df = filter_text(loaded, prompts, args.model, args.max_new_tokens)
     params = {"max_new_tokens": args.max_new_tokens, "modality": args.modality}
@@ -185,11 +187,11 @@ def cmd_aie(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
-    from . import io
-    from .analysis.figures import aie_heatmaps
-
     import shutil
     import tempfile
+
+    from . import io
+    from .analysis.figures import aie_heatmaps
 
     aie = io.read_table(args.aie, "aie")
     out = Path(args.out)

@@ -6,9 +6,9 @@ before saving so that the result is a plain float checkpoint that ``AutoModelFor
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
-import importlib.util
 from pathlib import Path
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from ..contracts import ContractError
 from ..provenance import Provenance, config_hash
 from .categories import primary_category
 from .inputs import TraceInputs
@@ -124,7 +125,7 @@ def trace_shard(
                 frames.append(io.read_table(part, "trace"))
                 log.info("fact %d/%d (known_id=%d): resumed from %s", i + 1, len(inputs), inp.known_id, part)
                 continue
-            except Exception as err:  # a part cut short by a kill: recompute it
+            except ContractError as err:  # a part cut short by a kill: recompute it
                 log.warning("ignoring unreadable part %s (%s)", part, err)
         s, e = inp.corrupt
         noise = make_noise(
