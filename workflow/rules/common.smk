@@ -208,8 +208,12 @@ def speech_shard_inputs(wc):
     return {
         "speech_tokens": f"{R}/speech/tokens/shard-{wc.shard}.parquet",
         "token_map": f"{R}/speech/token_map/{wc.model}/shard-{wc.shard}.parquet",
-        "asr": f"{R}/speech/asr/shard-{wc.shard}.parquet",
     }
+
+
+def asr_shard_input(wc):
+    """The shard's ASR check, for the S->T filter (facts it dropped are not kept)."""
+    return [f"{R}/speech/asr/shard-{wc.shard}.parquet"] if wc.modality == "s2t" else []
 
 
 def noise_speech_inputs(wc):

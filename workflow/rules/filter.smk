@@ -6,6 +6,7 @@ rule filter:
         "../../envs/factrace.yaml"
     input:
         unpack(speech_shard_inputs),
+        asr=asr_shard_input,
         prompts=f"{R}/prompts/shard-{{shard}}.parquet",
         model=lambda wc: model_input(wc.model),
     output:
@@ -14,7 +15,7 @@ rule filter:
         spec=lambda wc: model_spec_json(wc.model),
         max_new_tokens=config.get("filter", {}).get("max_new_tokens", 8),
         speech=lambda wc, input: (
-            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map} --asr {input.asr}"
+            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map} --asr {input.asr[0]}"
             if wc.modality == "s2t"
             else ""
         ),
