@@ -193,17 +193,11 @@ class _Runner:
         """The rest of block j given its input ``x`` and attention output ``a`` (already restored where due).
         ``f`` given: use it as the MLP output instead of computing it."""
         blk = self.blocks[j]
-        if self.family == "llama":
+        if self.family in ("llama", "gpt2"):  # sequential residual: the same tail, only the norm's name differs
             mid = x + a
             if f is None:
-                f = _apply(blk.mlp(blk.post_attention_layernorm(mid)), mlp_patch)
-            if rec is not None:
-                rec["mlp"] = f
-            return mid + f
-        if self.family == "gpt2":
-            mid = a + x
-            if f is None:
-                f = _apply(blk.mlp(blk.ln_2(mid)), mlp_patch)
+                norm = blk.post_attention_layernorm if self.family == "llama" else blk.ln_2
+                f = _apply(blk.mlp(norm(mid)), mlp_patch)
             if rec is not None:
                 rec["mlp"] = f
             return mid + f
