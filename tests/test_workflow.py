@@ -20,19 +20,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-FACTS = [
-    {"known_id": 0, "subject": "Italy", "attribute": "Rome", "template": "The capital of {} is",
-     "prediction": "Rome", "prompt": "The capital of Italy is", "relation_id": "P36"},
-    {"known_id": 1, "subject": "France", "attribute": "Paris", "template": "The capital of {} is",
-     "prediction": "Paris", "prompt": "The capital of France is", "relation_id": "P36"},
-    {"known_id": 5, "subject": "Eiffel Tower", "attribute": "Paris",
-     "template": "The {} is located in the city of", "prediction": "Paris",
-     "prompt": "The Eiffel Tower is located in the city of", "relation_id": "P131"},
-]
+FACTS = json.loads((REPO / ".test" / "data" / "facts.json").read_text())
 
 
 def copy_workflow(dest: Path) -> None:
-    for name in ("Snakefile", "workflow", "config", "profiles", "resources", "envs"):
+    for name in ("Snakefile", "workflow", "config", "profiles", "resources", "envs", ".test"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -51,15 +43,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 def tiny_config(workdir: Path) -> Path:
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["facts"].update(path="facts.json", shard_size=4)
-    cfg["models"]["smollm2"]["path"] = "results/models/smollm2"
-    cfg["tracing"].update(kinds=["hidden", "mlp"], samples=2, layer_window=15, max_rows=64)
-    cfg["aggregate"]["n_boot"] = 50
-    cfg["figures"] = {"prompt_plots": 1, "spectrograms": 1}
-    cfg["speech"]["alignment"]["compare"] = ["pocketsphinx"]
-    cfg["speech"]["units"]["k"] = 16
-    cfg["speech"]["speechlm"] = {"steps": 300}  # three facts are learnt quickly
+    """The CI's tiny config (.test/config/config.yaml), reading the facts file that the tests edit."""
+    cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    cfg["facts"]["path"] = "facts.json"
     path = workdir / "config" / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
