@@ -17,8 +17,8 @@ rule aie:
     log:
         f"{R}/logs/aie/{{model}}/{{modality}}.log",
     shell:
-        "factrace aie --inputs {input:q} --n-boot {params.n_boot} --combine {params.combine} --seed {params.seed} "
-        "--out {output:q} 2> {log}"
+        "factrace aie --inputs {input:q} --n-boot {params.n_boot:q} --combine {params.combine:q} "
+        "--seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 rule aie_heatmaps:
@@ -33,7 +33,7 @@ rule aie_heatmaps:
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log}"
+        "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log:q}"
 
 
 rule prompt_plots:
@@ -49,11 +49,12 @@ rule prompt_plots:
     params:
         n=config.get("figures", {}).get("prompt_plots", 3),
         outdir=lambda wc, output: str(Path(output[0]).parent),
+        prefix=lambda wc: f"{wc.model}_{wc.modality}",
     log:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure prompts --traces {input:q} --n {params.n} --outdir {params.outdir:q} "
-        "--prefix {wildcards.model}_{wildcards.modality} 2> {log}"
+        "factrace figure prompts --traces {input:q} --n {params.n:q} --outdir {params.outdir:q} "
+        "--prefix {params.prefix:q} 2> {log:q}"
 
 
 rule qc:
@@ -72,4 +73,4 @@ rule qc:
         f"{R}/logs/qc.log",
     shell:
         "factrace qc --prompts {input.prompts:q} --filters {input.filters:q} --traces {input.traces:q} "
-        "--out {output:q} 2> {log}"
+        "--out {output:q} 2> {log:q}"

@@ -27,6 +27,30 @@ SPEECH_ENABLED = SPEECH.get("enabled", False)
 SPEECHLM = SPEECH.get("speechlm", {})
 
 
+def _factrace_shell_prefix():
+    """Shell lines call `factrace ...`: a shell function that runs the package with the interpreter running this
+    Snakemake (and the package it imported), so that `.venv/bin/snakemake` works without an activated venv. Under
+    `--sdm conda` / `apptainer` the job's own environment's `python` runs it instead."""
+    import shlex
+    import sys
+
+    import factrace
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    methods = getattr(workflow.deployment_settings, "deployment_method", None) or set()
+    if {DeploymentMethod.CONDA, DeploymentMethod.APPTAINER} & set(methods):
+        body = 'python -m factrace "$@"'
+    else:
+        pkg_root = shlex.quote(str(Path(factrace.__file__).resolve().parents[1]))
+        body = f'PYTHONPATH={pkg_root}${{PYTHONPATH:+:$PYTHONPATH}} {shlex.quote(sys.executable)} -m factrace "$@"'
+    strict = "set -euo pipefail; " if Path(shell.get_executable() or "sh").name == "bash" else "set -eu; "
+    return f"{strict}factrace() {{ {body}; }}; "
+
+
+# shell.prefix formats its argument like a shell line: braces are doubled
+shell.prefix(_factrace_shell_prefix().replace("{", "{{").replace("}", "}}"))
+
+
 def _plan_shards():
     """Shard name -> digest of its facts. Membership depends on known_id only (shard = known_id // size)."""
     if DOWNLOADED_FACTS:
@@ -61,30 +85,6 @@ def subjects_digest():
 
 
 SUBJECTS_DIGEST = subjects_digest()
-
-
-def _remove_unreadable_tables():
-    """A truncated or corrupted stage table is removed before planning, so that its job runs again.
-
-    Reading a Parquet footer costs a millisecond; a half-written file never has a valid one. Jobs write under a
-    temporary name and rename, so this only finds files damaged after the fact (disk faults, manual copies).
-    """
-    import pyarrow.parquet as pq
-
-    root = Path(R)
-    if not root.is_dir():
-        return
-    for path in root.rglob("*.parquet"):
-        if ".parts" in path.parent.name:
-            continue  # a trace job's finished facts; the job itself checks them
-        try:
-            pq.read_metadata(path)
-        except Exception as err:
-            logger.warning(f"{path}: unreadable Parquet ({err}); removed so that the job that makes it reruns")
-            path.unlink()
-
-
-_remove_unreadable_tables()
 
 
 wildcard_constraints:
@@ -195,9 +195,10 @@ def align_inputs(wc):
 
 
 def align_args(method):
+    """Extra arguments of `factrace align` for ``method``, as a list (quoted element-wise in the shell line)."""
     if method == "hubert-ctc":
-        return f"--model-dir {ALIGN['ctc_model']}" if ALIGN.get("ctc_model") else ""
-    return ""
+        return ["--model-dir", ALIGN["ctc_model"]] if ALIGN.get("ctc_model") else []
+    return []
 
 
 # ---- filter and trace (filter.smk, trace.smk)

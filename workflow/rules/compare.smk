@@ -17,10 +17,10 @@ rule compare:
         combine=config.get("aggregate", {}).get("combine", "mean"),
         seed=SEED,
         outdir=lambda wc, output: str(Path(output.peaks).parent),
-        traces=lambda wc, input: f"--traces {' '.join(input.traces)}" if input.traces else "",
+        traces=lambda wc, input: ["--traces", *input.traces] if input.traces else [],
     log:
         f"{R}/logs/compare.log",
     shell:
-        "factrace compare --aie {input.aie:q} --rows {params.rows:q} {params.traces} --n-perm {params.n_perm} "
-        "--combine {params.combine} --seed {params.seed} --figure {output.figure:q} --outdir {params.outdir:q} "
-        "2> {log}"
+        "factrace compare --aie {input.aie:q} --rows {params.rows:q} {params.traces:q} --n-perm {params.n_perm:q} "
+        "--combine {params.combine:q} --seed {params.seed:q} --figure {output.figure:q} --outdir {params.outdir:q} "
+        "2> {log:q}"

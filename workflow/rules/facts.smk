@@ -4,16 +4,17 @@
 if config["facts"].get("url"):
 
     rule download_facts:
+        conda:
+            "../../envs/factrace.yaml"
         output:
             FACTS_PATH,
         params:
             url=config["facts"]["url"],
-            sha256=config["facts"].get("sha256") or "",
+            sha256=["--sha256", config["facts"]["sha256"]] if config["facts"].get("sha256") else [],
         log:
             f"{R}/logs/download_facts.log",
         shell:
-            "factrace download-facts --url {params.url:q} --out {output:q} "
-            "$( [ -n '{params.sha256}' ] && echo --sha256 {params.sha256} ) 2> {log}"
+            "factrace download-facts --url {params.url:q} --out {output:q} {params.sha256:q} 2> {log:q}"
 
 
 rule shard:
@@ -28,9 +29,9 @@ rule shard:
     params:
         digest=lambda wc: SHARDS[wc.shard],
         shard_size=SHARD_SIZE,
-        limit=f"--limit {LIMIT}" if LIMIT else "",
+        limit=["--limit", LIMIT] if LIMIT else [],
     log:
         f"{R}/logs/shard/{{shard}}.log",
     shell:
-        "factrace shard --facts {input.facts:q} --shard {wildcards.shard} --shard-size {params.shard_size} "
-        "{params.limit} --out {output:q} 2> {log}"
+        "factrace shard --facts {input.facts:q} --shard {wildcards.shard:q} --shard-size {params.shard_size:q} "
+        "{params.limit:q} --out {output:q} 2> {log:q}"

@@ -15,15 +15,15 @@ rule filter:
         spec=lambda wc: model_spec_json(wc.model),
         max_new_tokens=config.get("filter", {}).get("max_new_tokens", 8),
         speech=lambda wc, input: (
-            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map} --asr {input.asr[0]}"
+            ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map, "--asr", input.asr[0]]
             if wc.modality == "s2t"
-            else ""
+            else []
         ),
     log:
         f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",
     resources:
         mem_mb=4000,
     shell:
-        "factrace filter --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
-        "--prompts {input.prompts:q} --max-new-tokens {params.max_new_tokens} {params.speech} "
-        "--out {output:q} 2> {log}"
+        "factrace filter --model {wildcards.model:q} --model-spec {params.spec:q} "
+        "--modality {wildcards.modality:q} --prompts {input.prompts:q} --max-new-tokens {params.max_new_tokens:q} "
+        "{params.speech:q} --out {output:q} 2> {log:q}"

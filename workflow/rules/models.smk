@@ -14,4 +14,4 @@ rule convert_model:
     wildcard_constraints:
         model="|".join(n for n, m in config["models"].items() if m.get("convert") == "smollm2-gguf") or "^$",
     shell:
-        "factrace convert-model --dtype {params.dtype} --out {output:q} 2> {log}"
+        "factrace convert-model --dtype {params.dtype:q} --out {output:q} 2> {log:q}"

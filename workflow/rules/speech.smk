@@ -21,8 +21,8 @@ rule tts:
         f"{R}/logs/tts/{{shard}}.log",
     shell:
         "factrace tts --prompts {input:q} --out {output.manifest:q} --audio-dir {output.wavs:q} "
-        "--backend {params.backend} --voice {params.voice:q} --rate {params.rate} --pitch {params.pitch} "
-        "--seed {params.seed} 2> {log}"
+        "--backend {params.backend:q} --voice {params.voice:q} --rate {params.rate:q} --pitch {params.pitch:q} "
+        "--seed {params.seed:q} 2> {log:q}"
 
 
 rule asr:
@@ -35,11 +35,11 @@ rule asr:
         f"{R}/speech/asr/shard-{{shard}}.parquet",
     params:
         model=ASR.get("model", "offline"),
-        threshold=f"--wer-threshold {ASR['wer_threshold']}" if ASR.get("wer_threshold") is not None else "",
+        threshold=["--wer-threshold", ASR["wer_threshold"]] if ASR.get("wer_threshold") is not None else [],
     log:
         f"{R}/logs/asr/{{shard}}.log",
     shell:
-        "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} {params.threshold} 2> {log}"
+        "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} {params.threshold:q} 2> {log:q}"
 
 
 rule wer_summary:
@@ -53,7 +53,7 @@ rule wer_summary:
     log:
         f"{R}/logs/wer_summary.log",
     shell:
-        "factrace wer-summary --asr {input:q} --out {output.json:q} --figure {output.png:q} 2> {log}"
+        "factrace wer-summary --asr {input:q} --out {output.json:q} --figure {output.png:q} 2> {log:q}"
 
 
 rule align:
@@ -71,7 +71,7 @@ rule align:
         f"{R}/logs/align/{{shard}}.log",
     shell:
         "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
-        "--method {params.method} {params.extra} --out {output:q} 2> {log}"
+        "--method {params.method:q} {params.extra:q} --out {output:q} 2> {log:q}"
 
 
 rule align_other:
@@ -90,7 +90,7 @@ rule align_other:
         f"{R}/logs/align_other/{{method}}/{{shard}}.log",
     shell:
         "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
-        "--method {wildcards.method} {params.extra} --out {output:q} 2> {log}"
+        "--method {wildcards.method:q} {params.extra:q} --out {output:q} 2> {log:q}"
 
 
 rule alignment_disagreement:
@@ -111,7 +111,8 @@ rule alignment_disagreement:
     log:
         f"{R}/logs/alignment_disagreement.log",
     shell:
-        "factrace align-compare --reference {input.reference:q} --others {input.others:q} --out {output:q} 2> {log}"
+        "factrace align-compare --reference {input.reference:q} --others {input.others:q} --out {output:q} "
+        "2> {log:q}"
 
 
 rule fit_units:
@@ -131,7 +132,7 @@ rule fit_units:
     log:
         f"{R}/logs/fit_units.log",
     shell:
-        "factrace fit-units --audio {input:q} --k {params.k} --seed {params.seed} --out {output:q} 2> {log}"
+        "factrace fit-units --audio {input:q} --k {params.k:q} --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 rule speech_tokens:
@@ -145,13 +146,13 @@ rule speech_tokens:
     params:
         backend=UNITS_BACKEND,
         dedup="--dedup" if UNITS.get("dedup", True) else "--no-dedup",
-        units=lambda wc, input: f"--units {input.units[0]}" if input.units else "",
-        ckpt=f"--checkpoints-dir {UNITS['checkpoints_dir']}" if UNITS.get("checkpoints_dir") else "",
+        units=lambda wc, input: ["--units", input.units[0]] if input.units else [],
+        ckpt=["--checkpoints-dir", UNITS["checkpoints_dir"]] if UNITS.get("checkpoints_dir") else [],
     log:
         f"{R}/logs/speech_tokens/{{shard}}.log",
     shell:
-        "factrace speech-tokens --audio {input.audio:q} {params.units} --backend {params.backend} {params.dedup} "
-        "{params.ckpt} --out {output:q} 2> {log}"
+        "factrace speech-tokens --audio {input.audio:q} {params.units:q} --backend {params.backend:q} "
+        "{params.dedup:q} {params.ckpt:q} --out {output:q} 2> {log:q}"
 
 
 rule token_map:
@@ -171,8 +172,8 @@ rule token_map:
         f"{R}/logs/token_map/{{model}}/{{shard}}.log",
     shell:
         "factrace token-map --prompts {input.prompts:q} --alignment {input.alignment:q} "
-        "--speech-tokens {input.speech_tokens:q} --tokenizer-dir {params.tokenizer:q} --model {wildcards.model} "
-        "--out {output:q} 2> {log}"
+        "--speech-tokens {input.speech_tokens:q} --tokenizer-dir {params.tokenizer:q} --model {wildcards.model:q} "
+        "--out {output:q} 2> {log:q}"
 
 
 rule speech_figures:
@@ -192,4 +193,4 @@ rule speech_figures:
         f"{R}/logs/speech_figures.log",
     shell:
         "factrace speech-figures --audio {input.audio:q} --alignment {input.alignment:q} "
-        "--speech-tokens {input.speech_tokens:q} --out-dir {params.outdir:q} --n {params.n} 2> {log}"
+        "--speech-tokens {input.speech_tokens:q} --out-dir {params.outdir:q} --n {params.n:q} 2> {log:q}"

@@ -25,8 +25,8 @@ rule build_speechlm:
         f"{R}/logs/build_speechlm/{{model}}.log",
     shell:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --out-dir {output.model:q} "
-        "--main {params.main} --steps {params.steps} --seed {params.seed} --threads {threads} "
-        "--eval-json {output.eval:q} 2> {log}"
+        "--main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} --threads {threads:q} "
+        "--eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:
@@ -48,9 +48,9 @@ rule modality_gap:
     log:
         f"{R}/logs/modality_gap/{{model}}.log",
     shell:
-        "factrace modality-gap --model {wildcards.model} --model-spec {params.spec:q} --prompts {input.prompts:q} "
-        "--speech-tokens {input.speech_tokens:q} --token-map {input.token_map:q} --filters {input.filters:q} "
-        "--out {output:q} 2> {log}"
+        "factrace modality-gap --model {wildcards.model:q} --model-spec {params.spec:q} "
+        "--prompts {input.prompts:q} --speech-tokens {input.speech_tokens:q} --token-map {input.token_map:q} "
+        "--filters {input.filters:q} --out {output:q} 2> {log:q}"
 
 
 rule modality_gap_plot:
@@ -64,4 +64,4 @@ rule modality_gap_plot:
     log:
         f"{R}/logs/modality_gap_plot/{{model}}.log",
     shell:
-        "factrace figure gap --gap {input:q} --out {output.png:q} 2> {log}"
+        "factrace figure gap --gap {input:q} --out {output.png:q} 2> {log:q}"

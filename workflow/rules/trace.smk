@@ -24,15 +24,14 @@ rule noise_scale:
             else TRACING.get("noise_multiplier", 3.0)
         ),
         speech=lambda wc, input: (
-            f"--speech-tokens {' '.join(input.speech_tokens)} --token-map {' '.join(input.token_map)}"
-            if wc.modality == "s2t"
-            else ""
+            ["--speech-tokens", *input.speech_tokens, "--token-map", *input.token_map] if wc.modality == "s2t" else []
         ),
     log:
         f"{R}/logs/noise_scale/{{model}}/{{modality}}.log",
     shell:
-        "factrace noise-scale --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
-        "--prompts {input.prompts} {params.speech} --multiplier {params.multiplier} --out {output:q} 2> {log}"
+        "factrace noise-scale --model {wildcards.model:q} --model-spec {params.spec:q} "
+        "--modality {wildcards.modality:q} --prompts {input.prompts:q} {params.speech:q} "
+        "--multiplier {params.multiplier:q} --out {output:q} 2> {log:q}"
 
 
 rule trace:
@@ -52,10 +51,10 @@ rule trace:
         window=TRACING.get("window", 10),
         engine=TRACING.get("engine", "fast"),
         max_rows=TRACING.get("max_rows", 256),
-        max_facts=f"--max-facts {TRACING['max_facts_per_shard']}" if TRACING.get("max_facts_per_shard") else "",
+        max_facts=["--max-facts", TRACING["max_facts_per_shard"]] if TRACING.get("max_facts_per_shard") else [],
         seed=SEED,
         speech=lambda wc, input: (
-            f"--speech-tokens {input.speech_tokens} --token-map {input.token_map}" if wc.modality == "s2t" else ""
+            ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map] if wc.modality == "s2t" else []
         ),
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{kind}}/{{shard}}-{{lo}}-{{hi}}.log",
@@ -64,11 +63,11 @@ rule trace:
         mem_mb=lambda wc, attempt: config.get("resources", {}).get("trace", {}).get("mem_mb", 4000) * attempt,
         runtime=trace_runtime,
     shell:
-        "factrace trace --model {wildcards.model} --model-spec {params.spec:q} --modality {wildcards.modality} "
-        "--kind {wildcards.kind} --layer-lo {wildcards.lo} --layer-hi {wildcards.hi} "
-        "--prompts {input.prompts:q} --filter {input.filter:q} --noise {input.noise:q} {params.speech} "
-        "--samples {params.samples} --window {params.window} --seed {params.seed} --engine {params.engine} "
-        "--max-rows {params.max_rows} {params.max_facts} --out {output:q} 2> {log}"
+        "factrace trace --model {wildcards.model:q} --model-spec {params.spec:q} --modality {wildcards.modality:q} "
+        "--kind {wildcards.kind:q} --layer-lo {wildcards.lo:q} --layer-hi {wildcards.hi:q} "
+        "--prompts {input.prompts:q} --filter {input.filter:q} --noise {input.noise:q} {params.speech:q} "
+        "--samples {params.samples:q} --window {params.window:q} --seed {params.seed:q} --engine {params.engine:q} "
+        "--max-rows {params.max_rows:q} {params.max_facts:q} --out {output:q} 2> {log:q}"
 
 
 rule merge_trace:
@@ -85,4 +84,4 @@ rule merge_trace:
     log:
         f"{R}/logs/merge_trace/{{model}}/{{modality}}/{{kind}}/{{shard}}.log",
     shell:
-        "factrace merge --contract trace --inputs {input:q} --out {output:q} 2> {log}"
+        "factrace merge --contract trace --inputs {input:q} --out {output:q} 2> {log:q}"
