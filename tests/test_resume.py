@@ -172,6 +172,10 @@ def test_killed_trace_resumes_and_matches_clean_run(setup, tmp_path, caplog, sig
     finished = sorted(int(re.search(r"known_(\d+)", p.name).group(1)) for p in parts.glob("*.parquet"))
     assert 1 <= len(finished) < len(FACTS), finished
     assert not out.exists(), "a killed job must not leave a finished-looking table"
+    # what a SIGKILL during a part's write leaves: a half-written temporary file (and, from an older job, clutter)
+    (parts / ".known_3.parquet.k1ll3d.part").write_bytes(b"PAR1 cut short")
+    (parts / "stray-dir").mkdir()
+    (parts / "stray-dir" / "x").write_text("x")
 
     # the rerun: the same command (in this process, to save the imports of a second subprocess)
     log = run_cli(trace_argv(model_dir, inputs, out, **SLOW), caplog)
@@ -183,3 +187,63 @@ def test_killed_trace_resumes_and_matches_clean_run(setup, tmp_path, caplog, sig
     assert not parts.exists(), "parts are removed once the shard table is written"
 
     pd.testing.assert_frame_equal(io.read_table(out, "trace"), io.read_table(clean, "trace"), check_exact=True)
+
+
+def _kill_after_first_part(argv: list[str], parts: Path, log_path: Path) -> list[int]:
+    with open(log_path, "w") as fh:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh, env=subprocess_env())
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if parts.is_dir() and any(parts.glob("*.parquet")):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the job ended before it could be killed:\n{log_path.read_text()[-3000:]}"
+        proc.kill()
+        proc.wait(timeout=60)
+    return sorted(int(re.search(r"known_(\d+)", p.name).group(1)) for p in parts.glob("*.parquet"))
+
+
+def test_parts_of_other_settings_are_discarded_not_mixed(setup, tmp_path, caplog):
+    """Issue 11 (1): a job killed under one `tracing.samples`, rerun under another, must not resume the old
+    parts: its table equals a clean run under the new settings."""
+    from factrace import io
+
+    model_dir, inputs, _ = setup
+    out = tmp_path / "trace.parquet"
+    parts = tmp_path / "trace.parquet.parts"
+    finished = _kill_after_first_part(factrace_cmd(*trace_argv(model_dir, inputs, out, **SLOW)), parts,
+                                      tmp_path / "first.log")
+    assert finished
+    # the same parts under the old naming (known_id only), as today's jobs leave them
+    for p in list(parts.glob("*.parquet")):
+        kid = re.search(r"known_(\d+)", p.name).group(1)
+        (parts / f"known_{kid}.parquet").write_bytes(p.read_bytes())
+
+    new = {**SLOW, "samples": 2, "max_rows": 64}
+    log = run_cli(trace_argv(model_dir, inputs, out, **new), caplog)
+    assert "resumed from" not in log, log[-3000:]
+    assert "discarding" in log
+    clean = tmp_path / "clean" / "trace.parquet"
+    run_cli(trace_argv(model_dir, inputs, clean, **new))
+    got = io.read_table(out, "trace")
+    assert set(got["samples"]) == {2}
+    pd.testing.assert_frame_equal(got, io.read_table(clean, "trace"), check_exact=True)
+    assert not parts.exists()
+
+
+def test_parts_dir_that_is_a_file_or_holds_clutter_is_cleared(setup, tmp_path, caplog):
+    """Issue 11 (4): leftovers never make the job fail (today: `rmdir` of a non-empty directory)."""
+    from factrace import io
+
+    model_dir, inputs, clean = setup
+    out = tmp_path / "trace.parquet"
+    parts = tmp_path / "trace.parquet.parts"
+    parts.mkdir()
+    (parts / ".known_0.parquet.abcd.part").write_bytes(b"half")
+    (parts / "known_1-0000000000000000.parquet").write_bytes(b"not parquet")
+    fast = {"kind": "mlp", "samples": 2, "max_rows": 64}
+    run_cli(trace_argv(model_dir, inputs, out, **fast), caplog)
+    assert not parts.exists()
+    clean2 = tmp_path / "clean" / "trace.parquet"
+    run_cli(trace_argv(model_dir, inputs, clean2, **fast))
+    pd.testing.assert_frame_equal(io.read_table(out, "trace"), io.read_table(clean2, "trace"), check_exact=True)

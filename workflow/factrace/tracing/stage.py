@@ -1,12 +1,16 @@
 """The trace stage: trace every kept fact of a shard and write the long `trace` table.
 
 The job saves each finished fact under ``<out>.parts/`` as it goes; a killed job, rerun, resumes from there and
-produces the same table as an uninterrupted run. Parts are removed once the shard table is written.
+produces the same table as an uninterrupted run. Each part is keyed by the hash of everything that made it (trace
+settings, noise scale, model, modality, weights and the fact's inputs): a part made under other settings is
+discarded, never merged. Leftovers of a kill (half-written temporary files, stale parts) are cleared; the parts
+directory is removed once the shard table is written.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -111,22 +115,26 @@ def trace_shard(
 ) -> pd.DataFrame:
     """Trace ``inputs`` (pairs of inputs and target token id), resuming from finished parts."""
     out = Path(out)
-    parts = out.with_name(out.name + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
+    parts = parts_dir(out)
     run = tracer(settings.engine)
     hidden = model_obj.get_input_embeddings().weight.shape[1]
     lo, hi = settings.layers
+    base = {**settings.as_dict(), "noise_scale": float(noise_scale), "model": model, "modality": modality,
+            "weights_sha256": provenance.weights_sha256}
+    keys = {inp.known_id: part_key(base, inp, target) for inp, target in inputs}
+    expected = {part_name(kid, key) for kid, key in keys.items()}
+    clear_stale_parts(parts, expected)
+    parts.mkdir(parents=True, exist_ok=True)
     frames = []
     t0 = time.monotonic()
     for i, (inp, target) in enumerate(inputs):
-        part = parts / f"known_{inp.known_id}.parquet"
-        if part.exists():
-            try:
-                frames.append(io.read_table(part, "trace"))
-                log.info("fact %d/%d (known_id=%d): resumed from %s", i + 1, len(inputs), inp.known_id, part)
-                continue
-            except ContractError as err:  # a part cut short by a kill: recompute it
-                log.warning("ignoring unreadable part %s (%s)", part, err)
+        key = keys[inp.known_id]
+        part = parts / part_name(inp.known_id, key)
+        resumed = read_part(part, key, inp.known_id)
+        if resumed is not None:
+            frames.append(resumed)
+            log.info("fact %d/%d (known_id=%d): resumed from %s", i + 1, len(inputs), inp.known_id, part)
+            continue
         s, e = inp.corrupt
         noise = make_noise(
             settings.samples, e - s, hidden, noise_scale, noise_seed(settings.seed, inp.known_id, modality)
@@ -151,7 +159,7 @@ def trace_shard(
         df = trace_rows(
             inp, result, settings.kind, model=model, modality=modality, noise_scale=noise_scale, settings=settings
         )
-        io.write_table(df, part, "trace", provenance)
+        io.write_table(df, part, "trace", {**provenance.to_dict(), PART_KEY: key})
         frames.append(df)
         log.info(
             "fact %d/%d (known_id=%d, %d tokens): p_clean=%.3f p_corrupted=%.3f, %.1fs elapsed",
@@ -160,10 +168,71 @@ def trace_shard(
         )
     table = pd.concat(frames, ignore_index=True) if frames else _empty_trace()
     io.write_table(table, out, "trace", provenance)
-    for p in parts.glob("*.parquet"):
-        p.unlink()
-    parts.rmdir()
+    shutil.rmtree(parts, ignore_errors=True)
     return table
+
+
+PART_KEY = "part_key"
+
+
+def parts_dir(out: str | Path) -> Path:
+    """Where a trace job keeps its finished facts until the shard table is written."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def part_key(base: dict, inp: TraceInputs, target: int) -> str:
+    """Hash of everything that makes one fact's rows: the job's settings and the fact's own inputs."""
+    return config_hash({
+        **base,
+        "known_id": int(inp.known_id),
+        "input_ids": [int(t) for t in inp.input_ids.reshape(-1).tolist()],
+        "corrupt": [int(c) for c in inp.corrupt],
+        "target": int(target),
+        "tokens": list(inp.tokens),
+        "text_token_index": [int(t) for t in inp.text_token_index],
+        "text_subject": [int(t) for t in inp.text_subject],
+    })
+
+
+def part_name(known_id: int, key: str) -> str:
+    return f"known_{known_id}-{key}.parquet"
+
+
+def clear_stale_parts(parts: Path, expected: set[str]) -> None:
+    """Remove what a killed or differently configured job left: parts of other settings, temporary files."""
+    if parts.exists() and not parts.is_dir():
+        log.warning("removing %s: not a directory of finished facts", parts)
+        parts.unlink()
+        return
+    if not parts.is_dir():
+        return
+    for path in sorted(parts.iterdir()):
+        if path.name in expected:
+            continue
+        log.warning("discarding %s: made under other settings or cut short by a kill", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def read_part(part: Path, key: str, known_id: int) -> pd.DataFrame | None:
+    """A finished fact's rows if ``part`` is whole and was made with ``key``; None (and removed) otherwise."""
+    if not part.exists():
+        return None
+    try:
+        stored = io.read_provenance(part).get(PART_KEY)
+        df = io.read_table(part, "trace")
+    except (ContractError, OSError, ValueError) as err:  # a part cut short by a kill: recompute it
+        log.warning("ignoring unreadable part %s (%s)", part, err)
+        part.unlink(missing_ok=True)
+        return None
+    if stored != key or set(df["known_id"].unique()) != {known_id}:
+        log.warning("discarding part %s: made under other settings (key %s, expected %s)", part, stored, key)
+        part.unlink(missing_ok=True)
+        return None
+    return df
 
 
 def _empty_trace() -> pd.DataFrame:
@@ -172,6 +241,16 @@ def _empty_trace() -> pd.DataFrame:
     df = empty("trace")
     df["token"] = pd.Series(dtype="object")
     return df
+
+
+def check_layer_count(model: str, configured: int | None, actual: int) -> None:
+    """Stop when `models.<model>.n_layers` differs from the loaded model's layer count (a smaller value would
+    silently trace a truncated model; the layer windows of the trace jobs come from the config)."""
+    if configured is not None and int(configured) != int(actual):
+        raise SystemExit(
+            f"`models.{model}.n_layers` is {configured} in the config but the loaded model has {actual} layers; "
+            f"set `models.{model}.n_layers: {actual}` in the config"
+        )
 
 
 def settings_hash(settings: TraceSettings, noise_scale: float) -> str:
