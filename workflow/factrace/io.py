@@ -21,6 +21,24 @@ from .provenance import Provenance
 META_KEY = b"factrace"
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: 0666 less the umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -30,7 +48,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600; a result file follows the umask like any other file
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -91,6 +112,16 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(META_KEY)
     return json.loads(raw) if raw else {}
+
+
+def merged_provenance(paths: list[str] | list[Path], stage: str = "merge") -> dict[str, Any]:
+    """Provenance for a table concatenated from ``paths``: theirs, merged (see provenance.merge_provenance)."""
+    from .provenance import merge_provenance
+
+    try:
+        return merge_provenance([read_provenance(p) for p in paths], stage)
+    except ValueError as err:
+        raise contracts.ContractError(f"{', '.join(map(str, paths))}: {err}") from err
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
