@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -44,3 +45,40 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+IDENTITY_KEYS = ("model_id", "weights_sha256", "seed", "package_version")
+
+
+def merge_provenance(provs: Sequence[Mapping[str, Any]], stage: str = "merge") -> dict[str, Any]:
+    """The provenance of a table concatenated from ``provs``' tables (the layer windows of one trace shard).
+
+    Model, weights, seed and package must agree (a merge of tables made by different models is refused). Settings
+    that differ only in the layer window merge into the covering window, so the merged table's ``config_hash``
+    equals that of one job tracing every layer; the inputs' own hashes are kept in ``extra.inputs``.
+    """
+    if not provs:
+        return Provenance(stage=stage).to_dict()
+    first = dict(provs[0])
+    for key in IDENTITY_KEYS:
+        values = {json.dumps(p.get(key), sort_keys=True) for p in provs}
+        if len(values) > 1:
+            raise ValueError(f"cannot merge tables with different {key}: {sorted(values)}")
+    params = [dict((p.get("extra") or {}).get("params") or {}) for p in provs]
+    windows = [p.pop("layers", None) for p in params]
+    if any(p != params[0] for p in params):
+        raise ValueError(f"cannot merge tables made with different settings: {params}")
+    merged = dict(params[0])
+    if all(w is not None for w in windows):
+        merged["layers"] = [min(int(w[0]) for w in windows), max(int(w[1]) for w in windows)]
+    first.pop("contract", None)
+    first.update(
+        stage=stage,
+        config_hash=config_hash(merged) if merged else first.get("config_hash", ""),
+        extra={
+            "params": merged,
+            "input_stage": provs[0].get("stage"),
+            "inputs": [{"config_hash": p.get("config_hash"), "layers": w} for p, w in zip(provs, windows)],
+        },
+    )
+    return first
