@@ -35,6 +35,12 @@ def paper_dir(tmp_path_factory) -> Path:
     copy_workflow(wd)
     for c in CHECKPOINTS:
         (wd / c).mkdir(parents=True)  # placeholders: a dry run never opens them
+    # the speech checkpoints are checked at plan time for the files that must be there (empty placeholders)
+    for f in ("checkpoints/hubert-large-ls960-ft/config.json",
+              "checkpoints/spiritlm/speech_tokenizer/hubert_25hz/mhubert_base_25hz.pt",
+              "checkpoints/spiritlm/speech_tokenizer/hubert_25hz/L11_quantizer_500.pt"):
+        (wd / f).parent.mkdir(parents=True, exist_ok=True)
+        (wd / f).touch()
     return wd
 
 

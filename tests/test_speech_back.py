@@ -175,7 +175,7 @@ def test_mfcc_rate_and_kmeans_resource(tmp_path):
 
 def test_spiritlm_backend_errors_name_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.delenv("SPIRITLM_CHECKPOINTS_DIR", raising=False)
-    with pytest.raises(units.SpeechTokenizerUnavailable, match="speech_tokens.checkpoints_dir"):
+    with pytest.raises(units.SpeechTokenizerUnavailable, match="speech.units.checkpoints_dir"):
         units.spiritlm_checkpoint_paths(None)
     with pytest.raises(units.SpeechTokenizerUnavailable, match="mhubert_base_25hz.pt"):
         units.spiritlm_checkpoint_paths(tmp_path)

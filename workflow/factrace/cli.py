@@ -124,7 +124,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
     from .models.load import load_model
     from .speechlm.inputs import text_trace_inputs
     from .tracing.inputs import SubjectNotFoundError
-    from .tracing.stage import TraceSettings, trace_shard
+    from .tracing.stage import TraceSettings, check_layer_count, trace_shard
 
     prompts = io.read_table(args.prompts, "prompts")
     filt = io.read_table(args.filter, "filter")
@@ -135,6 +135,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
         seed=args.seed, engine=args.engine, max_rows=args.max_rows,
     )
     n_layers = loaded.model.config.num_hidden_layers
+    check_layer_count(args.model, json.loads(args.model_spec).get("n_layers"), n_layers)
     if args.layer_hi > n_layers:
         raise SystemExit(
             f"model {args.model!r} has {n_layers} layers but the job traces layers up to {args.layer_hi}; set "
@@ -172,7 +173,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
     sort = [c for c in ("known_id", "kind", "layer", "position") if c in df.columns]
     if sort:
         df = df.sort_values(sort, ignore_index=True)
-    io.write_table(df, args.out, args.contract, _provenance("merge", {"n_inputs": len(args.inputs)}))
+    io.write_table(df, args.out, args.contract, io.merged_provenance(args.inputs))
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -500,7 +501,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Commands that live with their stage's package."""
     import importlib
 
-    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli"):
+    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.checks"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -45,6 +45,8 @@ CONTRACTS: dict[str, dict[str, str]] = {
         "model": "O", "modality": "O", "kind": "O", "layer": "i", "category": "O", "aie": "f", "ci_low": "f",
         "ci_high": "f", "n": "i",
     },
+    # facts left out of the run (bad rows of the facts file), with the reason; known_id is null when unusable
+    "skipped_facts": {"file": "O", "row": "i", "known_id": "i", "reason": "O"},
 }
 
 

@@ -89,9 +89,12 @@ def read_table(path: str | os.PathLike[str], contract: str | None = None) -> pd.
     try:
         df = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
+        import shlex
+
         raise contracts.ContractError(
-            f"{path}: not a readable Parquet file ({err}). Delete it and rerun the rule that makes it "
-            "(snakemake reruns it automatically when run with --rerun-incomplete)."
+            f"{path}: not a readable Parquet file ({err}). Rebuild it, and what depends on it, by removing it and "
+            f"rerunning the workflow (every table is a target of `snakemake`): rm -- {shlex.quote(str(path))} && "
+            "snakemake <your usual options>. `factrace check-tables <results dir>` lists every damaged table."
         ) from err
     if contract is not None:
         contracts.check(df, contract, source=str(path))

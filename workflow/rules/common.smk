@@ -116,6 +116,19 @@ def _check_model_paths():
 _check_model_paths()
 
 
+def _check_speech_checkpoints():
+    """Every speech checkpoint the config needs is checked before any job starts (the message names the key, the
+    path and what is expected there). Existence checks only: nothing is written."""
+    from factrace.checks import checkpoint_problems, speech_checkpoint_requirements
+
+    problems = checkpoint_problems(speech_checkpoint_requirements(config))
+    if problems:
+        raise WorkflowError("missing checkpoints (the workflow never downloads weights):\n  " + "\n  ".join(problems))
+
+
+_check_speech_checkpoints()
+
+
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
     keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities")}
@@ -155,7 +168,47 @@ def all_targets():
         out.extend(speech_targets())
     for m in speech_models():
         out.append(f"{R}/figures/modality_gap_{m}.png")
+    out.extend(table_targets())
     return out
+
+
+def table_targets():
+    """Every intermediate table (and built model) is a target too: a deleted one is rebuilt by the next run, and
+    what depends on it reruns because its input is newer. (Snakemake alone skips a missing intermediate whose
+    downstream outputs exist.) A damaged one is found by the jobs that read it, or by `factrace check-tables`."""
+    out = shard_paths(f"{R}/prompts/shard-{{shard}}.parquet") + [f"{R}/prompts/skipped_facts.parquet"]
+    for name, m in config["models"].items():
+        if m.get("convert"):
+            out.append(m["path"])
+        if m.get("convert") == "speechlm-offline":
+            out.append(f"{R}/speechlm/{name}/eval.json")
+    for name, mod in model_modalities():
+        out += shard_paths(f"{R}/filter/{name}/{mod}/shard-{{shard}}.parquet")
+        out.append(f"{R}/noise/{name}/{mod}.json")
+        out += expand(f"{R}/trace/{name}/{mod}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS))
+    if SPEECH_ENABLED:
+        for table in ("speech/audio/shard-{shard}.parquet", "speech/asr/shard-{shard}.parquet",
+                      "speech/alignment/shard-{shard}.parquet"):
+            out += shard_paths(f"{R}/{table}")
+        for method in ALIGN.get("compare") or []:
+            out += shard_paths(f"{R}/speech/alignment-{method}/shard-{{shard}}.parquet")
+        if UNITS_BACKEND == "mfcc-kmeans":
+            out.append(f"{R}/speech/units/mfcc_kmeans.npz")
+    for m in speech_models():
+        out.append(f"{R}/gap/{m}.parquet")
+    return out
+
+
+onsuccess:
+    # the end of a run: how many rows of the facts file were left out (read-only; not run by dry runs)
+    _skipped = Path(f"{R}/prompts/skipped_facts.parquet")
+    if _skipped.is_file():
+        import pyarrow.parquet as _pq
+
+        _n = _pq.read_metadata(_skipped).num_rows
+        if _n:
+            logger.warning(f"{_n} problem(s) in {FACTS_PATH}: those facts were skipped (file, row, known_id, "
+                           f"reason in {_skipped})")
 
 
 # ---- speech (speech.smk): backends from config `speech:`

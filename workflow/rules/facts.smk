@@ -35,3 +35,18 @@ rule shard:
     shell:
         "factrace shard --facts {input.facts:q} --shard {wildcards.shard:q} --shard-size {params.shard_size:q} "
         "{params.limit:q} --out {output:q} 2> {log:q}"
+
+
+rule skipped_facts:
+    """Rows of the facts file that were left out, with the reason (file, row, known_id, reason); the other facts
+    go on. The run ends by saying how many there were."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        facts=FACTS_PATH,
+    output:
+        f"{R}/prompts/skipped_facts.parquet",
+    log:
+        f"{R}/logs/skipped_facts.log",
+    shell:
+        "factrace check-facts --facts {input.facts:q} --out {output:q} 2> {log:q}"

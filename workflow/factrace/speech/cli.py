@@ -112,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--units", default=None, help="mfcc-kmeans .npz resource")
     p.add_argument("--out", required=True)
     p.add_argument("--backend", default="mfcc-kmeans", choices=["mfcc-kmeans", "spiritlm"])
-    p.add_argument("--checkpoints-dir", default=None, help="spiritlm: speech_tokens.checkpoints_dir")
+    p.add_argument("--checkpoints-dir", default=None, help="spiritlm: speech.units.checkpoints_dir")
     p.add_argument("--device", default="auto")
     p.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=_speech_tokens)

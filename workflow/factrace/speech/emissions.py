@@ -75,7 +75,7 @@ class CTCEmitter:
         if not (path / "config.json").is_file():
             raise EmitterUnavailable(
                 f"CTC model directory {path} has no config.json: put the files of facebook/hubert-large-ls960-ft "
-                "there (config key `alignment.ctc_model_dir`)"
+                "there (config key `speech.alignment.ctc_model`)"
             )
         from transformers import HubertForCTC, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
 

@@ -11,7 +11,7 @@ Backends:
 - ``spiritlm`` (cluster): SpiritLM's HuBERT 25 Hz features (layer 11) + the 500-unit linear quantizer, called
   through the ``spiritlm`` package (``spiritlm.speech_tokenizer.hubert.hubert_tokenizer.HubertTokenizer``), with
   checkpoints ``<dir>/speech_tokenizer/hubert_25hz/{mhubert_base_25hz.pt, L11_quantizer_500.pt}`` where
-  ``<dir>`` is the config key ``speech_tokens.checkpoints_dir`` or the env var ``SPIRITLM_CHECKPOINTS_DIR``.
+  ``<dir>`` is the config key ``speech.units.checkpoints_dir`` or the env var ``SPIRITLM_CHECKPOINTS_DIR``.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def fit_mfcc_kmeans(
 
     feats = np.concatenate([mfcc(w, sr, settings) for w, sr in waves], axis=0) if waves else np.zeros((0, 1))
     if feats.shape[0] < k:
-        raise ValueError(f"only {feats.shape[0]} feature frames to fit k={k} units: lower speech_tokens.k")
+        raise ValueError(f"only {feats.shape[0]} feature frames to fit k={k} units: lower speech.units.k")
     mean = feats.mean(0)
     std = feats.std(0)
     std = np.where(std > 1e-8, std, 1.0)
@@ -220,14 +220,14 @@ SPIRITLM_FILES = ("mhubert_base_25hz.pt", "L11_quantizer_500.pt")
 def spiritlm_checkpoint_paths(checkpoints_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
     """The HuBERT and quantizer checkpoint paths; raises SpeechTokenizerUnavailable naming what is missing.
 
-    ``checkpoints_dir`` (config ``speech_tokens.checkpoints_dir``, else env ``SPIRITLM_CHECKPOINTS_DIR``) is
+    ``checkpoints_dir`` (config ``speech.units.checkpoints_dir``, else env ``SPIRITLM_CHECKPOINTS_DIR``) is
     SpiritLM's ``checkpoints`` directory (holding ``speech_tokenizer/hubert_25hz/``); a directory that itself
     holds ``hubert_25hz/`` or the two files is accepted too.
     """
     base = checkpoints_dir or os.environ.get("SPIRITLM_CHECKPOINTS_DIR")
     if not base:
         raise SpeechTokenizerUnavailable(
-            "speech-token backend 'spiritlm' needs its checkpoints: set config key `speech_tokens.checkpoints_dir` "
+            "speech-token backend 'spiritlm' needs its checkpoints: set config key `speech.units.checkpoints_dir` "
             "or env var SPIRITLM_CHECKPOINTS_DIR to SpiritLM's checkpoints directory"
         )
     base = Path(base)
@@ -238,7 +238,7 @@ def spiritlm_checkpoint_paths(checkpoints_dir: str | os.PathLike[str] | None = N
     expected = ", ".join(str(candidates[0] / f) for f in SPIRITLM_FILES)
     raise SpeechTokenizerUnavailable(
         f"SpiritLM speech-tokenizer checkpoints not found: expected {expected} "
-        "(config key `speech_tokens.checkpoints_dir` / env SPIRITLM_CHECKPOINTS_DIR)"
+        "(config key `speech.units.checkpoints_dir` / env SPIRITLM_CHECKPOINTS_DIR)"
     )
 
 
