@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test bench estimate report lint clean venv
+.PHONY: demo test test-slurm bench estimate report lint clean venv
 
 venv: $(STAMP)
 
@@ -22,11 +22,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/default --cores $(CORES)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES)
 	@echo "results in results/ ; figures in results/figures/"
 
+# The Slurm tests (tests/test_slurm.py) run when a cluster answers and are skipped, with the reason, when none does.
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+# A one-node Slurm on this machine (root; installs slurm-wlm and munge if missing), then the Slurm tests. The
+# cluster stays up: `.ci/slurm-cluster down` stops it.
+test-slurm: $(STAMP)
+	.ci/slurm-cluster up
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing

@@ -1,7 +1,7 @@
 # factrace: where do speech-text language models store and recall facts, in text and in speech?
 # Causal tracing (activation patching, Meng et al. 2022) as a Snakemake workflow.
 #
-#   snakemake --profile profiles/default                              # offline default (config/config.yaml)
+#   snakemake --profile profiles/local                                # offline default (config/config.yaml)
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml # SpiritLM + Llama-2-7B on Slurm
 #
 # Stages, one rule file each under workflow/rules/:

@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny random models of each supported family, built in memory (no downloads)."""
+"""Shared fixtures: tiny random models of each supported family, built in memory (no downloads); one local run of
+the tiny config per test session (tests/test_workflow.py reads it, tests/test_slurm.py compares a Slurm run to it)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,3 +44,16 @@ def tiny_model(family: str, vocab: int = 97, hidden: int = 32, layers: int = 4, 
 @pytest.fixture(params=FAMILIES)
 def family_model(request) -> tuple[str, torch.nn.Module]:
     return request.param, tiny_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_local_run(tmp_path_factory) -> Path:
+    """A copy of the workflow in which the tiny config (config/tiny.yaml, facts in facts.json) ran locally."""
+    from test_workflow import FACTS, copy_workflow, snakemake, tiny_config
+
+    wd = tmp_path_factory.mktemp("wf")
+    copy_workflow(wd)
+    (wd / "facts.json").write_text(json.dumps(FACTS, indent=1))
+    tiny_config(wd)
+    snakemake(wd, "--configfile", "config/tiny.yaml", "--cores", "2")
+    return wd

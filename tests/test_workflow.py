@@ -52,13 +52,9 @@ def tiny_config(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("wf")
-    copy_workflow(wd)
-    (wd / "facts.json").write_text(json.dumps(FACTS, indent=1))
-    tiny_config(wd)
-    snakemake(wd, "--configfile", "config/tiny.yaml", "--cores", "2")
-    return wd
+def workdir(tiny_local_run: Path) -> Path:
+    """The session's local run of the tiny config (tests/conftest.py; tests/test_slurm.py compares with it)."""
+    return tiny_local_run
 
 
 def test_run_writes_tables_and_figures(workdir: Path):

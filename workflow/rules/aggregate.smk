@@ -1,5 +1,10 @@
 # Aggregation and figures: AIE by token category with bootstrap CIs, log-AIE heatmaps, per-prompt traces, QC.
 
+# light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    aie_heatmaps,
+    qc,
+
 
 rule aie:
     conda:

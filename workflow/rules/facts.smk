@@ -1,5 +1,9 @@
 # Facts: download (cluster configs) and per-shard `prompts` tables.
 
+# light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    shard,
+
 
 if config["facts"].get("url"):
 

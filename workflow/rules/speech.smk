@@ -2,6 +2,13 @@
 # Backends from config `speech:` (offline: eSpeak NG, Whisper tiny.en, eSpeak word onsets / pocketsphinx,
 # MFCC + k-means units; cluster: MeloTTS, Whisper-small, HuBERT CTC, SpiritLM HuBERT units).
 
+# light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    wer_summary,
+    alignment_disagreement,
+    speech_figures,
+
+
 rule tts:
     conda:
         "../../envs/speech-cluster.yaml"

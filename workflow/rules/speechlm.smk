@@ -1,5 +1,9 @@
 # The offline speech LM (built by the workflow from the offline corpus) and the text-vs-speech modality gap.
 
+# light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    modality_gap_plot,
+
 
 rule build_speechlm:
     """A small speech-text Llama trained from scratch on text prompts and on the speech tokens of several eSpeak

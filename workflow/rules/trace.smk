@@ -1,6 +1,10 @@
 # Causal tracing: the noise scale per (model, modality), then one job per (shard, model, modality, kind, layer
 # window), merged per shard. A failed window reruns alone; windows of one shard spread over several GPUs.
 
+# light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    merge_trace,
+
 
 rule noise_scale:
     """Noise scale = multiplier x std of the subjects' input embeddings over all facts (ROME).

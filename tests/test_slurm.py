@@ -1,0 +1,478 @@
+"""The cluster profiles: their merged settings, what each job requests, and the tiny config through a real Slurm.
+
+Without a cluster (any machine): the settings that `--profile profiles/slurm` / `profiles/alvis` give Snakemake
+are the cluster profile's (no workflow profile `profiles/default` mixed in), and a dry run under profiles/alvis asks
+for exactly one GPU per submitted job, with GPUs asked for in one way only.
+
+With a one-node Slurm (`.ci/slurm-cluster up`; `make test-slurm` and `.ci/run` start it), marked `slurm`: the tiny
+config (.test/config/config.yaml) runs through `snakemake --profile profiles/slurm` with the real
+snakemake-executor-plugin-slurm; each job's Slurm record (scontrol) must match what the profile asks for: model rules
+in the GPU partition with one GPU, all other jobs without one, light rules as local rules; the tables equal a local
+run's; a second run submits nothing; a failing job is reported with its log; profiles/alvis re-makes a part of the
+results on the same cluster with one GPU per job (model jobs on an A40, grouped speech and analysis jobs on a T4).
+Without a cluster these tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FACTS = json.loads((REPO / ".test" / "data" / "facts.json").read_text())
+PARTITIONS = {"SLURM_ACCOUNT": "factrace", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
+# the plugin's defaults wait 40 s before the first status check; squeue: the test cluster has no accounting database
+FAST = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2")
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------------
+def _snakemake_exe() -> Path:
+    exe = Path(sys.executable).with_name("snakemake")
+    return exe if exe.exists() else Path(shutil.which("snakemake") or "snakemake")
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    exe = _snakemake_exe()
+    env = {**os.environ, **PARTITIONS, "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(exe), *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout,
+                          check=False)
+
+
+def workflow_copy(dest: Path, trace_gpus: int = 0) -> Path:
+    """The workflow and the tiny config (config/tiny.yaml, facts in facts.json) under ``dest``.
+
+    ``trace_gpus``: the config's `resources.trace.gpus` (paper.yaml asks 1, the tiny config 0)."""
+    from test_workflow import copy_workflow, tiny_config
+
+    dest.mkdir(parents=True, exist_ok=True)
+    copy_workflow(dest)
+    (dest / "facts.json").write_text(json.dumps(FACTS, indent=1))
+    cfg_path = tiny_config(dest)
+    if trace_gpus:
+        cfg = yaml.safe_load(cfg_path.read_text())
+        cfg.setdefault("resources", {}).setdefault("trace", {})["gpus"] = trace_gpus
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return dest
+
+
+def profile(name: str) -> dict:
+    return yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
+
+
+def profile_gpu_rules(name: str) -> set[str]:
+    """The rules that the profile gives a GPU (`gpu`/`gpus` > 0, a gres or a --gpus* option in slurm_extra)."""
+    out = set()
+    for rule, res in (profile(name).get("set-resources") or {}).items():
+        if _gpus_requested(res) > 0:
+            out.add(rule)
+    return out
+
+
+def _gpus_requested(res: dict) -> int:
+    """GPUs that the resources of one job ask for, counting every way the Slurm plugin passes them on."""
+    n = 0
+    for key in ("gpu", "gpus"):
+        if str(res.get(key, "0")).strip() not in ("", "0", "None"):
+            n += int(res[key])
+    n += sum(int(c) for c in re.findall(r"gpu(?::\w+)?:(\d+)", str(res.get("gres", ""))))
+    n += sum(int(c) for c in re.findall(r"--gpus(?:-per-node|-per-task)?[= ](?:\w+:)?(\d+)",
+                                          str(res.get("slurm_extra", ""))))
+    return n
+
+
+def localrules_of_workflow() -> set[str]:
+    """Rule names in the `localrules:` statements of the workflow's rule files."""
+    names: set[str] = set()
+    for smk in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+        for block in re.findall(r"^localrules:((?:\s*\w+,?)+)", smk.read_text(), flags=re.M):
+            names |= set(re.findall(r"\w+", block))
+    return names
+
+
+@dataclass
+class PlannedJob:
+    """One job as Snakemake printed it: its rule, its resources, local or not, its group, its Slurm job id."""
+
+    jobid: str
+    rule: str
+    local: bool
+    group: str | None
+    resources: dict[str, str] = field(default_factory=dict)
+    slurm_id: str | None = None
+
+
+def parse_run_log(text: str) -> dict[str, PlannedJob]:
+    """Snakemake's job blocks (`rule X:` / `localrule X:`, `jobid:`, `resources:`; indented under `Group job G` for
+    the members of a group job) and the plugin's `Job N has been submitted with SLURM jobid M` lines, by job id."""
+    jobs: dict[str, PlannedJob] = {}
+    group, cur = None, None
+    for line in text.splitlines():
+        m = re.search(r"Group job (\S+) \(jobs", line)
+        if m:
+            group = m.group(1)
+            continue
+        m = re.match(r"(\s*)(local)?rule (\w+):$", line)
+        if m:
+            cur = PlannedJob(jobid="", rule=m.group(3), local=bool(m.group(2)), group=group if m.group(1) else None)
+            continue
+        if cur is not None and line.strip().startswith("jobid:"):
+            cur.jobid = line.split(":", 1)[1].strip()
+            jobs[cur.jobid] = cur
+        elif cur is not None and line.strip().startswith("resources:"):
+            for item in line.split(":", 1)[1].split(", "):
+                k, _, v = item.strip().partition("=")
+                cur.resources[k] = v
+        m = re.match(r"Job (\S+) has been submitted with SLURM jobid (\d+)", line)
+        if m and m.group(1) in jobs:
+            jobs[m.group(1)].slurm_id = m.group(2)
+    return jobs
+
+
+def submitted_ids(text: str) -> set[str]:
+    """Slurm job ids of every submission in a Snakemake log (jobs and group jobs)."""
+    return set(re.findall(r"submitted with SLURM jobid (\d+)", text))
+
+
+def scontrol_jobs() -> dict[str, dict[str, str]]:
+    """Every job slurmctld still knows (finished ones for MinJobAge), as key=value fields, by Slurm job id."""
+    out = subprocess.run(["scontrol", "show", "job", "-d", "-o"], capture_output=True, text=True, check=False).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields: dict[str, str] = {}
+        for k, v in re.findall(r"(?:^|\s)([A-Za-z_:/]+)=(\S*)", line):
+            fields.setdefault(k, v)
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
+def allocated_gpus(job: dict[str, str]) -> dict[str, int]:
+    """GPU type -> count that Slurm allocated to a job (`JOB_GRES=gpu:A40:1`), {} for none."""
+    out: dict[str, int] = {}
+    for typ, n in re.findall(r"gpu:(?:(\w+):)?(\d+)", job.get("JOB_GRES", "")):
+        out[typ or "any"] = out.get(typ or "any", 0) + int(n)
+    return out
+
+
+def comment_rule(job: dict[str, str]) -> str:
+    """The rule (or group) name that the plugin writes into the job comment (`rule_<name>[_wildcards_...]`)."""
+    m = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", job.get("Comment", ""))
+    return m.group(1) if m else ""
+
+
+def cluster_problem() -> str | None:
+    """Why the Slurm tests cannot run here (None: a cluster with partitions cpu and gpu answers)."""
+    for tool in ("sbatch", "squeue", "scontrol", "sinfo"):
+        if shutil.which(tool) is None:
+            return f"no Slurm client ({tool}) on PATH; start the test cluster with `.ci/slurm-cluster up`"
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, check=False)
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return f"slurmctld does not answer (`scontrol ping`: {ping.stdout.strip() or ping.stderr.strip()}); " \
+               "start the test cluster with `.ci/slurm-cluster up`"
+    parts = subprocess.run(["sinfo", "-h", "-o", "%R %t"], capture_output=True, text=True, check=False).stdout.split()
+    if not {"cpu", "gpu"} <= set(parts[::2]):
+        return f"the Slurm cluster lacks the partitions cpu and gpu (sinfo: {parts}); use `.ci/slurm-cluster up`"
+    return None
+
+
+needs_cluster = pytest.mark.skipif(cluster_problem() is not None, reason=str(cluster_problem()))
+slurm = [pytest.mark.slurm, pytest.mark.slow, needs_cluster]
+
+
+# ---- the profiles, without a cluster -----------------------------------------------------------------------------
+def _merged_settings(workdir: Path, *argv: str) -> dict:
+    """The command-line settings that Snakemake derives from `argv` and the profiles it loads, in ``workdir``."""
+    code = ("import json, sys; from snakemake.cli import parse_args; _, a = parse_args(sys.argv[1:]); "
+            "print(json.dumps({k: getattr(a, k) for k in ('cores', 'latency_wait', 'executor', 'jobs', "
+            "'default_resources', 'keep_going')}, default=str))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=workdir, capture_output=True, text=True,
+                          env={**os.environ, **PARTITIONS}, check=True)
+    return {**json.loads(proc.stdout.splitlines()[-1]), "stderr": proc.stderr}
+
+
+@pytest.mark.parametrize("name", ["slurm", "alvis"])
+def test_cluster_profile_settings_are_its_own(name: str, tmp_path: Path):
+    """A workflow profile (profiles/default) would be loaded after --profile and override it (defect 7)."""
+    from test_workflow import copy_workflow
+
+    copy_workflow(tmp_path)
+    settings = _merged_settings(tmp_path, "--profile", f"profiles/{name}", "-n")
+    prof = profile(name)
+    assert "workflow specific profile" not in settings["stderr"], settings["stderr"]
+    assert settings["executor"] == "slurm"
+    assert settings["cores"] is None, "the local profile's `cores` leaks into the cluster profile"
+    assert settings["latency_wait"] == prof["latency-wait"]
+    local = profile("local")
+    assert settings["latency_wait"] != local["latency-wait"]
+
+
+def test_local_profile_is_local():
+    assert not (REPO / "profiles" / "default").exists()
+    assert profile("local").get("cores") == "all" and "executor" not in profile("local")
+    assert "--profile profiles/local" in (REPO / "Makefile").read_text()
+
+
+def _dry_run_jobs(workdir: Path, prof: str) -> dict[str, PlannedJob]:
+    proc = snakemake(workdir, "-n", "--profile", f"profiles/{prof}", "--configfile", "config/tiny.yaml",
+                     timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return parse_run_log(proc.stdout + "\n" + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def alvis_dry(tmp_path_factory) -> dict[str, PlannedJob]:
+    # the paper's trace rule asks for a GPU itself (resources.trace.gpus: 1): the profile must not add a second
+    wd = workflow_copy(tmp_path_factory.mktemp("alvis_dry"), trace_gpus=1)
+    return _dry_run_jobs(wd, "alvis")
+
+
+def test_alvis_asks_for_one_gpu_per_job_one_way(alvis_dry: dict[str, PlannedJob]):
+    local = localrules_of_workflow() | {"all"}
+    submitted = [j for j in alvis_dry.values() if j.rule not in local]
+    assert submitted
+    for job in submitted:
+        res = job.resources
+        assert _gpus_requested(res) == 1, f"{job.rule}: {res}"
+        ways = [str(res.get(k, "0")) not in ("0", "") for k in ("gpu", "gpus")] + ["gpu" in res.get("gres", "")]
+        ways.append("--gpu" in res.get("slurm_extra", ""))
+        assert sum(ways) == 1, f"{job.rule} asks for its GPU in more than one way: {res}"
+
+
+def test_alvis_cpu_rules_are_grouped_or_local(alvis_dry: dict[str, PlannedJob]):
+    """No CPU job holds a GPU of its own: a rule that the generic profile runs without a GPU is, under
+    profiles/alvis, a local rule or part of a group job."""
+    model_rules = profile_gpu_rules("slurm")
+    local = localrules_of_workflow() | {"all"}
+    for job in alvis_dry.values():
+        if job.rule in local or job.rule in model_rules:
+            continue
+        assert job.group, f"{job.rule} would be a job of its own holding a GPU on Alvis"
+    groups = {j.group for j in alvis_dry.values() if j.group}
+    assert groups <= set(profile("alvis").get("group-components", {}))
+
+
+# ---- the tiny config through a real Slurm -------------------------------------------------------------------------
+@dataclass
+class SlurmRun:
+    workdir: Path
+    log: str
+    jobs: dict[str, PlannedJob]
+    seconds: float
+
+
+def _run_cluster(workdir: Path, prof: str, *extra: str) -> SlurmRun:
+    import time
+
+    t0 = time.monotonic()
+    proc = snakemake(workdir, "--profile", f"profiles/{prof}", "--configfile", "config/tiny.yaml", *FAST, *extra)
+    text = proc.stdout + "\n" + proc.stderr
+    assert proc.returncode == 0, f"snakemake --profile profiles/{prof} failed:\n{text[-8000:]}"
+    return SlurmRun(workdir, text, parse_run_log(text), time.monotonic() - t0)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory) -> SlurmRun:
+    problem = cluster_problem()
+    if problem:
+        pytest.skip(problem)
+    return _run_cluster(workflow_copy(tmp_path_factory.mktemp("slurm")), "slurm")
+
+
+def _check_against_slurm(run: SlurmRun) -> dict[str, list[dict[str, str]]]:
+    """Each submitted Snakemake job is a COMPLETED Slurm job in the partition and with the GPUs its resources name.
+    Returns the Slurm records by rule (or group) name."""
+    records = scontrol_jobs()
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    seen = set()
+    for job in run.jobs.values():
+        if job.local or job.rule == "all":
+            assert job.slurm_id is None
+            continue
+        if job.group:
+            continue
+        assert job.slurm_id, f"{job.rule} (job {job.jobid}) was not submitted to Slurm"
+        rec = records[job.slurm_id]
+        assert rec["JobState"] == "COMPLETED", rec
+        assert comment_rule(rec) == job.rule
+        assert rec["Partition"] == job.resources["slurm_partition"], (job.rule, rec["Partition"])
+        assert sum(allocated_gpus(rec).values()) == _gpus_requested(job.resources), (job.rule, rec.get("JOB_GRES"))
+        by_rule.setdefault(job.rule, []).append(rec)
+        seen.add(job.slurm_id)
+    # group jobs: one Slurm job per group job, named by the group in the comment
+    for jid in submitted_ids(run.log) - seen:
+        rec = records[jid]
+        assert rec["JobState"] == "COMPLETED", rec
+        by_rule.setdefault(comment_rule(rec), []).append(rec)
+    return by_rule
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_slurm_profile_jobs_on_the_cluster(slurm_run: SlurmRun):
+    by_rule = _check_against_slurm(slurm_run)
+    gpu_rules = profile_gpu_rules("slurm")
+    ran = {j.rule for j in slurm_run.jobs.values()}
+    assert "trace" in ran and "trace" in gpu_rules
+    for rule, recs in by_rule.items():
+        for rec in recs:
+            if rule in gpu_rules:
+                assert rec["Partition"] == "gpu" and sum(allocated_gpus(rec).values()) == 1, (rule, rec)
+            else:
+                assert rec["Partition"] == "cpu" and not allocated_gpus(rec), (rule, rec)
+    assert gpu_rules & ran <= set(by_rule), "a rule that the profile gives a GPU did not run as a Slurm job"
+    # light rules ran on the submitting host, as the workflow's localrules say, and nothing else did
+    local = {j.rule for j in slurm_run.jobs.values() if j.local} - {"all"}
+    assert local and local <= localrules_of_workflow()
+    assert not local & set(by_rule)
+    assert ran - local - {"all"} <= set(by_rule)
+    print(f"slurm profile: {len(slurm_run.jobs)} jobs, {sum(map(len, by_rule.values()))} Slurm jobs, "
+          f"{slurm_run.seconds:.0f} s")
+
+
+TABLES = ("*.parquet", "*.csv", "*.tsv", "*.json")
+
+
+def result_tables(results: Path) -> dict[str, Path]:
+    out = {}
+    for pattern in TABLES:
+        for p in results.rglob(pattern):
+            rel = p.relative_to(results).as_posix()
+            if not rel.startswith(("logs/", "benchmarks/", "models/")):
+                out[rel] = p
+    return out
+
+
+def _same_table(a: Path, b: Path) -> None:
+    if a.suffix == ".parquet":
+        pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), obj=str(a))
+    elif a.suffix in (".csv", ".tsv"):
+        sep = "\t" if a.suffix == ".tsv" else ","
+        pd.testing.assert_frame_equal(pd.read_csv(a, sep=sep), pd.read_csv(b, sep=sep), obj=str(a))
+    else:
+        assert json.loads(a.read_text()) == json.loads(b.read_text()), a
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_slurm_tables_equal_a_local_run(slurm_run: SlurmRun, tiny_local_run: Path):
+    ours = result_tables(slurm_run.workdir / "results")
+    local = result_tables(tiny_local_run / "results")
+    assert set(ours) == set(local)
+    assert any(k.startswith("trace/") for k in ours) and any(k.startswith("aie/") for k in ours)
+    for rel in sorted(ours):
+        _same_table(ours[rel], local[rel])
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_second_slurm_run_submits_nothing(slurm_run: SlurmRun):
+    before = len(scontrol_jobs())
+    again = _run_cluster(slurm_run.workdir, "slurm")
+    assert "submitted with SLURM jobid" not in again.log
+    assert "Nothing to be done" in again.log
+    assert len(scontrol_jobs()) == before
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_failing_slurm_job_is_reported_with_its_log(tmp_path: Path):
+    wd = workflow_copy(tmp_path)
+    target = "results/prompts/shard-0000.parquet"
+    first = snakemake(wd, "--profile", "profiles/slurm", "--configfile", "config/tiny.yaml", *FAST, target)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # a readable table without the prompts' columns: the shard job (local) is not rerun, the tts job fails
+    pd.DataFrame({"not_a_prompt": [1, 2]}).to_parquet(wd / target)
+    proc = snakemake(wd, "--profile", "profiles/slurm", "--configfile", "config/tiny.yaml", *FAST, "--retries", "0",
+                     "results/speech/audio/shard-0000.parquet", timeout=600)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error in rule tts" in text
+    m = re.search(r"SLURM jobid (\d+)", text)
+    assert m, text[-3000:]
+    assert scontrol_jobs()[m.group(1)]["JobState"] == "FAILED"
+    rule_log = wd / "results/logs/tts/0000.log"
+    assert rule_log.exists() and rule_log.read_text().strip()
+    # the rule's log is printed (show-failed-logs), and the Slurm log's path is named
+    assert rule_log.read_text().strip().splitlines()[-1] in text
+    assert ".snakemake/slurm_logs/rule_tts" in text
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_job_that_cannot_start_is_visible_in_squeue(tmp_path: Path):
+    """A job asking for more CPUs than any node has pends forever (reason PartitionConfig) and the plugin's status
+    check sees only PENDING: Snakemake would wait silently. `squeue -o %r` names the reason (README)."""
+    out = subprocess.run(["sbatch", "--parsable", "-p", "cpu", "-c", "512", "-o", str(tmp_path / "never.log"),
+                          "--wrap", "true"], capture_output=True, text=True, check=False)
+    if out.returncode != 0:  # a cluster that rejects it at submission: Snakemake then fails at once
+        assert "not available" in out.stderr or "satisfied" in out.stderr, out.stderr
+        return
+    jid = out.stdout.strip().split(";")[0]
+    try:
+        reason = ""
+        for _ in range(30):
+            q = subprocess.run(["squeue", "-h", "-j", jid, "-o", "%T %r"], capture_output=True, text=True, check=False)
+            state, _, reason = q.stdout.strip().partition(" ")
+            if reason and reason not in ("None", "Priority"):
+                break
+            import time
+
+            time.sleep(0.5)
+        assert state == "PENDING" and reason in ("PartitionConfig", "Resources", "ReqNodeNotAvail"), q.stdout
+    finally:
+        subprocess.run(["scancel", jid], check=False)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_cluster
+def test_alvis_profile_on_the_cluster(slurm_run: SlurmRun, tmp_path_factory):
+    """profiles/alvis re-makes part of the Slurm run's results (one shard's trace windows of one kind and the speech
+    tokens of one shard, and what reads them): every Slurm job holds exactly one GPU, model jobs an A40, grouped
+    jobs a T4, and the re-made tables equal the first run's."""
+    wd = tmp_path_factory.mktemp("alvis") / "wf"
+    shutil.copytree(slurm_run.workdir, wd, symlinks=True)
+    cfg = yaml.safe_load((wd / "config/tiny.yaml").read_text())
+    cfg.setdefault("resources", {}).setdefault("trace", {})["gpus"] = 1  # as paper.yaml: the rule asks for a GPU
+    (wd / "config/tiny.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = wd / "results"
+    trace_dir = res / "trace/smollm2/t2t/hidden"
+    removed = [*trace_dir.glob("shard-0000/layers-*.parquet"), trace_dir / "shard-0000.parquet",
+               res / "speech/tokens/shard-0000.parquet", res / "aie/smollm2/t2t.parquet"]
+    assert len(removed) > 3 and all(p.exists() for p in removed)
+    for p in removed:
+        p.unlink()
+    targets = ["results/aie/smollm2/t2t.parquet", "results/speech/token_map/speechlm/shard-0000.parquet"]
+    run = _run_cluster(wd, "alvis", *targets)
+    records = scontrol_jobs()
+    ours = {jid: records[jid] for jid in submitted_ids(run.log)}
+    assert ours and all(rec["WorkDir"] == str(wd) for rec in ours.values())
+    kinds: dict[str, set[str]] = {}
+    for rec in ours.values():
+        gpus = allocated_gpus(rec)
+        assert rec["JobState"] == "COMPLETED" and rec["Partition"] == "gpu", rec
+        assert sum(gpus.values()) == 1, (comment_rule(rec), rec.get("JOB_GRES"))
+        kinds.setdefault(comment_rule(rec), set()).update(gpus)
+    groups = set(profile("alvis")["group-components"])
+    assert kinds.get("trace") == {"A40"}
+    assert {"speech", "analysis"} <= set(kinds) and all(kinds[g] == {"T4"} for g in groups & set(kinds))
+    assert set(kinds) <= profile_gpu_rules("alvis") | groups
+    for p in removed:
+        _same_table(p, slurm_run.workdir / p.relative_to(wd))
+    print(f"alvis profile: {len(ours)} Slurm jobs, {run.seconds:.0f} s")
