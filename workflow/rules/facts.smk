@@ -4,6 +4,8 @@
 if config["facts"].get("url"):
 
     rule download_facts:
+        conda:
+            "../../envs/factrace.yaml"
         output:
             FACTS_PATH,
         params:
@@ -22,7 +24,7 @@ rule shard:
     conda:
         "../../envs/factrace.yaml"
     input:
-        facts=FACTS_PATH if DOWNLOADED_FACTS else ancient(FACTS_PATH),
+        facts=ancient(FACTS_PATH),
     output:
         f"{R}/prompts/shard-{{shard}}.parquet",
     params:

@@ -10,7 +10,7 @@ rule build_speechlm:
         facts=ancient(FACTS_PATH),
         units=f"{R}/speech/units/mfcc_kmeans.npz",
     output:
-        model=directory(f"{R}/models/{{model}}"),
+        model=directory(f"{R}/models/trained/{{model}}"),
         eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
     params:
         steps=lambda wc: SPEECHLM.get("steps", 1000),
@@ -47,6 +47,10 @@ rule modality_gap:
         spec=lambda wc: model_spec_json(wc.model),
     log:
         f"{R}/logs/modality_gap/{{model}}.log",
+    resources:
+        gpu=model_gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime("modality_gap"),
     shell:
         "factrace modality-gap --model {wildcards.model} --model-spec {params.spec:q} --prompts {input.prompts:q} "
         "--speech-tokens {input.speech_tokens:q} --token-map {input.token_map:q} --filters {input.filters:q} "
