@@ -42,17 +42,18 @@ class ResourceSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ResourceSettings:
-        res = config.get("resources", {})
-        trace = res.get("trace", {})
+        """From a config validated against the schema (which fills in the defaults)."""
+        res = config["resources"]
+        trace = res["trace"]
         return cls(
-            margin=float(res.get("margin", 1.3)),
-            min_runtime=int(res.get("min_runtime", 5)),
-            load_gb_per_s=float(res.get("load_gb_per_s", 1.0)),
-            load_overhead_s=float(res.get("load_overhead_s", 30.0)),
-            gpu_bandwidth_gb_per_s=float(res.get("gpu_bandwidth_gb_per_s", 696.0)),
+            margin=float(res["margin"]),
+            min_runtime=int(res["min_runtime"]),
+            load_gb_per_s=float(res["load_gb_per_s"]),
+            load_overhead_s=float(res["load_overhead_s"]),
+            gpu_bandwidth_gb_per_s=float(res["gpu_bandwidth_gb_per_s"]),
             gpu_tflops=trace.get("gpu_tflops"),
-            utilisation=float(trace.get("utilisation", 0.35)),
-            fallback_runtime=int(trace.get("runtime", 60)),
+            utilisation=float(trace["utilisation"]),
+            fallback_runtime=int(trace["runtime"]),
         )
 
 
