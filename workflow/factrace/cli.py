@@ -124,23 +124,24 @@ def cmd_trace(args: argparse.Namespace) -> None:
     from .models.load import load_model
     from .speechlm.inputs import text_trace_inputs
     from .tracing.inputs import SubjectNotFoundError
-    from .tracing.stage import TraceSettings, check_layer_count, trace_shard
+    from .tracing.job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds
+    from .tracing.stage import check_layer_count
 
     prompts = io.read_table(args.prompts, "prompts")
     filt = io.read_table(args.filter, "filter")
     noise = json.loads(Path(args.noise).read_text())
     loaded = load_model(_model_spec(args))
-    settings = TraceSettings(
-        kind=args.kind, layers=(args.layer_lo, args.layer_hi), samples=args.samples, window=args.window,
-        seed=args.seed, engine=args.engine, max_rows=args.max_rows,
-    )
     n_layers = loaded.model.config.num_hidden_layers
     check_layer_count(args.model, json.loads(args.model_spec).get("n_layers"), n_layers)
-    if args.layer_hi > n_layers:
+    lo, hi = args.layer_lo or 0, n_layers if args.layer_hi is None else args.layer_hi
+    if hi > n_layers:
         raise SystemExit(
-            f"model {args.model!r} has {n_layers} layers but the job traces layers up to {args.layer_hi}; set "
+            f"model {args.model!r} has {n_layers} layers but the job traces layers up to {hi}; set "
             f"`models.{args.model}.n_layers: {n_layers}` in the config"
         )
+    kinds = (parse_kind_settings(args.kind_settings) if args.kind_settings else
+             [(k, {"samples": args.samples, "seed": args.seed, "window": args.window}) for k in args.kind or []])
+    jobs = kind_jobs(kinds, args.out, layers=(lo, hi), engine=args.engine, max_rows=args.max_rows)
     kept = filt[filt["kept"]].set_index("known_id")
     rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
     if args.max_facts is not None and len(rows) > args.max_facts:
@@ -158,12 +159,11 @@ def cmd_trace(args: argparse.Namespace) -> None:
         from .speechlm.inputs import speech_trace_inputs
 
         inputs = speech_trace_inputs(loaded, rows, kept, args.speech_tokens, args.token_map)
-    params = {**settings.as_dict(), "noise_scale": noise["scale"], "modality": args.modality}
-    prov = _provenance("trace", params, seed=args.seed, model_id=args.model, weights_sha256=loaded.weights_sha256)
-    log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), args.model, args.modality, args.kind,
-             args.layer_lo, args.layer_hi)
-    trace_shard(loaded.model, inputs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
-                settings=settings, out=args.out, provenance=prov)
+    key = inputs_digest([args.prompts, args.filter, args.noise, args.speech_tokens, args.token_map])
+    trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
+                inputs_key=key, weights=loaded.weights_sha256,
+                provenance=lambda params: _provenance("trace", params, seed=params["seed"], model_id=args.model,
+                                                      weights_sha256=loaded.weights_sha256))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -400,12 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_noise_scale)
 
-    s = sub.add_parser("trace", help="causal tracing of one shard, kind and layer window")
+    s = sub.add_parser("trace", help="causal tracing of one shard: one table per kind, the model loaded once")
     model_args(s)
     s.add_argument("--modality", default="t2t")
-    s.add_argument("--kind", required=True, choices=["hidden", "mlp", "attn"])
-    s.add_argument("--layer-lo", type=int, required=True)
-    s.add_argument("--layer-hi", type=int, required=True)
+    s.add_argument("--kind-settings", default=None,
+                   help='JSON [[kind, {"samples": n, "seed": n, "window": n}], ...], one per --out')
+    s.add_argument("--kind", nargs="+", choices=["hidden", "mlp", "attn"], help="kinds (without --kind-settings)")
+    s.add_argument("--layer-lo", type=int, default=None, help="first centre layer (default 0)")
+    s.add_argument("--layer-hi", type=int, default=None, help="end of the centre layers (default: all)")
     s.add_argument("--prompts", required=True)
     s.add_argument("--filter", required=True)
     s.add_argument("--noise", required=True)
@@ -417,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="fast", choices=["fast", "reference"])
     s.add_argument("--max-rows", type=int, default=256)
     s.add_argument("--max-facts", type=int, default=None, help="trace only the first N kept facts of the shard")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", nargs="+", required=True, help="one trace table per kind, in the kinds' order")
     s.set_defaults(func=cmd_trace)
 
     s = sub.add_parser("merge", help="concatenate tables of one contract")
@@ -501,7 +503,8 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Commands that live with their stage's package."""
     import importlib
 
-    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.checks"):
+    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.checks",
+                   "factrace.plan"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -1,7 +1,7 @@
 # Shared settings and helpers: config validation, the shard plan, model specs, targets.
 import hashlib
 import json
-import math
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -19,10 +19,16 @@ SEED = config.get("seed", 1)
 FACTS_PATH = config["facts"]["path"]
 SHARD_SIZE = config["facts"].get("shard_size", 8)
 LIMIT = config["facts"].get("limit")
-DOWNLOADED_FACTS = bool(config["facts"].get("url")) and not Path(FACTS_PATH).exists()
+FACTS_URL = config["facts"].get("url")
 TRACING = config["tracing"]
 KINDS = TRACING.get("kinds", ["hidden", "mlp", "attn"])
 SPEECH = config.get("speech", {})
+for _key, _old in (("tracing.layer_window", TRACING.get("layer_window")),
+                   ("resources.trace.gpus", config.get("resources", {}).get("trace", {}).get("gpus")),
+                   ("resources.trace.mem_mb", config.get("resources", {}).get("trace", {}).get("mem_mb"))):
+    if _old:
+        logger.warning(f"`{_key}` is deprecated and ignored: trace jobs trace every kind and layer of one shard, and "
+                       "GPUs and memory follow from the model's device, size and dtype (factrace/resources.py)")
 SPEECH_ENABLED = SPEECH.get("enabled", False)
 SPEECHLM = SPEECH.get("speechlm", {})
 
@@ -51,37 +57,63 @@ def _factrace_shell_prefix():
 shell.prefix(_factrace_shell_prefix().replace("{", "{{").replace("}", "}}"))
 
 
-def _plan_shards():
-    """Shard name -> digest of its facts. Membership depends on known_id only (shard = known_id // size)."""
-    if DOWNLOADED_FACTS:
-        lo, hi = config["facts"].get("expected_ids", [0, 0])
-        if hi <= lo:
+def _digest(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _downloaded_ids():
+    """The known_ids of a downloaded facts file, from `facts.expected_ids`, before and after the download.
+
+    A downloaded file is identified by its URL, sha256 and ids, not by its content: the shard digests are then
+    the same before and after the download, so the download reruns nothing. A file whose ids differ from the
+    expected ones is an error (the plan made before the download would be wrong)."""
+    lo, hi = config["facts"].get("expected_ids") or [0, 0]
+    if hi <= lo:
+        raise WorkflowError(
+            f"`facts.url` is set: set `facts.expected_ids: [first, last)` so that the shards of {FACTS_PATH} are "
+            "planned the same way before and after its download"
+        )
+    ids = list(range(lo, hi))
+    if Path(FACTS_PATH).exists():
+        try:
+            got = sorted(f.known_id for f in load_facts(FACTS_PATH))
+        except FactsError as err:
+            raise WorkflowError(str(err)) from None
+        if got != ids:
             raise WorkflowError(
-                f"facts file {FACTS_PATH} does not exist yet and will be downloaded from `facts.url`; set "
-                "`facts.expected_ids: [first, last)` so the shards can be planned before the download"
+                f"{FACTS_PATH}: its known_ids ({len(got)} ids) differ from `facts.expected_ids: [{lo}, {hi})`; "
+                "fix `facts.expected_ids` (the shards were planned from it)"
             )
-        ids = list(range(lo, hi))[:LIMIT] if LIMIT else list(range(lo, hi))
-        return {shard_name(i // SHARD_SIZE): "downloaded" for i in ids}
+    return ids[:LIMIT] if LIMIT else ids
+
+
+def _plan_shards():
+    """Shard name -> (digest of its facts, number of facts). Membership depends on known_id only
+    (shard = known_id // size); a downloaded file's shards are digested from its URL, sha256 and ids."""
+    if FACTS_URL:
+        groups = {}
+        for i in _downloaded_ids():
+            groups.setdefault(shard_name(i // SHARD_SIZE), []).append(i)
+        src = [FACTS_URL, config["facts"].get("sha256")]
+        return {name: (_digest([*src, ids]), len(ids)) for name, ids in groups.items()}
     try:
         groups = facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT)
     except FactsError as err:
         raise WorkflowError(str(err)) from None
-    return {
-        name: hashlib.sha256(json.dumps([f.__dict__ for f in fs], sort_keys=True).encode()).hexdigest()[:16]
-        for name, fs in groups.items()
-    }
+    return {name: (_digest([f.__dict__ for f in fs]), len(fs)) for name, fs in groups.items()}
 
 
-SHARDS = _plan_shards()
+SHARD_PLAN = _plan_shards()
+SHARDS = {name: digest for name, (digest, _n) in SHARD_PLAN.items()}
+SHARD_FACTS = {name: n for name, (_digest, n) in SHARD_PLAN.items()}
 
 
 def subjects_digest():
     """Digest of the (known_id, subject) pairs: the noise scale depends on the subjects only."""
-    if DOWNLOADED_FACTS:
-        return "downloaded"
+    if FACTS_URL:
+        return _digest([FACTS_URL, config["facts"].get("sha256"), _downloaded_ids()])
     facts = [f for fs in facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT).values() for f in fs]
-    pairs = sorted((f.known_id, f.subject) for f in facts)
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+    return _digest(sorted((f.known_id, f.subject) for f in facts))
 
 
 SUBJECTS_DIGEST = subjects_digest()
@@ -113,7 +145,23 @@ def _check_model_paths():
             )
 
 
-_check_model_paths()
+if not os.environ.get("FACTRACE_PLAN_ONLY"):  # `factrace plan` counts jobs without the weights
+    _check_model_paths()
+
+
+BUILT_MODEL_DIRS = {"smollm2-gguf": "converted", "speechlm-offline": "trained"}  # models.smk, speechlm.smk
+
+
+def _check_built_model_paths():
+    """A model that this workflow builds must be configured at the path its rule writes."""
+    for name, m in config["models"].items():
+        if m.get("convert") in BUILT_MODEL_DIRS:
+            want = f"{R}/models/{BUILT_MODEL_DIRS[m['convert']]}/{name}"
+            if Path(m["path"]) != Path(want):
+                raise WorkflowError(f"model {name!r} is built by this workflow: set `models.{name}.path: {want}`")
+
+
+_check_built_model_paths()
 
 
 def _check_speech_checkpoints():
@@ -143,13 +191,6 @@ def model_input(name):
 
 def model_modalities():
     return [(name, mod) for name, m in config["models"].items() for mod in m.get("modalities", ["t2t"])]
-
-
-def layer_windows(name):
-    """[lo, hi) centre-layer windows of the split trace jobs of one model."""
-    n = model_cfg(name)["n_layers"]
-    w = TRACING.get("layer_window", 0) or n
-    return [(lo, min(n, lo + w)) for lo in range(0, n, w)]
 
 
 def shard_paths(pattern, **kw):
@@ -279,12 +320,68 @@ def noise_speech_inputs(wc):
     }
 
 
-def trace_runtime(wc, attempt):
-    """Minutes for one trace job, from the cost model when the config gives a device throughput."""
-    from factrace.tracing.estimate import job_minutes
+def noise_multiplier(wc):
+    """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
+    base = TRACING.get("noise_multiplier", 3.0)
+    return (TRACING.get("noise_multiplier_s2t") or base) if wc.modality == "s2t" else base
 
-    est = job_minutes(config, wc.model, wc.modality, wc.kind, int(wc.lo), int(wc.hi), shard_size=SHARD_SIZE)
-    return max(5, math.ceil(est)) * attempt
+
+def noise_speech_args(wc, input):
+    """The speech inputs of an S->T noise-scale job, as a list of arguments (quoted one by one in the shell)."""
+    if wc.modality != "s2t":
+        return []
+    return ["--speech-tokens", *input.speech_tokens, "--token-map", *input.token_map]
+
+
+def trace_speech_args(wc, input):
+    """The speech inputs of an S->T trace job, as a list of arguments (quoted one by one in the shell)."""
+    return ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map] if wc.modality == "s2t" else []
+
+
+def kind_settings(kind):
+    """The settings that one kind's trace depends on: `tracing.window` only for mlp and attn."""
+    out = {"samples": TRACING.get("samples", 10), "seed": SEED}
+    if kind != "hidden":
+        out["window"] = TRACING.get("window", 10)
+    return out
+
+
+def trace_kind_settings(wc):
+    """Per-kind settings of a trace job, in the order of its outputs (a param: a kind's change reruns the job,
+    which keeps the tables of the kinds whose settings did not change)."""
+    return json.dumps([[k, kind_settings(k)] for k in KINDS])
+
+
+# ---- resources of the rules that load a model (filter, noise_scale, trace, modality_gap): factrace.resources
+def model_gpus(wc):
+    """One GPU when the model runs on CUDA (models.<name>.device), none otherwise."""
+    from factrace.resources import gpus
+
+    return gpus(model_cfg(wc.model))
+
+
+def model_mem_mb(wc, attempt):
+    """Host memory from the model's size and dtype; a retry gets more."""
+    from factrace.resources import mem_mb
+
+    return mem_mb(model_cfg(wc.model), attempt)
+
+
+def _job_facts(rule, wc):
+    """Facts one job of ``rule`` works on: its shard's, or all of them for the per-model rules."""
+    shard = getattr(wc, "shard", None)
+    return SHARD_FACTS[shard] if shard else sum(SHARD_FACTS.values())
+
+
+def model_runtime(rule):
+    """Runtime (minutes) of a job of ``rule`` from the cost model, with `resources.margin`; see factrace.resources."""
+    from factrace.resources import estimate, runtime_minutes
+
+    def runtime(wc, attempt):
+        est = estimate(config, rule, wc.model, getattr(wc, "modality", None), _job_facts(rule, wc))
+        return runtime_minutes(config, est, attempt)
+
+    return runtime
 
 
 # ---- compare (compare.smk)

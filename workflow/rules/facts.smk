@@ -27,7 +27,7 @@ rule shard:
     conda:
         "../../envs/factrace.yaml"
     input:
-        facts=FACTS_PATH if DOWNLOADED_FACTS else ancient(FACTS_PATH),
+        facts=ancient(FACTS_PATH),
     output:
         f"{R}/prompts/shard-{{shard}}.parquet",
     params:

@@ -22,7 +22,9 @@ rule filter:
     log:
         f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",
     resources:
-        mem_mb=4000,
+        gpu=model_gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime("filter"),
     shell:
         "factrace filter --model {wildcards.model:q} --model-spec {params.spec:q} "
         "--modality {wildcards.modality:q} --prompts {input.prompts:q} --max-new-tokens {params.max_new_tokens:q} "

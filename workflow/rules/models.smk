@@ -6,7 +6,7 @@ rule convert_model:
     conda:
         "../../envs/factrace.yaml"
     output:
-        directory(f"{R}/models/{{model}}"),
+        directory(f"{R}/models/converted/{{model}}"),
     params:
         dtype=lambda wc: model_cfg(wc.model).get("dtype", "float32"),
     log:

@@ -14,7 +14,7 @@ rule build_speechlm:
         facts=ancient(FACTS_PATH),
         units=f"{R}/speech/units/mfcc_kmeans.npz",
     output:
-        model=directory(f"{R}/models/{{model}}"),
+        model=directory(f"{R}/models/trained/{{model}}"),
         eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
     params:
         steps=lambda wc: SPEECHLM.get("steps", 1000),
@@ -51,6 +51,10 @@ rule modality_gap:
         spec=lambda wc: model_spec_json(wc.model),
     log:
         f"{R}/logs/modality_gap/{{model}}.log",
+    resources:
+        gpu=model_gpus,
+        mem_mb=model_mem_mb,
+        runtime=model_runtime("modality_gap"),
     shell:
         "factrace modality-gap --model {wildcards.model:q} --model-spec {params.spec:q} "
         "--prompts {input.prompts:q} --speech-tokens {input.speech_tokens:q} --token-map {input.token_map:q} "

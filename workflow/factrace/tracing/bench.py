@@ -150,7 +150,7 @@ def _run_worker(method: str, ns: argparse.Namespace, tmp: str) -> tuple[dict, di
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="factrace bench tracing", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", nargs="?", default="results/models/smollm2")
+    p.add_argument("model", nargs="?", default="results/models/converted/smollm2")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--window", type=int, default=10)
     p.add_argument("--kinds", default="hidden,mlp,attn")

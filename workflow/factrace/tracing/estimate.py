@@ -76,20 +76,6 @@ def throughput(config: dict[str, Any], device: str) -> float:
     return DEVICE_TFLOPS[device] * 1e12 * util
 
 
-def job_minutes(config: dict[str, Any], model: str, modality: str, kind: str, lo: int, hi: int,
-                shard_size: int) -> float:
-    """Slurm runtime of one trace job: its cells' FLOPs at the configured device throughput, x2 for safety,
-    plus 5 minutes for loading the model."""
-    res = config.get("resources", {}).get("trace", {})
-    tflops = res.get("gpu_tflops")
-    if not tflops:
-        return float(res.get("runtime", 60))
-    cost = per_prompt_cost(config, model, modality, [kind], "engine", range(lo, hi))
-    util = res.get("utilisation", 0.35)
-    seconds = cost["flops"] * shard_size * KEPT_FRACTION / (tflops * 1e12 * util)
-    return 5.0 + 2.0 * seconds / 60.0
-
-
 def estimate_table(config: dict[str, Any], devices=("A40", "A100")) -> list[dict[str, Any]]:
     prof = facts_profile(config)
     kinds = config.get("tracing", {}).get("kinds", ["hidden", "mlp", "attn"])

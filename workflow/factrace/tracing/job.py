@@ -1,0 +1,100 @@
+"""One trace job: every kind of one (model, modality, shard), the model loaded once, one table per kind.
+
+Each kind has its own settings (``tracing.window`` concerns ``mlp`` and ``attn`` only). A kind's table records in
+its provenance a key made of that kind's settings, the noise scale and the digest of the job's input files; when
+the job is rerun (a setting of another kind changed) a table whose key is unchanged is kept as it is, so changing
+the window does not retrace ``hidden``. ``stage.trace_shard`` does the tracing of one kind (and its resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import io
+from ..provenance import Provenance, config_hash
+from .inputs import TraceInputs
+from .stage import TraceSettings, trace_shard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KindJob:
+    """One kind of a trace job: its settings and the table it writes."""
+
+    settings: TraceSettings
+    out: Path
+
+
+def kind_jobs(kind_settings: Sequence[tuple[str, dict[str, Any]]], outs: Sequence[str | Path], *,
+              layers: tuple[int, int], engine: str, max_rows: int) -> list[KindJob]:
+    """``[[kind, {samples, seed, window?}], ...]`` (the rule's ``kinds`` param) paired with the outputs, in order."""
+    if len(kind_settings) != len(outs):
+        raise ValueError(f"{len(kind_settings)} kinds but {len(outs)} output paths; give one --out per kind")
+    jobs = []
+    for (kind, s), out in zip(kind_settings, outs):
+        unknown = set(s) - {"samples", "seed", "window"}
+        if unknown:
+            raise ValueError(f"kind {kind!r}: unknown settings {sorted(unknown)}")
+        settings = TraceSettings(kind=kind, layers=layers, samples=int(s["samples"]), window=int(s.get("window", 1)),
+                                 seed=int(s["seed"]), engine=engine, max_rows=max_rows)
+        jobs.append(KindJob(settings, Path(out)))
+    return jobs
+
+
+def inputs_digest(paths: Sequence[str | Path | None]) -> str:
+    """sha256 over the contents of the job's input files (prompts, filter, noise scale, speech tables)."""
+    h = hashlib.sha256()
+    for p in paths:
+        if p:
+            h.update(str(Path(p).name).encode())
+            h.update(io.sha256_file(p).encode())
+    return h.hexdigest()[:16]
+
+
+def kind_params(job: KindJob, *, modality: str, noise_scale: float, inputs: str, weights: str | None) -> dict:
+    """What a kind's table depends on (``window`` only for mlp/attn, never ``max_rows``, a batching knob)."""
+    s = job.settings.as_dict()
+    s.pop("max_rows")
+    if job.settings.kind == "hidden":
+        s.pop("window")
+    return {**s, "noise_scale": noise_scale, "modality": modality, "inputs": inputs, "weights": weights}
+
+
+def is_current(out: Path, params: dict) -> bool:
+    """Whether ``out`` exists and was written with ``params``."""
+    if not out.exists():
+        return False
+    try:
+        return io.read_provenance(out).get("config_hash") == config_hash(params)
+    except Exception as err:  # an unreadable table is retraced
+        log.warning("%s: unreadable provenance (%s); retracing", out, err)
+        return False
+
+
+def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequence[KindJob], *, model: str,
+                modality: str, noise_scale: float, inputs_key: str,
+                provenance: Callable[[dict], Provenance], weights: str | None = None) -> list[Path]:
+    """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables."""
+    for job in jobs:
+        params = kind_params(job, modality=modality, noise_scale=noise_scale, inputs=inputs_key, weights=weights)
+        if is_current(job.out, params):
+            log.info("%s: kind %s unchanged (settings and inputs); kept", job.out, job.settings.kind)
+            continue
+        lo, hi = job.settings.layers
+        log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), model, modality,
+                 job.settings.kind, lo, hi)
+        trace_shard(model_obj, inputs, model=model, modality=modality, noise_scale=noise_scale,
+                    settings=job.settings, out=job.out, provenance=provenance(params))
+    return [j.out for j in jobs]
+
+
+def parse_kind_settings(text: str) -> list[tuple[str, dict[str, Any]]]:
+    data = json.loads(text)
+    return [(str(k), dict(v)) for k, v in data]
