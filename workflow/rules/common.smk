@@ -2,6 +2,7 @@
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -101,19 +102,23 @@ def model_cfg(name):
 
 
 def _check_model_paths():
-    """A missing checkpoint is an error that names the config key, before any job runs."""
-    for name, m in config["models"].items():
-        if m.get("convert"):
-            continue  # built by a rule of this workflow
-        p = Path(m["path"])
-        if not p.exists():
-            raise WorkflowError(
-                f"model {name!r}: checkpoint {p} not found. Set `models.{name}.path` in the config to a local "
-                "checkpoint directory (the workflow never downloads weights)."
-            )
+    """A missing checkpoint is an error that names the config key, before any job runs (the list is
+    factrace.models.checkpoints.required_checkpoints, which `factrace fetch-checkpoints` fetches)."""
+    from factrace.models.checkpoints import checkpoint_problems
+
+    problems = checkpoint_problems(config)
+    if problems:
+        raise WorkflowError(
+            "checkpoints missing (the workflow's jobs never download):\n  " + "\n  ".join(problems)
+        )
 
 
 _check_model_paths()
+
+# Jobs find this workflow's own package (the envs do not install it) and never reach the hub.
+from factrace.models.checkpoints import job_environment  # noqa: E402
+
+os.environ.update(job_environment(workflow.basedir, os.environ))
 
 
 def model_spec_json(name):
