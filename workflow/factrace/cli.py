@@ -500,7 +500,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Commands that live with their stage's package."""
     import importlib
 
-    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli"):
+    for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.models.fetch"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -3,6 +3,11 @@
 
 if config["facts"].get("url"):
 
+    # a download runs where the workflow is started (the login node), never as a compute job: compute nodes
+    # usually have no internet (`factrace fetch-checkpoints` fetches it beforehand too)
+    localrules:
+        download_facts,
+
     rule download_facts:
         output:
             FACTS_PATH,
