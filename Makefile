@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test test-slurm bench estimate report lint clean venv
+.PHONY: demo test test-slurm bench estimate report lint clean venv check-envs
 
 venv: $(STAMP)
 
@@ -50,3 +50,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+# Resolve every cluster env's pip section (envs/*.yaml, envs/factrace.def) with pip's resolver for its Python.
+check-envs: $(STAMP)
+	$(BIN)/python -m factrace.envcheck --root .

@@ -117,13 +117,13 @@ def test_espeak_joined_words_and_punctuation(tmp_path):
     assert "punctuation" in df.loc[2, "reason"] and not df.loc[2, "aligned"]
 
 
-def test_melotts_absent_gives_clear_error(tmp_path, monkeypatch):
+def test_melotts_without_its_worker_output_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "melo", None)
     monkeypatch.setitem(sys.modules, "melo.api", None)
     with pytest.raises(tts.TTSError) as err:
         tts.synthesize("The capital of Italy is Rome", tmp_path / "m.wav", "melotts")
     msg = str(err.value)
-    assert "melotts" in msg and "envs/speech-cluster.yaml" in msg and "espeak" in msg
+    assert "melotts_worker" in msg and "envs/melotts.yaml" in msg and "espeak" in msg
 
 
 def test_unknown_backend_and_empty_text(tmp_path):

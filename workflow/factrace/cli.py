@@ -504,7 +504,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     import importlib
 
     for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.checks",
-                   "factrace.plan"):
+                   "factrace.plan", "factrace.models.fetch"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

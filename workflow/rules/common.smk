@@ -133,16 +133,15 @@ def model_cfg(name):
 
 
 def _check_model_paths():
-    """A missing checkpoint is an error that names the config key, before any job runs."""
-    for name, m in config["models"].items():
-        if m.get("convert"):
-            continue  # built by a rule of this workflow
-        p = Path(m["path"])
-        if not p.exists():
-            raise WorkflowError(
-                f"model {name!r}: checkpoint {p} not found. Set `models.{name}.path` in the config to a local "
-                "checkpoint directory (the workflow never downloads weights)."
-            )
+    """A missing checkpoint is an error that names the config key, before any job runs (the list is
+    factrace.models.checkpoints.required_checkpoints, which `factrace fetch-checkpoints` fetches)."""
+    from factrace.models.checkpoints import checkpoint_problems
+
+    problems = checkpoint_problems(config)
+    if problems:
+        raise WorkflowError(
+            "checkpoints missing (the workflow's jobs never download):\n  " + "\n  ".join(problems)
+        )
 
 
 if not os.environ.get("FACTRACE_PLAN_ONLY"):  # `factrace plan` counts jobs without the weights
@@ -175,6 +174,11 @@ def _check_speech_checkpoints():
 
 
 _check_speech_checkpoints()
+
+# Jobs find this workflow's own package (the envs do not install it) and never reach the hub.
+from factrace.models.checkpoints import job_environment  # noqa: E402
+
+os.environ.update(job_environment(workflow.basedir, os.environ))
 
 
 def model_spec_json(name):

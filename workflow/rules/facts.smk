@@ -7,6 +7,11 @@ localrules:
 
 if config["facts"].get("url"):
 
+    # a download runs where the workflow is started (the login node), never as a compute job: compute nodes
+    # usually have no internet (`factrace fetch-checkpoints` fetches it beforehand too)
+    localrules:
+        download_facts,
+
     rule download_facts:
         conda:
             "../../envs/factrace.yaml"

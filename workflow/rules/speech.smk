@@ -8,28 +8,68 @@ localrules:
     alignment_disagreement,
     speech_figures,
 
+from factrace.speech.tts_params import TTSConfigError, tts_options  # noqa: E402
+
+try:
+    TTS_OPTS = tts_options(TTS)
+except TTSConfigError as err:
+    raise WorkflowError(str(err)) from None
+for _w in TTS_OPTS.warnings:
+    logger.warning(f"config: {_w}")
+# eSpeak's voice:rate:pitch, the speech LM's main rendering (speechlm.smk)
+ESPEAK_RENDERING = "{voice}:{rate}:{pitch}".format(**tts_options({**TTS, "backend": "espeak"}).options)
+
+
+def melotts_dir(wc):
+    """The MeloTTS worker's output for the shard (rule tts_melotts), for the melotts backend only."""
+    return [f"{R}/speech/melotts/shard-{wc.shard}"] if TTS_OPTS.backend == "melotts" else []
+
+
+rule tts_melotts:
+    """MeloTTS in its own environment (it pins transformers==4.27.4, which the tracing stack cannot share):
+    a small module that needs only melo, soundfile, numpy and pyarrow writes WAVs at MeloTTS's rate. In the
+    Apptainer image, FACTRACE_MELOTTS_PYTHON is /opt/melotts/bin/python; with conda, the env's python."""
+    conda:
+        "../../envs/melotts.yaml"
+    input:
+        f"{R}/prompts/shard-{{shard}}.parquet",
+    output:
+        directory(f"{R}/speech/melotts/shard-{{shard}}"),
+    params:
+        speaker=TTS_OPTS.options.get("speaker", "EN-US"),
+        speed=TTS_OPTS.options.get("speed", 1.0),
+        device=TTS_OPTS.options.get("device", "auto"),
+        language=TTS_OPTS.options.get("language", "EN"),
+        cache_dir=TTS_OPTS.options.get("cache_dir", "checkpoints/melotts"),
+        seed=SEED,
+    log:
+        f"{R}/logs/tts_melotts/{{shard}}.log",
+    shell:
+        '"${{FACTRACE_MELOTTS_PYTHON:-python}}" -m factrace.speech.melotts_worker --prompts {input:q} '
+        "--out-dir {output:q} --speaker {params.speaker:q} --speed {params.speed:q} --device {params.device:q} "
+        "--language {params.language:q} --cache-dir {params.cache_dir:q} --seed {params.seed:q} 2> {log:q}"
+
 
 rule tts:
     conda:
         "../../envs/speech-cluster.yaml"
     input:
-        f"{R}/prompts/shard-{{shard}}.parquet",
+        prompts=f"{R}/prompts/shard-{{shard}}.parquet",
+        melotts=melotts_dir,
     output:
         manifest=f"{R}/speech/audio/shard-{{shard}}.parquet",
         onsets=f"{R}/speech/audio/shard-{{shard}}.onsets.parquet",
         wavs=directory(f"{R}/speech/audio/shard-{{shard}}"),
     params:
-        backend=TTS.get("backend", "espeak"),
-        voice=TTS.get("voice", "en-us") if TTS.get("backend", "espeak") == "espeak" else TTS.get("speaker", "EN-US"),
-        rate=TTS.get("rate", 160),
-        pitch=TTS.get("pitch", 50),
+        backend=TTS_OPTS.backend,
+        options=json.dumps(TTS_OPTS.options, sort_keys=True),
+        melotts=lambda wc, input: ["--melotts-dir", input.melotts[0]] if input.melotts else [],
         seed=SEED,
     log:
         f"{R}/logs/tts/{{shard}}.log",
     shell:
-        "factrace tts --prompts {input:q} --out {output.manifest:q} --audio-dir {output.wavs:q} "
-        "--backend {params.backend:q} --voice {params.voice:q} --rate {params.rate:q} --pitch {params.pitch:q} "
-        "--seed {params.seed:q} 2> {log:q}"
+        "factrace tts --prompts {input.prompts:q} --out {output.manifest:q} --audio-dir {output.wavs:q} "
+        "--backend {params.backend:q} --options {params.options:q} {params.melotts:q} --seed {params.seed:q} 2> {log:q}"
 
 
 rule asr:
@@ -42,11 +82,13 @@ rule asr:
         f"{R}/speech/asr/shard-{{shard}}.parquet",
     params:
         model=ASR.get("model", "offline"),
+        device=ASR.get("device", "cpu"),
         threshold=["--wer-threshold", ASR["wer_threshold"]] if ASR.get("wer_threshold") is not None else [],
     log:
         f"{R}/logs/asr/{{shard}}.log",
     shell:
-        "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} {params.threshold:q} 2> {log:q}"
+        "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} --device {params.device:q} "
+        "{params.threshold:q} 2> {log:q}"
 
 
 rule wer_summary:

@@ -19,7 +19,7 @@ rule build_speechlm:
     params:
         steps=lambda wc: SPEECHLM.get("steps", 1000),
         seed=SEED,
-        main=f"{TTS.get('voice', 'en-us')}:{TTS.get('rate', 160)}:{TTS.get('pitch', 50)}",
+        main=ESPEAK_RENDERING,
         digest=SUBJECTS_DIGEST,
     wildcard_constraints:
         model="|".join(n for n, m in config["models"].items() if m.get("convert") == "speechlm-offline") or "^$",

@@ -12,14 +12,18 @@ import argparse
 def _tts(a: argparse.Namespace) -> int:
     from .stages import run_tts
 
-    run_tts(a.prompts, a.out, a.audio_dir, a.backend, a.voice, a.rate, a.pitch, a.seed)
+    import json
+
+    options = json.loads(a.options) if a.options else None
+    run_tts(a.prompts, a.out, a.audio_dir, a.backend, a.voice, a.rate, a.pitch, a.seed, options=options,
+            melotts_dir=a.melotts_dir)
     return 0
 
 
 def _asr(a: argparse.Namespace) -> int:
     from .stages import run_asr
 
-    run_asr(a.audio, a.out, a.model, a.wer_threshold)
+    run_asr(a.audio, a.out, a.model, a.wer_threshold, device=a.device)
     return 0
 
 
@@ -78,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=int, default=160)
     p.add_argument("--pitch", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--options", default=None,
+                   help="the backend's parameters as JSON (speech.tts.<backend>; overrides --voice/--rate/--pitch)")
+    p.add_argument("--melotts-dir", default=None, help="melotts: the MeloTTS worker's output for the shard")
     p.set_defaults(func=_tts)
 
     p = subparsers.add_parser("asr", help="transcribe the prompt audio and compute WER")
@@ -85,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--model", required=True, help="local faster-whisper model directory")
     p.add_argument("--wer-threshold", type=float, default=None, help="drop utterances above this WER (off by default)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (speech.asr.device)")
     p.set_defaults(func=_asr)
 
     p = subparsers.add_parser("align", help="word alignment of the prompt audio")

@@ -39,14 +39,17 @@ def onsets_path(manifest_path: str | os.PathLike[str]) -> Path:
 def run_tts(
     prompts_parquet: str | os.PathLike[str], out_manifest_parquet: str | os.PathLike[str],
     audio_dir: str | os.PathLike[str], backend: str = "espeak", voice: str = "en-us", rate: float = 175,
-    pitch: int = 50, seed: int = 0, fields: tuple[str, ...] = FIELDS,
+    pitch: int = 50, seed: int = 0, fields: tuple[str, ...] = FIELDS, options: dict[str, Any] | None = None,
+    melotts_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Synthesise prompt, subject and attribute of every fact of the shard.
 
     Writes ``<audio_dir>/<known_id>_<field>.wav`` (16 kHz mono PCM16), the ``audio`` manifest (extra columns:
     text, voice, ok, reason) and the espeak word onsets beside it (:func:`onsets_path`).
-    ``voice``/``rate``/``pitch`` are eSpeak's voice name, words per minute and pitch (0-100); for MeloTTS
-    ``voice`` is the speaker (e.g. ``EN-US``) and ``rate`` the speed factor (1.0 = normal), pitch is unused.
+    ``options`` are the backend's own parameters (:func:`factrace.speech.tts_params.tts_options`: eSpeak
+    ``voice``/``rate`` (words per minute)/``pitch``; MeloTTS ``speaker``/``speed`` (factor)/``device``...);
+    without them ``voice``/``rate``/``pitch`` are eSpeak's. MeloTTS's audio comes from ``melotts_dir``, the
+    output of :mod:`factrace.speech.melotts_worker` (run in MeloTTS's own environment).
     """
     from .aligners import align_espeak_onsets, alignment_frame
     from .tts import TTSError, synthesize
@@ -54,12 +57,16 @@ def run_tts(
     prompts = io.read_table(prompts_parquet, "prompts").sort_values("known_id")
     audio_dir = Path(audio_dir)
     audio_dir.mkdir(parents=True, exist_ok=True)
-    params = {"backend": backend, "voice": voice, "rate": rate, "pitch": pitch, "seed": seed,
-              "fields": list(fields)}
+    if options is None:
+        if backend != "espeak":
+            raise ValueError(f"tts backend {backend!r} needs its options (speech.tts.{backend})")
+        options = {"voice": voice, "rate": int(rate), "pitch": int(pitch)}
+    params = {"backend": backend, **options, "seed": seed, "fields": list(fields)}
+    voice = str(options.get("voice", options.get("speaker", voice)))
     if backend == "melotts":
-        opts: dict[str, Any] = {"speaker": voice, "speed": float(rate), "seed": int(seed)}
+        opts: dict[str, Any] = {"raw_dir": melotts_dir}
     else:
-        opts = {"voice": voice, "rate": int(rate), "pitch": int(pitch), "seed": int(seed)}
+        opts = {"voice": voice, "rate": int(options["rate"]), "pitch": int(options["pitch"]), "seed": int(seed)}
     rows, onset_frames, engine = [], [], None
     for n, fact in enumerate(prompts.itertuples(index=False), 1):
         kid = int(fact.known_id)

@@ -8,8 +8,14 @@ Backends
     offset in the synthesiser's own output, i.e. the true word onset. eSpeak renders 22050 Hz; the audio is
     resampled to 16 kHz mono PCM16. Output is deterministic for the same text, voice, rate and pitch.
 ``melotts`` (the paper's, for clusters)
-    ``melo.api.TTS(language="EN")``, speaker from the model config (e.g. ``EN-US``), ``tts_to_file``, then
-    resampled to 16 kHz mono. Imported lazily; gives no word onsets.
+    ``melo.api.TTS(language="EN", device=...)``, ``tts_to_file(..., speed=...)`` with speaker (e.g. ``EN-US``)
+    and speed factor (1.0 = normal) from ``speech.tts.melotts``. MeloTTS cannot share this environment (it pins
+    ``transformers==4.27.4``), so it runs in its own (:mod:`factrace.speech.melotts_worker`, rule
+    ``tts_melotts``); here its WAVs are resampled to 16 kHz mono. Gives no word onsets.
+
+Parameters per backend: :func:`tts_options` turns the config's ``speech.tts`` section (``espeak: {voice,
+rate, pitch}``, ``melotts: {speaker, speed, device, language, cache_dir}``; the old flat keys with a
+deprecation warning) into the options of :func:`synthesize`.
 
 Word onsets/ends are returned per *spoken text word* (``text.split()``; :func:`text_words`, so that every
 aligner numbers words the same way; ``word_indices`` gives each entry's index). Pure punctuation (an em dash)
@@ -40,7 +46,7 @@ from .audio import TARGET_SR, resample, write_wav16
 log = logging.getLogger(__name__)
 
 BACKENDS = ("espeak", "melotts")
-CLUSTER_ENV_FILE = "envs/speech-cluster.yaml"
+MELOTTS_ENV_FILE = "envs/melotts.yaml"
 
 
 class TTSError(RuntimeError):
@@ -71,8 +77,7 @@ def synthesize(text: str, out_wav: str | os.PathLike[str], backend: str = "espea
     """Synthesise ``text`` into ``out_wav`` (16 kHz mono PCM16 WAV, written atomically).
 
     espeak options: ``voice`` (default ``en-us``), ``rate`` (words per minute, 80-450, default 175),
-    ``pitch`` (0-100, default 50). melotts options: ``speaker`` (default ``EN-US``), ``speed`` (1.0),
-    ``device`` (``auto``), ``language`` (``EN``), ``seed`` (0).
+    ``pitch`` (0-100, default 50). melotts options: ``raw_dir``, the MeloTTS worker's output for the shard.
     """
     if not text or not text.strip():
         raise TTSError(f"{out_wav}: nothing to synthesise (empty text). Check the prompts table.")
@@ -445,52 +450,42 @@ def _espeak_phonemes_child(text: str, voice: str) -> list[list[str]]:
 
 # --------------------------------------------------------------------------------------------- MeloTTS
 
-_MELO_MODELS: dict[tuple[str, str], Any] = {}
-
-
-def _melotts_missing(err: Exception) -> TTSError:
-    return TTSError(
-        "the melotts backend needs the package 'melotts' (import name 'melo'), which is not installed "
-        f"({err}). It is installed on clusters by the conda env file {CLUSTER_ENV_FILE} "
-        f"(conda env create -f {CLUSTER_ENV_FILE}); offline, use tts backend 'espeak'."
-    )
-
 
 def _melotts_synthesize(
-    text: str, out_wav: str | os.PathLike[str], speaker: str = "EN-US", speed: float = 1.0,
-    device: str = "auto", language: str = "EN", seed: int = 0, **_ignored: Any,
+    text: str, out_wav: str | os.PathLike[str], raw_dir: str | os.PathLike[str] | None = None, **_ignored: Any,
 ) -> SynthResult:
-    try:
-        from melo.api import TTS  # lazy: heavy, cluster only
-    except ImportError as err:
-        raise _melotts_missing(err) from err
-    import tempfile
+    """Resample MeloTTS's WAV for ``out_wav`` (made by :mod:`factrace.speech.melotts_worker` in MeloTTS's own
+    environment, rule ``tts_melotts``) to 16 kHz mono. The worker's ``synth.json`` gives its parameters."""
+    import json
 
     import soundfile as sf
-    import torch
 
     from .audio import to_mono
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (language, device)
-    if key not in _MELO_MODELS:
-        log.info("loading MeloTTS language=%s device=%s", language, device)
-        _MELO_MODELS[key] = TTS(language=language, device=device)
-    model = _MELO_MODELS[key]
-    spk2id = model.hps.data.spk2id
-    if speaker not in spk2id:
-        raise TTSError(f"MeloTTS {language} has no speaker {speaker!r}; choose one of {sorted(spk2id)}")
-    torch.manual_seed(int(seed))  # MeloTTS samples noise (noise_scale) during inference
-    out = Path(out_wav)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        raw = Path(tmp) / "melo.wav"
-        model.tts_to_file(text, spk2id[speaker], str(raw), speed=float(speed), quiet=True)
-        wave, sr = sf.read(str(raw), dtype="float32", always_2d=False)
+    if raw_dir is None:
+        raise TTSError(
+            "the melotts backend synthesises in MeloTTS's own environment (rule tts_melotts, "
+            f"`python -m factrace.speech.melotts_worker`, env {MELOTTS_ENV_FILE}); pass its output as raw_dir. "
+            "Offline, use tts backend 'espeak'."
+        )
+    raw = Path(raw_dir)
+    meta_path = raw / "synth.json"
+    if not meta_path.is_file():
+        raise TTSError(f"{meta_path} not found: run the MeloTTS worker on the shard first")
+    meta = json.loads(meta_path.read_text())
+    stem = Path(out_wav).stem
+    entry = meta.get("files", {}).get(stem)
+    if entry is None:
+        raise TTSError(f"{meta_path}: no entry for {stem}")
+    if not entry.get("ok"):
+        raise TTSError(f"MeloTTS: {entry.get('error', 'synthesis failed')}")
+    if entry.get("text") is not None and entry["text"] != text.strip():
+        raise TTSError(f"{raw / (stem + '.wav')} was synthesised from {entry['text']!r}, not {text!r}: rerun tts_melotts")
+    wave, sr = sf.read(str(raw / f"{stem}.wav"), dtype="float32", always_2d=False)
     wave = resample(to_mono(wave), int(sr), TARGET_SR)
-    path = write_wav16(out, wave, TARGET_SR)
+    path = write_wav16(out_wav, wave, TARGET_SR)
     return SynthResult(
         path=path, sample_rate=TARGET_SR, duration_s=len(wave) / TARGET_SR, word_onsets=None, backend="melotts",
-        info={"speaker": speaker, "speed": float(speed), "language": language, "native_sample_rate": int(sr)},
+        info={"speaker": meta.get("speaker"), "speed": meta.get("speed"), "device": meta.get("device"),
+              "language": meta.get("language"), "native_sample_rate": int(sr), "engine": "melotts"},
     )
