@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test bench estimate report lint clean venv
+.PHONY: demo test bench estimate report lint clean venv numbers
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+
+# README's measured tables from results/ (after `make demo`): refreshes resources/demo-summary/ and the marked
+# blocks of README.md; running it twice changes nothing.
+numbers: $(STAMP)
+	$(BIN)/factrace summarize --results results --out resources/demo-summary --readme README.md
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing
