@@ -197,8 +197,27 @@ def _category_n(res: Path) -> Table | None:
                   ["results/compare/category_peaks.csv"])
 
 
+def _gap(res: Path) -> Table | None:
+    rows, sources = [], []
+    for p in sorted(res.glob("gap/*.parquet")):
+        g = pd.read_parquet(p)
+        if g.empty:
+            continue
+        m = g.groupby(["model", "position_kind", "layer"], sort=True).agg(
+            cosine=("cosine", "mean"), euclidean=("euclidean", "mean"), n=("known_id", "nunique")).reset_index()
+        rows += [[r.model, str(r.position_kind).replace("_", " "), str(r.layer), _g(r.cosine), _g(r.euclidean),
+                  str(r.n)] for r in m.itertuples()]
+        sources.append(f"results/gap/{p.name}")
+    if not rows:
+        return None
+    return _table(["model", "position", "layer", "cosine (text vs speech)", "Euclidean distance", "facts"], rows,
+                  sources, "Means over facts of the hidden states' similarity at the same position in the two "
+                  "modalities.")
+
+
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
-              "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells}
+              "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
+              "demo-gap": _gap}
 
 
 def collect(results: Path) -> dict[str, Any]:
