@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test test-slurm bench estimate report lint clean venv check-envs
+.PHONY: demo test test-slurm bench estimate report lint clean venv check-envs numbers
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP)
 test-slurm: $(STAMP)
 	.ci/slurm-cluster up
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
+
+# README's measured tables from results/ (after `make demo`): refreshes resources/demo-summary/ and the marked
+# blocks of README.md; running it twice changes nothing.
+numbers: $(STAMP)
+	$(BIN)/factrace summarize --results results --out resources/demo-summary --readme README.md
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing

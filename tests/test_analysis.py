@@ -21,7 +21,7 @@ from factrace.analysis import (
 )
 from factrace.analysis.aie import category_masks
 from factrace.contracts import violations
-from factrace.tracing.categories import CATEGORIES, categories_of, primary_category
+from factrace.tracing.categories import AIE_CATEGORIES, CATEGORIES, categories_of, primary_category
 from scipy import stats as sps
 
 
@@ -45,7 +45,7 @@ def tiny_trace() -> pd.DataFrame:
 
 EXPECTED = {
     "first subject": (0.25, 2), "middle subject": (0.3, 1), "last subject": (0.4, 2),
-    "first subsequent": (0.1, 2), "further tokens": (0.25, 2), "last token": (0.6, 2),
+    "first subsequent": (0.1, 2), "further tokens": (0.25, 2), "last token": (0.6, 2), "prediction": (0.6, 2),
 }
 
 
@@ -61,7 +61,11 @@ def test_aie_known_answer_with_one_token_subject():
     out = aie_table(tiny_trace(), n_boot=200, seed=1)
     assert violations(out, "aie") == []
     got = out.set_index("category")
-    assert list(out["category"]) == list(CATEGORIES)  # ROME order
+    assert list(out["category"]) == list(AIE_CATEGORIES)  # ROME order, then the prediction position
+    # text: the prediction position is the last token; the table says that they are the same cells
+    assert got.loc["prediction", "same_cells_as"] == "last token"
+    assert got.loc["last token", "same_cells_as"] == "prediction"
+    assert (got.drop(index=["prediction", "last token"])["same_cells_as"] == "").all()
     for cat, (aie, n) in EXPECTED.items():
         assert got.loc[cat, "aie"] == pytest.approx(aie), cat
         assert got.loc[cat, "n"] == n, cat
@@ -111,8 +115,9 @@ def test_bootstrap_handles_missing_columns():
 
 
 def speech_trace(modality: str = "s2t") -> pd.DataFrame:
-    # 8 speech positions realising 3 text tokens; subject = text token 1; -1 = marker / silence
-    tti = [-1, 0, 0, 1, 1, 1, 2, -1]
+    # 8 speech positions realising 3 text tokens; subject = text token 1; -1 = silence; the last position is
+    # the [Text] marker, which the trace stage assigns to the last text token (text_marker="last")
+    tti = [-1, 0, 0, 1, 1, 1, 2, 2]
     ie = [0.9, 0.1, 0.3, 0.2, 0.4, 0.6, 0.5, 0.9]
     rows = []
     for pos, (t, v) in enumerate(zip(tti, ie)):
@@ -128,11 +133,12 @@ def speech_trace(modality: str = "s2t") -> pd.DataFrame:
 ])
 def test_collapse_speech_positions(combine, expected):
     out = collapse_speech_positions(speech_trace(), combine).sort_values("position")
-    assert list(out["position"]) == [0, 1, 2]
-    np.testing.assert_allclose(out["ie"], expected)
-    np.testing.assert_allclose(out["p_restored"] - out["p_corrupted"], expected)
-    assert list(out["n_speech_tokens"]) == [2, 3, 1]
-    assert list(out["category"]) == ["before subject", "last subject", "last token"]
+    assert list(out["position"]) == [0, 1, 2, 3]  # 3: the prediction position, after the last word
+    np.testing.assert_allclose(out["ie"], [*expected, 0.9])
+    np.testing.assert_allclose(out["p_restored"] - out["p_corrupted"], [*expected, 0.9])
+    assert list(out["n_speech_tokens"]) == [2, 3, 1, 1]
+    assert list(out["category"]) == ["before subject", "last subject", "last token", "prediction"]
+    assert list(out["is_prediction"]) == [False, False, False, True]
     assert (out["subject_start"] == 1).all() and (out["subject_end"] == 2).all() and (out["n_tokens"] == 3).all()
     # aggregation in text-token units: text token 1 is first AND last subject, token 2 first subsequent+last
     aie = aie_table(speech_trace(), combine=combine, n_boot=10).set_index("category")["aie"]
@@ -140,6 +146,7 @@ def test_collapse_speech_positions(combine, expected):
     assert aie["last subject"] == pytest.approx(expected[1])
     assert aie["last token"] == pytest.approx(expected[2])
     assert aie["first subsequent"] == pytest.approx(expected[2])
+    assert aie["prediction"] == pytest.approx(0.9)
     assert "middle subject" not in aie.index
 
 
@@ -147,7 +154,7 @@ def test_collapse_leaves_text_rows_alone_and_rejects_bad_rule():
     tr = tiny_trace()
     out = collapse_speech_positions(pd.concat([tr, speech_trace()], ignore_index=True))
     assert len(out[out["modality"] == "t2t"]) == len(tr)
-    assert len(out[out["modality"] == "s2t"]) == 3
+    assert len(out[out["modality"] == "s2t"]) == 4
     with pytest.raises(ValueError):
         collapse_speech_positions(tr, "median")  # type: ignore[arg-type]
 
@@ -242,8 +249,9 @@ def test_peak_effects():
     assert len(pk) == 9
     row = pk.loc[("slm", "t2t", "mlp")]
     assert (row["peak_aie"], row["peak_layer"], row["peak_category"]) == (0.5, 3, "last subject")
-    assert pk.loc[("slm", "s2t", "mlp"), "ratio_to_reference"] == pytest.approx(0.1)
-    assert pk.loc[("slm", "t2t", "mlp"), "ratio_to_reference"] == pytest.approx(1.0)
+    assert pk.loc[("slm", "s2t", "mlp"), "ratio_of_grid_maxima"] == pytest.approx(0.1)
+    assert pk.loc[("slm", "t2t", "mlp"), "ratio_of_grid_maxima"] == pytest.approx(1.0)
+    assert pk.loc[("slm", "s2t", "mlp"), "reference_peak_category"] == "last subject"
 
 
 def _assert_written(paths):

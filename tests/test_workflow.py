@@ -71,6 +71,7 @@ def test_run_writes_tables_and_figures(workdir: Path):
     assert (res / "figures/aie_smollm2_t2t.pdf").exists()
     assert (res / "figures/figure2.png").stat().st_size > 10_000
     assert (res / "compare/category_peaks.csv").exists()
+    assert (res / "compare/category_ratios.csv").exists()
     assert list((res / "figures/prompts").glob("*.png"))
     qc = pd.read_csv(res / "qc/qc.tsv", sep="\t")
     assert qc.loc[qc.stage == "facts", "n_facts"].item() == 3
@@ -94,6 +95,45 @@ def test_speech_outputs(workdir: Path):
     s2t = pd.concat(pd.read_parquet(p) for p in (res / "filter/speechlm/s2t").glob("*.parquet"))
     assert len(s2t) == 3 and set(s2t["modality"]) == {"s2t"}
     assert (res / "gap/speechlm.parquet").exists() and (res / "figures/modality_gap_speechlm.png").exists()
+
+
+def test_comparison_tables_of_the_run(workdir: Path):
+    """Issue 10 on the real tiny run: n on every row, prediction apart from last token in S->T, exact tests."""
+    res = workdir / "results"
+    for path in res.glob("aie/*/*.parquet"):
+        aie = pd.read_parquet(path)
+        assert aie["n"].notna().all() and (aie["n"] > 0).all(), path
+    s2t = pd.read_parquet(res / "aie/speechlm/s2t.parquet")
+    assert {"prediction", "last token"} <= set(s2t["category"])
+    assert (s2t["same_cells_as"] == "").all()
+    t2t = pd.read_parquet(res / "aie/speechlm/t2t.parquet")
+    assert set(t2t.loc[t2t["category"] == "prediction", "same_cells_as"]) == {"last token"}
+    for name in ("peaks", "category_peaks", "category_ratios", "tests"):
+        df = pd.read_csv(res / f"compare/{name}.csv")
+        assert "n" in df.columns or {"n_t2t", "n_s2t"} <= set(df.columns), name
+    tests = pd.read_csv(res / "compare/tests.csv")
+    assert len(tests) and (tests["method"] == "exact").all() and tests["n"].notna().all()
+    assert (res / "compare/tests_dropped.csv").exists() and (res / "figures/figure2_signed.png").exists()
+
+
+def test_summary_tables_regenerate_from_the_run(workdir: Path, tmp_path: Path):
+    from factrace.analysis.summary import collect, readme_blocks, readme_update, render_all, write_summary
+
+    res = workdir / "results"
+    summary = collect(res)
+    assert {"demo-facts", "demo-noise", "demo-categories", "demo-peaks", "demo-ratios", "demo-tests",
+            "demo-figure2", "demo-speech", "demo-gap"} <= set(summary["tables"])
+    peaks = pd.read_csv(res / "compare/peaks.csv")
+    assert len(summary["tables"]["demo-peaks"]["rows"]) == len(peaks)
+    noise = summary["tables"]["demo-noise"]["rows"]
+    assert any(r[3] != "-" for r in noise)  # ROME's std is measured for text
+    write_summary(summary, tmp_path / "summary", res)
+    assert (tmp_path / "summary/figure2.png").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text("".join(f"<!-- factrace:summary {n} -->\n<!-- /factrace:summary -->\n" for n in summary["tables"]))
+    assert readme_update(readme, render_all(summary))
+    assert readme_blocks(readme.read_text()) == render_all(summary)
+    assert not readme_update(readme, render_all(collect(res)))  # same results, same tables
 
 
 def test_nothing_to_do_after_a_run(workdir: Path):

@@ -177,16 +177,6 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
-def cmd_aie(args: argparse.Namespace) -> None:
-    from . import io
-    from .analysis.aie import aie_table
-
-    trace = io.read_tables(args.inputs, "trace")
-    aie = aie_table(trace, combine=args.combine, n_boot=args.n_boot, seed=args.seed)
-    params = {"n_boot": args.n_boot, "seed": args.seed, "combine": args.combine}
-    io.write_table(aie, args.out, "aie", _provenance("aie", params, seed=args.seed))
-
-
 def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     import shutil
     import tempfile
@@ -279,49 +269,6 @@ def cmd_align_compare(args: argparse.Namespace) -> None:
     with io.atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     log.info("boundary disagreement:\n%s", table.to_string(index=False))
-
-
-def category_peaks(aie):
-    """Peak AIE and its layer per (model, modality, kind) at the last subject token and at the last token."""
-    import pandas as pd
-
-    rows = []
-    for (model, modality, kind, cat), g in aie.dropna(subset=["aie"]).groupby(["model", "modality", "kind", "category"]):
-        if cat not in ("last subject", "last token"):
-            continue
-        best = g.loc[g["aie"].idxmax()]
-        rows.append({"model": model, "modality": modality, "kind": kind, "category": cat,
-                     "peak_aie": float(best["aie"]), "peak_layer": int(best["layer"]),
-                     "ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"]), "n": int(best["n"])})
-    return pd.DataFrame(rows)
-
-
-def cmd_compare(args: argparse.Namespace) -> None:
-    """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
-    from . import io
-    from .analysis.aie import prompt_category_effects
-    from .analysis.figures import figure2_grid
-    from .analysis.stats import paired_permutation_tests, peak_effects
-
-    aie = io.read_tables(args.aie, "aie")
-    rows = [tuple(r) for r in json.loads(args.rows)]
-    figure2_grid(aie, rows, args.figure)
-    out = Path(args.outdir)
-    peaks = peak_effects(aie)
-    cat_peaks = category_peaks(aie)
-    if args.traces:
-        effects = prompt_category_effects(io.read_tables(args.traces, "trace"), combine=args.combine)
-        tests = paired_permutation_tests(effects, n_perm=args.n_perm, seed=args.seed)
-    else:
-        tests = None
-    prov = _provenance("compare", {"n_perm": args.n_perm, "seed": args.seed, "combine": args.combine})
-    for name, df in (("peaks", peaks), ("category_peaks", cat_peaks), ("tests", tests)):
-        if df is None:
-            continue
-        io.write_table(df, out / f"{name}.parquet", None, prov)
-        with io.atomic_path(out / f"{name}.csv") as tmp:
-            df.to_csv(tmp, index=False)
-        log.info("%s:\n%s", name, df.to_string(index=False))
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
@@ -428,14 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_merge)
 
-    s = sub.add_parser("aie", help="average indirect effects with bootstrap CIs")
-    s.add_argument("--inputs", nargs="+", required=True)
-    s.add_argument("--n-boot", type=int, default=1000)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_aie)
-
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
     s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
     s.add_argument("--aie", required=True)
@@ -472,17 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_align_compare)
 
-    s = sub.add_parser("compare", help="Figure 2 grid, peak effects and paired T->T vs S->T tests")
-    s.add_argument("--aie", nargs="+", required=True)
-    s.add_argument("--rows", required=True, help='JSON list of [model, modality, label]')
-    s.add_argument("--traces", nargs="*", default=[], help="trace tables of models traced in both modalities")
-    s.add_argument("--n-perm", type=int, default=2000)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
-    s.add_argument("--figure", required=True)
-    s.add_argument("--outdir", required=True)
-    s.set_defaults(func=cmd_compare)
-
     s = sub.add_parser("estimate", help="cells, FLOPs and GPU-hours of a config, engine vs reference")
     s.add_argument("--configfile", default="config/paper.yaml")
     s.set_defaults(func=cmd_estimate)
@@ -504,7 +432,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:
     import importlib
 
     for module in ("factrace.speech.cli", "factrace.speechlm.cli", "factrace.tracing.cli", "factrace.checks",
-                   "factrace.plan", "factrace.models.fetch"):
+                   "factrace.plan", "factrace.models.fetch", "factrace.analysis.commands"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:

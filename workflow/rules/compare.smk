@@ -9,11 +9,20 @@ rule compare:
     output:
         figure=report(f"{R}/figures/figure2.png", caption="../report/figure2.rst", category="Figure 2"),
         pdf=f"{R}/figures/figure2.pdf",
+        signed=report(f"{R}/figures/figure2_signed.png", caption="../report/figure2_signed.rst",
+                      category="Figure 2"),
+        signed_pdf=f"{R}/figures/figure2_signed.pdf",
         peaks=report(f"{R}/compare/peaks.csv", caption="../report/peaks.rst", category="Statistics"),
         category_peaks=f"{R}/compare/category_peaks.csv",
+        category_ratios=f"{R}/compare/category_ratios.csv",
+        tests=f"{R}/compare/tests.csv",
+        tests_dropped=f"{R}/compare/tests_dropped.csv",
+        cells=f"{R}/compare/figure2_cells.csv",
     params:
         rows=json.dumps(figure2_rows()),
-        n_perm=config.get("aggregate", {}).get("n_perm", 2000),
+        n_perm=config.get("aggregate", {}).get("n_perm", 10000),
+        exact_max_n=config.get("aggregate", {}).get("exact_max_n", 20),
+        min_facts=config.get("aggregate", {}).get("min_facts", 5),
         combine=config.get("aggregate", {}).get("combine", "mean"),
         seed=SEED,
         outdir=lambda wc, output: str(Path(output.peaks).parent),
@@ -22,5 +31,6 @@ rule compare:
         f"{R}/logs/compare.log",
     shell:
         "factrace compare --aie {input.aie:q} --rows {params.rows:q} {params.traces:q} --n-perm {params.n_perm:q} "
-        "--combine {params.combine:q} --seed {params.seed:q} --figure {output.figure:q} --outdir {params.outdir:q} "
-        "2> {log:q}"
+        "--exact-max-n {params.exact_max_n:q} --min-facts {params.min_facts:q} "
+        "--combine {params.combine:q} --seed {params.seed:q} --figure {output.figure:q} "
+        "--figure-signed {output.signed:q} --outdir {params.outdir:q} 2> {log:q}"

@@ -18,22 +18,38 @@ from .aie import (
     log_aie,
     prompt_category_effects,
 )
-from .stats import holm, layer_bands, paired_permutation_tests, peak_effects, sign_flip_test
+from .peaks import category_peaks, category_ratios, peak_effects
+from .stats import (
+    PairedTests,
+    SignFlip,
+    holm,
+    layer_bands,
+    paired_permutation_tests,
+    paired_tests,
+    sign_flip,
+    sign_flip_test,
+)
 
 __all__ = [
     "COMBINE_RULES",
     "LOG_AIE_FLOOR",
     "SPEECH_MODALITIES",
+    "PairedTests",
+    "SignFlip",
     "aggregate_aie",
     "aie_table",
     "bootstrap_mean_ci",
+    "category_peaks",
+    "category_ratios",
     "collapse_speech_positions",
     "expand_categories",
     "holm",
     "layer_bands",
     "log_aie",
     "paired_permutation_tests",
+    "paired_tests",
     "peak_effects",
     "prompt_category_effects",
+    "sign_flip",
     "sign_flip_test",
 ]

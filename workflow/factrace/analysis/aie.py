@@ -16,6 +16,12 @@ Speech (``modality`` in :data:`SPEECH_MODALITIES`): rows are per speech-token po
 units (``text_subject_start``, ``text_subject_end`` exclusive, ``n_text_tokens``). The speech tokens of one
 text token are combined first (:func:`collapse_speech_positions`), then the text-level table goes through
 the same aggregation as text.
+
+The prediction position (category ``prediction``): the last input position, where the target's probability
+is read. In text it is the last token, so ``prediction`` and ``last token`` hold the same cells (the AIE table
+says so in ``same_cells_as``). In speech it is the ``[Text]`` marker after the speech tokens; it is kept
+apart from the speech tokens of the last word (``last token``), which realise a text token as every other
+category does, whatever text token the trace stage assigned to the marker.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..contracts import check
-from ..tracing.categories import CATEGORIES, PREFIX
+from ..tracing.categories import AIE_CATEGORIES, CATEGORIES, PREDICTION, PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +81,13 @@ def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd
     - ``position`` = ``text_token_index``; ``subject_start``, ``subject_end``, ``n_tokens`` take the values
       of ``text_subject_start``, ``text_subject_end``, ``n_text_tokens``; ``category`` is recomputed in
       text-token units (primary category);
-    - ``n_speech_tokens`` = how many speech tokens were combined.
+    - ``n_speech_tokens`` = how many speech tokens were combined;
+    - the prediction position (the last speech-level position, the ``[Text]`` marker) becomes a row of its
+      own with ``is_prediction = True``, ``position = n_text_tokens`` (after the last word) and category
+      ``prediction``; every other collapsed row has ``is_prediction = False``.
 
-    Speech tokens that realise no text token (``text_token_index`` < 0 or missing: markers, silence) are
-    dropped; rows with a missing ``p_restored`` are dropped.
+    Other speech tokens that realise no text token (``text_token_index`` < 0 or missing: ``[Speech]``,
+    silence) are dropped; rows with a missing ``p_restored`` are dropped.
     """
     if combine not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
@@ -88,16 +97,18 @@ def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd
     sp = df.loc[is_speech]
     if sp.empty:
         return other.reset_index(drop=True)
-    need = ["text_token_index", "text_subject_start", "text_subject_end", "n_text_tokens"]
+    need = ["text_token_index", "text_subject_start", "text_subject_end", "n_text_tokens", "n_tokens"]
     missing = [c for c in need if c not in sp.columns]
     if missing:
         raise KeyError(f"speech trace rows need columns {missing} to be mapped to text tokens")
+    pred = (sp["position"].astype("int64") == sp["n_tokens"].astype("int64") - 1).to_numpy()
     tti = pd.to_numeric(sp["text_token_index"], errors="coerce")
-    unmapped = tti.isna() | (tti < 0)
-    nan_ie = sp["ie"].isna()
+    tti = tti.where(~pred, sp["n_text_tokens"].astype("int64"))  # the marker: its own slot after the last word
+    unmapped = (tti.isna() | (tti < 0)).to_numpy()
+    nan_ie = sp["ie"].isna().to_numpy()
     if unmapped.any():
         log.info("dropping %d speech-token rows that realise no text token", int(unmapped.sum()))
-    sp = sp.loc[~unmapped & ~nan_ie].copy()
+    sp = sp.assign(text_token_index=tti).loc[~unmapped & ~nan_ie].copy()
     if sp.empty:
         return other.reset_index(drop=True)
     sp["text_token_index"] = sp["text_token_index"].astype("int64")
@@ -113,8 +124,9 @@ def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd
     out["subject_start"] = out["text_subject_start"].astype("int64")
     out["subject_end"] = out["text_subject_end"].astype("int64")
     out["n_tokens"] = out["n_text_tokens"].astype("int64")
+    out["is_prediction"] = (out["position"] == out["n_tokens"]).to_numpy()
     out["category"] = primary_categories(
-        out["position"], out["subject_start"], out["subject_end"], out["n_tokens"]
+        out["position"], out["subject_start"], out["subject_end"], out["n_tokens"], out["is_prediction"]
     )
     log.debug("collapsed %d speech-token rows into %d text-token rows (%s)", len(sp), len(out), combine)
     if other.empty:
@@ -122,47 +134,67 @@ def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd
     return pd.concat([other, out], ignore_index=True, sort=False)
 
 
+def _prediction_flags(df: pd.DataFrame) -> np.ndarray:
+    """``is_prediction`` where a collapsed speech row set it, else ``position == n_tokens - 1`` (text)."""
+    text_rule = (df["position"].to_numpy(dtype=np.int64) == df["n_tokens"].to_numpy(dtype=np.int64) - 1)
+    if "is_prediction" not in df.columns:
+        return text_rule
+    flag = df["is_prediction"]
+    return np.where(flag.isna().to_numpy(), text_rule, flag.fillna(False).to_numpy(dtype=bool))
+
+
 def category_masks(
-    position: np.ndarray, start: np.ndarray, end: np.ndarray, n_tokens: np.ndarray
+    position: np.ndarray, start: np.ndarray, end: np.ndarray, n_tokens: np.ndarray,
+    prediction: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Vectorised :func:`factrace.tracing.categories.categories_of`: one boolean mask per category."""
+    """Vectorised :func:`factrace.tracing.categories.categories_of`, plus ``prediction``: one mask per category.
+
+    ``prediction`` flags the prediction position; by default (text) the last position ``n_tokens - 1``. A row
+    at ``position >= n_tokens`` (the collapsed ``[Text]`` marker of a speech prompt) is in no ROME category.
+    """
     p, s, e, n = (np.asarray(a, dtype=np.int64) for a in (position, start, end, n_tokens))
     last = n - 1
+    inside = p < n
+    pred = (p == last) if prediction is None else np.asarray(prediction, dtype=bool)
     return {
-        "first subject": p == s,
-        "middle subject": (s < p) & (p < e - 1),
-        "last subject": p == e - 1,
-        "first subsequent": p == e,
+        "first subject": (p == s) & inside,
+        "middle subject": (s < p) & (p < e - 1) & inside,
+        "last subject": (p == e - 1) & inside,
+        "first subsequent": (p == e) & inside,
         "further tokens": (e < p) & (p < last),
         "last token": (p == last) & (p >= e),
+        PREDICTION: pred,
     }
 
 
 def primary_categories(
     position: np.ndarray | pd.Series, start: np.ndarray | pd.Series, end: np.ndarray | pd.Series,
-    n_tokens: np.ndarray | pd.Series,
+    n_tokens: np.ndarray | pd.Series, prediction: np.ndarray | pd.Series | None = None,
 ) -> np.ndarray:
-    """Vectorised :func:`factrace.tracing.categories.primary_category` (same precedence)."""
-    masks = category_masks(np.asarray(position), np.asarray(start), np.asarray(end), np.asarray(n_tokens))
+    """Vectorised :func:`factrace.tracing.categories.primary_category` (same precedence); a prediction
+    position that is in no ROME category (the speech ``[Text]`` marker) is labelled ``prediction``."""
+    masks = category_masks(np.asarray(position), np.asarray(start), np.asarray(end), np.asarray(n_tokens),
+                           None if prediction is None else np.asarray(prediction))
     order = ["last token", "last subject", "first subject"] + [
         c for c in CATEGORIES if c not in ("last token", "last subject", "first subject")
-    ]
+    ] + [PREDICTION]
     return np.select([masks[c] for c in order], order, default=PREFIX).astype(object)
 
 
 def expand_categories(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (row of ``df``, category it belongs to); rows in no category are dropped.
 
-    Uses ``subject_start``/``subject_end``/``n_tokens`` when present (so a position can count twice);
+    Uses ``subject_start``/``subject_end``/``n_tokens`` when present (so a position can count twice: a
+    one-token subject is first and last subject; a text prompt's last token is also the prediction position);
     otherwise falls back to the single ``category`` label of the trace table (logged as a warning).
     """
     if {"subject_start", "subject_end", "n_tokens"} <= set(df.columns):
         masks = category_masks(
             df["position"].to_numpy(), df["subject_start"].to_numpy(), df["subject_end"].to_numpy(),
-            df["n_tokens"].to_numpy(),
+            df["n_tokens"].to_numpy(), _prediction_flags(df),
         )
         parts = []
-        for cat in CATEGORIES:
+        for cat in AIE_CATEGORIES:
             m = masks[cat]
             if m.any():
                 part = df.loc[m].copy()
@@ -173,7 +205,7 @@ def expand_categories(df: pd.DataFrame) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True)
     log.warning("trace table has no subject_start/subject_end/n_tokens; using its single category labels, "
                 "so a one-token subject counts only once")
-    return df.loc[df["category"].isin(CATEGORIES)].reset_index(drop=True)
+    return df.loc[df["category"].isin(AIE_CATEGORIES)].reset_index(drop=True)
 
 
 def prompt_category_effects(trace: pd.DataFrame, combine: Combine = "mean") -> pd.DataFrame:
@@ -245,32 +277,52 @@ def bootstrap_mean_ci(
     return mean, lo, hi, n
 
 
+def coinciding_groups(effects: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """(model, modality, kind) groups whose ``prediction`` and ``last token`` per-fact effects are the same
+    cells (same facts, layers and values): every text trace, where the prediction position is the last token."""
+    out: set[tuple[str, str, str]] = set()
+    sub = effects[effects["category"].isin(["last token", PREDICTION])]
+    for key, g in sub.groupby(["model", "modality", "kind"], sort=True, observed=True):
+        a = g[g["category"] == "last token"].set_index(["known_id", "layer"])["ie"].sort_index()
+        b = g[g["category"] == PREDICTION].set_index(["known_id", "layer"])["ie"].sort_index()
+        if len(a) and a.index.equals(b.index) and np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True):
+            out.add(tuple(str(k) for k in key))  # type: ignore[arg-type]
+    return out
+
+
 def aggregate_aie(
     effects: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
 ) -> pd.DataFrame:
     """AIE table (the ``aie`` contract) from per-prompt effects (:func:`prompt_category_effects`).
 
     One bootstrap per (model, modality, kind, category), resampling prompts jointly across layers, seeded
-    from ``seed`` and the group key. Rows are ordered by model, modality, kind, category (ROME order), layer.
+    from ``seed`` and the group key. Rows are ordered by model, modality, kind, category (ROME order, then
+    ``prediction``), layer. ``n`` (facts with the category at that layer) is on every row; ``same_cells_as``
+    names the other category that holds exactly the same cells (``prediction`` <-> ``last token`` in text),
+    empty otherwise, so that no reader counts them twice.
     """
-    out_cols = ["model", "modality", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n"]
+    out_cols = ["model", "modality", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n", "same_cells_as"]
     if effects.empty:
         from ..contracts import empty
 
-        return empty("aie")
+        return empty("aie").assign(same_cells_as=pd.Series(dtype=object))
+    same = coinciding_groups(effects)
     rows: list[pd.DataFrame] = []
     for key, grp in effects.groupby(["model", "modality", "kind", "category"], sort=True, observed=True):
         mat = grp.pivot_table(index="known_id", columns="layer", values="ie", aggfunc="mean", dropna=False)
         mean, lo, hi, n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=_rng_for(seed, key), ci=ci)
         model, modality, kind, category = key
+        twin = ""
+        if (str(model), str(modality), str(kind)) in same and category in ("last token", PREDICTION):
+            twin = PREDICTION if category == "last token" else "last token"
         part = pd.DataFrame({
             "model": model, "modality": modality, "kind": kind,
             "layer": mat.columns.to_numpy().astype("int64"), "category": category,
-            "aie": mean, "ci_low": lo, "ci_high": hi, "n": n.astype("int64"),
+            "aie": mean, "ci_low": lo, "ci_high": hi, "n": n.astype("int64"), "same_cells_as": twin,
         })
         rows.append(part[part["n"] > 0])
     out = pd.concat(rows, ignore_index=True)[out_cols]
-    order = {c: i for i, c in enumerate(CATEGORIES)}
+    order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
     out = out.sort_values(
         ["model", "modality", "kind", "category", "layer"],
         key=lambda s: s.map(order) if s.name == "category" else s,
@@ -293,6 +345,6 @@ def aie_table(
 
 
 def categories_present(aie_df: pd.DataFrame) -> Sequence[str]:
-    """The ROME categories that occur in ``aie_df``, in ROME order."""
+    """The categories that occur in ``aie_df``, in ROME order then ``prediction``."""
     have = set(aie_df["category"].unique())
-    return [c for c in CATEGORIES if c in have]
+    return [c for c in AIE_CATEGORIES if c in have]

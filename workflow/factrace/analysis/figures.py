@@ -25,8 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..io import atomic_path
-from ..tracing.categories import CATEGORIES
-from .aie import LOG_AIE_FLOOR, bootstrap_mean_ci, collapse_speech_positions, log_aie
+from .aie import bootstrap_mean_ci, collapse_speech_positions
 
 log = logging.getLogger(__name__)
 
@@ -66,111 +65,20 @@ def _no_data(ax: Axes, title: str) -> None:
     ax.set_title(title, fontsize=9)
 
 
-def _layer_matrix(sub: pd.DataFrame, layers: Sequence[int]) -> pd.DataFrame:
-    """log AIE as a (category x layer) frame, all six categories in ROME order, NaN where missing."""
-    mat = sub.pivot_table(index="category", columns="layer", values="aie", aggfunc="mean")
-    mat = mat.reindex(index=list(CATEGORIES), columns=list(layers))
-    return pd.DataFrame(log_aie(mat.to_numpy(dtype=float)), index=mat.index, columns=mat.columns)
-
-
-def _n_prompts(sub: pd.DataFrame) -> int:
-    return int(sub["n"].max()) if len(sub) and sub["n"].notna().any() else 0
-
-
-def _finite_range(values: np.ndarray) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return np.log10(LOG_AIE_FLOOR), 0.0
-    lo, hi = float(v.min()), float(v.max())
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    return lo, hi
-
-
-def _heatmap(ax: Axes, mat: pd.DataFrame, kind: str, vmin: float, vmax: float, title: str,
-             show_y: bool = True) -> None:
-    if not np.isfinite(mat.to_numpy(dtype=float)).any():
-        _no_data(ax, title)
-        return
-    arr = mat.to_numpy(dtype=float)
-    # plain pcolormesh, not sns.heatmap: seaborn draws the whole figure once per heatmap to lay out its tick
-    # labels, which makes a 3 x 3 grid take seconds
-    im = ax.pcolormesh(np.ma.masked_invalid(arr), cmap=KIND_CMAP.get(kind, "viridis"), vmin=vmin, vmax=vmax,
-                       rasterized=True)
-    ax.set_facecolor("0.93")  # NaN cells (a category absent at that layer) show as light grey
-    ax.set_xlim(0, arr.shape[1])
-    ax.set_ylim(arr.shape[0], 0)
-    ax.set_yticks(np.arange(arr.shape[0]) + 0.5)
-    ax.set_yticklabels([str(c) for c in mat.index] if show_y else [], fontsize=8)
-    layers = list(mat.columns)
-    step = max(1, int(np.ceil(len(layers) / 12)))
-    ax.set_xticks(np.arange(0, len(layers), step) + 0.5)
-    ax.set_xticklabels([str(layers[k]) for k in range(0, len(layers), step)], fontsize=7)
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.figure.colorbar(im, ax=ax, label="log\u2081\u2080 AIE")
-    ax.set_xlabel("layer")
-    ax.set_title(title, fontsize=9)
-
-
-def _layers_of(aie_df: pd.DataFrame) -> list[int]:
-    return sorted(int(x) for x in aie_df["layer"].dropna().unique())
-
-
 def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> dict[tuple[str, str], list[Path]]:
-    """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category).
+    """See :func:`factrace.analysis.heatmaps.aie_heatmaps`."""
+    from .heatmaps import aie_heatmaps as _impl
 
-    Written to ``<out_prefix>_<model>_<modality>.{png,pdf}`` (model slugged); returns
-    {(model, modality): [png, pdf]}. Each panel has its own colour scale; n (prompts) is in each title.
-    """
-    out: dict[tuple[str, str], list[Path]] = {}
-    prefix = _stem(out_prefix)
-    for (model, modality), sub in aie_df.groupby(["model", "modality"], sort=True):
-        layers = _layers_of(sub)
-        fig, axes = plt.subplots(1, 3, figsize=(15, 3.2), squeeze=False)
-        for j, kind in enumerate(KINDS):
-            ks = sub[sub["kind"] == kind]
-            mat = _layer_matrix(ks, layers)
-            vmin, vmax = _finite_range(mat.to_numpy())
-            label = f"{model} {MODALITY_LABEL.get(modality, modality)}"
-            _heatmap(axes[0, j], mat, kind, vmin, vmax,
-                     f"{label}: {KIND_LABEL[kind]} (n={_n_prompts(ks)})", show_y=(j == 0))
-        fig.tight_layout()
-        path = prefix.with_name(f"{prefix.name}_{_slug(model)}_{_slug(modality)}")
-        out[(str(model), str(modality))] = save_figure(fig, path)
-    return out
+    return _impl(aie_df, out_prefix)
 
 
 def figure2_grid(
     aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out: str | os.PathLike[str]
 ) -> list[Path]:
-    """The paper's Figure 2: one row per (model, modality, label), columns hidden / MLP / attention.
+    """See :func:`factrace.analysis.heatmaps.figure2_grid`."""
+    from .heatmaps import figure2_grid as _impl
 
-    log AIE over layer x category; the colour scale is shared down each column; n prompts in each title.
-    Rows with no data are drawn as empty panels.
-    """
-    if not rows:
-        raise ValueError("figure2_grid needs at least one row")
-    mats: dict[tuple[int, str], pd.DataFrame] = {}
-    ns: dict[tuple[int, str], int] = {}
-    for i, (model, modality, _label) in enumerate(rows):
-        sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
-        layers = _layers_of(sub)
-        for kind in KINDS:
-            ks = sub[sub["kind"] == kind]
-            mats[(i, kind)] = _layer_matrix(ks, layers)
-            ns[(i, kind)] = _n_prompts(ks)
-    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 2.9 * len(rows)), squeeze=False)
-    for j, kind in enumerate(KINDS):
-        allv = np.concatenate([mats[(i, kind)].to_numpy().ravel() for i in range(len(rows))])
-        vmin, vmax = _finite_range(allv)
-        for i, (_model, _modality, label) in enumerate(rows):
-            _heatmap(axes[i, j], mats[(i, kind)], kind, vmin, vmax,
-                     f"{label}: {KIND_LABEL[kind]} (n={ns[(i, kind)]})", show_y=(j == 0))
-    fig.tight_layout()
-    return save_figure(fig, out)
+    return _impl(aie_df, rows, out)
 
 
 def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | os.PathLike[str],

@@ -1,11 +1,21 @@
-"""T->T vs S->T statistics: paired sign-flip permutation tests with Holm correction, and peak effect sizes.
+"""T->T vs S->T statistics: paired sign-flip permutation tests with Holm correction.
 
 The tests work on the per-fact table of :func:`factrace.analysis.aie.prompt_category_effects` (columns
 known_id, model, modality, kind, layer, category, ie). For one (model, kind, category, layer band), each fact
 kept in both modalities gives ``d = mean IE over the band's layers in T->T - the same in S->T``; the test
 statistic is ``|mean(d)|``; under H0 (the two modalities are exchangeable within a fact) each ``d`` is
-symmetric about zero, so its sign can be flipped at random. Two-sided p-value with the +1 correction:
-``p = (1 + #{|perm stat| >= |observed|}) / (1 + n_perm)``.
+symmetric about zero, so its sign can be flipped.
+
+- n <= ``exact_max_n`` (default 20): all 2^n sign vectors are enumerated (``method = "exact"``), and
+  ``p = #{sign vectors with |stat| >= |observed|} / 2^n`` (the identity is one of them, so p >= 2^-n; by the
+  symmetry s <-> -s only 2^(n-1) vectors are evaluated).
+- larger n: ``n_perm`` random sign vectors (``method = "monte carlo"``) and the +1-corrected
+  ``p = (1 + #{|perm stat| >= |observed|}) / (1 + n_perm)``.
+
+Before Holm, tests that carry no information of their own are dropped and reported with the reason
+(:data:`DROP_REASONS`): a duplicate (the same facts with the same values on both sides as a test already
+kept, e.g. ``last subject`` and ``first subject`` when every subject is one token), both sides all zero, or
+fewer than ``min_facts`` paired facts.
 """
 
 from __future__ import annotations
@@ -13,44 +23,78 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..tracing.categories import CATEGORIES
+from ..tracing.categories import AIE_CATEGORIES
+from .peaks import peak_effects  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger(__name__)
 
 BAND_NAMES = ("early", "middle", "late")
+EXACT_MAX_N = 20
+DROP_REASONS = {
+    "duplicate": "same facts and values on both sides as a test kept",
+    "all zero": "both modalities are zero for every fact",
+    "few facts": "fewer paired facts than aggregate.min_facts",
+}
+#: which of two duplicate tests is kept: the first in this order (primary_category's precedence)
+KEEP_ORDER = ("last token", "last subject", "first subject", "middle subject", "first subsequent",
+              "further tokens", "prediction")
 
 
-def sign_flip_test(
-    d: np.ndarray, n_perm: int = 10_000, seed: int | np.random.Generator = 0, chunk: int = 2048
-) -> float:
-    """Two-sided paired sign-flip permutation p-value for ``mean(d) == 0`` (+1 corrected).
+@dataclass(frozen=True)
+class SignFlip:
+    p_value: float
+    method: str  # "exact" | "monte carlo" | "none" (no data)
+    n_perm: int  # sign vectors behind the p-value: 2^n when exact
 
-    NaNs in ``d`` are dropped; an empty ``d`` gives NaN. Works in chunks of ``chunk`` permutations so the
-    memory is ``chunk x len(d)`` whatever ``n_perm`` is.
-    """
+
+def sign_flip(
+    d: np.ndarray, n_perm: int = 10_000, seed: int | np.random.Generator = 0, chunk: int = 1 << 15,
+    exact_max_n: int = EXACT_MAX_N,
+) -> SignFlip:
+    """Two-sided paired sign-flip test of ``mean(d) == 0``: exact for ``len(d) <= exact_max_n``, else Monte
+    Carlo with ``n_perm`` draws (+1 corrected). NaNs are dropped; an empty ``d`` gives NaN."""
     d = np.asarray(d, dtype=float)
     d = d[~np.isnan(d)]
-    if d.size == 0:
-        return float("nan")
+    n = d.size
+    if n == 0:
+        return SignFlip(float("nan"), "none", 0)
+    obs = abs(d.sum())
+    # ties: a permuted sum equal to the observed one up to rounding counts as extreme
+    tol = 1e-9 * max(float(np.abs(d).sum()), 1e-300)
+    if n <= exact_max_n:
+        total = 1 << (n - 1)  # the first sign stays +1: |sum| is the same for s and -s
+        shifts = np.arange(n - 1, dtype=np.int64)
+        hits = 0
+        for c in range(0, total, chunk):
+            idx = np.arange(c, min(total, c + chunk), dtype=np.int64)
+            signs = 1.0 - 2.0 * ((idx[:, None] >> shifts) & 1)
+            sums = d[0] + signs @ d[1:]
+            hits += int((np.abs(sums) >= obs - tol).sum())
+        return SignFlip(hits / total, "exact", 1 << n)
     if n_perm < 1:
         raise ValueError("n_perm must be >= 1")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    obs = abs(d.mean())
-    # ties: a permuted statistic equal to the observed one (up to float error) counts as extreme
-    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
     hits = 0
     done = 0
     while done < n_perm:
         m = min(chunk, n_perm - done)
-        signs = rng.integers(0, 2, size=(m, d.size), dtype=np.int8) * 2 - 1
-        stats = np.abs(signs @ d) / d.size
-        hits += int((stats >= obs - tol).sum())
+        signs = rng.integers(0, 2, size=(m, n), dtype=np.int8) * 2 - 1
+        hits += int((np.abs(signs @ d) >= obs - tol).sum())
         done += m
-    return (1.0 + hits) / (1.0 + n_perm)
+    return SignFlip((1.0 + hits) / (1.0 + n_perm), "monte carlo", int(n_perm))
+
+
+def sign_flip_test(
+    d: np.ndarray, n_perm: int = 10_000, seed: int | np.random.Generator = 0, chunk: int = 1 << 15,
+    exact_max_n: int = EXACT_MAX_N,
+) -> float:
+    """The p-value of :func:`sign_flip`."""
+    return sign_flip(d, n_perm=n_perm, seed=seed, chunk=chunk, exact_max_n=exact_max_n).p_value
 
 
 def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -88,29 +132,34 @@ def layer_bands(layers: Sequence[int] | np.ndarray, n_bands: int = 3,
     return {name: (int(part[0]), int(part[-1])) for name, part in zip(names, np.array_split(ls, n_bands))}
 
 
-def paired_permutation_tests(
-    effects: pd.DataFrame,
-    modality_a: str = "t2t",
-    modality_b: str = "s2t",
-    bands: Mapping[str, tuple[int, int]] | None = None,
-    n_bands: int = 3,
-    n_perm: int = 10_000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Paired T->T vs S->T sign-flip tests per (model, kind, category, layer band), Holm-corrected.
+@dataclass(frozen=True)
+class PairedTests:
+    tests: pd.DataFrame  # one row per test kept (Holm family)
+    dropped: pd.DataFrame  # one row per test left out, with its reason
 
-    ``effects``: per-fact table (known_id, model, modality, kind, layer, category, ie). Only models traced in
-    both modalities are tested, on the facts present in both for that (kind, category). ``bands``: name ->
-    (first layer, last layer) inclusive; by default :func:`layer_bands` of each model's layers.
 
-    Returns columns model, kind, category, band, layer_first, layer_last, n, mean_a, mean_b, mean_diff
-    (a - b), p_value, p_holm (Holm over all rows returned), reject (p_holm < alpha). The family for Holm is
-    every test in the returned table.
-    """
-    cols = ["model", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a", "mean_b",
-            "mean_diff", "p_value", "p_holm", "reject"]
-    rows: list[dict[str, object]] = []
+TEST_COLUMNS = ["model", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a", "mean_b",
+                "mean_diff", "method", "n_perm", "p_value", "p_holm", "reject"]
+DROPPED_COLUMNS = ["model", "kind", "category", "band", "layer_first", "layer_last", "n", "reason", "same_as"]
+
+
+def _frame(rows: list[dict[str, object]], cols: list[str]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    return pd.DataFrame(rows)[cols]
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return df
+    order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
+    return df.sort_values(["model", "kind", "category", "layer_first"],
+                          key=lambda s: s.map(order) if s.name == "category" else s).reset_index(drop=True)
+
+
+def _candidates(effects: pd.DataFrame, modality_a: str, modality_b: str,
+                bands: Mapping[str, tuple[int, int]] | None, n_bands: int):
+    """(model, kind, category, band, lo, hi, a, b) of every (model, kind, category, band) with paired facts."""
     for model, mdf in effects.groupby("model", sort=True):
         mods = set(mdf["modality"].unique())
         if not {modality_a, modality_b} <= mods:
@@ -121,54 +170,79 @@ def paired_permutation_tests(
             for band, (lo, hi) in model_bands.items():
                 gb = g[(g["layer"] >= lo) & (g["layer"] <= hi)]
                 per_fact = gb.groupby(["modality", "known_id"])["ie"].mean()
-                if modality_a not in per_fact.index.get_level_values(0) or \
-                        modality_b not in per_fact.index.get_level_values(0):
+                have = per_fact.index.get_level_values(0)
+                if modality_a not in have or modality_b not in have:
                     continue
                 a, b = per_fact.loc[modality_a], per_fact.loc[modality_b]
                 common = a.index.intersection(b.index).sort_values()
                 if common.empty:
                     continue
-                d = a.loc[common].to_numpy() - b.loc[common].to_numpy()
-                key = repr((model, kind, category, band))
-                rng = np.random.default_rng([int(seed), zlib.crc32(key.encode())])
-                rows.append({
-                    "model": model, "kind": kind, "category": category, "band": band,
-                    "layer_first": int(lo), "layer_last": int(hi), "n": int(common.size),
-                    "mean_a": float(a.loc[common].mean()), "mean_b": float(b.loc[common].mean()),
-                    "mean_diff": float(d.mean()), "p_value": sign_flip_test(d, n_perm=n_perm, seed=rng),
-                })
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = holm(out["p_value"].to_numpy())
-    out["reject"] = out["p_holm"] < alpha
-    order = {c: i for i, c in enumerate(CATEGORIES)}
-    out = out.sort_values(["model", "kind", "category", "layer_first"],
-                          key=lambda s: s.map(order) if s.name == "category" else s).reset_index(drop=True)
-    log.info("%d paired tests, %d rejected after Holm at alpha=%g", len(out), int(out["reject"].sum()), alpha)
-    return out[cols]
+                yield model, kind, category, band, int(lo), int(hi), a.loc[common], b.loc[common]
 
 
-def peak_effects(aie_df: pd.DataFrame, reference_modality: str = "t2t") -> pd.DataFrame:
-    """Peak AIE per (model, modality, kind): its layer, category, CI and n, and the ratio to the same model's
-    ``reference_modality`` peak (``ratio_to_reference``; 1 for the reference rows, NaN where the model has no
-    reference-modality trace).
+def paired_tests(
+    effects: pd.DataFrame,
+    modality_a: str = "t2t",
+    modality_b: str = "s2t",
+    bands: Mapping[str, tuple[int, int]] | None = None,
+    n_bands: int = 3,
+    n_perm: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    min_facts: int = 1,
+    exact_max_n: int = EXACT_MAX_N,
+) -> PairedTests:
+    """Paired T->T vs S->T sign-flip tests per (model, kind, category, layer band), Holm-corrected.
 
-    Columns: model, modality, kind, peak_aie, peak_layer, peak_category, ci_low, ci_high, n,
-    ratio_to_reference.
+    ``effects``: per-fact table (known_id, model, modality, kind, layer, category, ie). Only models traced in
+    both modalities are tested, on the facts present in both for that (kind, category). ``bands``: name ->
+    (first layer, last layer) inclusive; by default :func:`layer_bands` of each model's layers.
+
+    ``tests`` columns: :data:`TEST_COLUMNS` (``n`` paired facts; ``method`` exact | monte carlo; ``n_perm``
+    the sign vectors behind p; ``mean_diff`` = a - b; Holm over every row of ``tests``; ``reject`` = p_holm <
+    alpha). ``dropped`` columns: :data:`DROPPED_COLUMNS` (``reason`` a key of :data:`DROP_REASONS`;
+    ``same_as`` the category of the kept duplicate).
     """
-    cols = ["model", "modality", "kind", "peak_aie", "peak_layer", "peak_category", "ci_low", "ci_high", "n",
-            "ratio_to_reference"]
-    df = aie_df.dropna(subset=["aie"])
-    if df.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    idx = df.groupby(["model", "modality", "kind"], sort=True)["aie"].idxmax()
-    peaks = df.loc[idx.to_numpy()].rename(
-        columns={"aie": "peak_aie", "layer": "peak_layer", "category": "peak_category"}
-    ).reset_index(drop=True)
-    ref = peaks.loc[peaks["modality"] == reference_modality, ["model", "kind", "peak_aie"]].rename(
-        columns={"peak_aie": "_ref"})
-    peaks = peaks.merge(ref, on=["model", "kind"], how="left")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        peaks["ratio_to_reference"] = peaks["peak_aie"] / peaks["_ref"]
-    return peaks[cols]
+    cands = list(_candidates(effects, modality_a, modality_b, bands, n_bands))
+    rank = {c: i for i, c in enumerate(KEEP_ORDER)}
+    cands.sort(key=lambda c: (c[0], c[1], c[4], rank.get(c[2], len(rank))))
+    rows: list[dict[str, object]] = []
+    dropped: list[dict[str, object]] = []
+    seen: dict[tuple, str] = {}
+    for model, kind, category, band, lo, hi, a, b in cands:
+        head = {"model": model, "kind": kind, "category": category, "band": band, "layer_first": lo,
+                "layer_last": hi, "n": int(a.size)}
+        av, bv = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+        sig = (model, kind, band, tuple(a.index), av.tobytes(), bv.tobytes())
+        if sig in seen:
+            dropped.append({**head, "reason": "duplicate", "same_as": seen[sig]})
+            continue
+        seen[sig] = category
+        if not np.any(av) and not np.any(bv):
+            dropped.append({**head, "reason": "all zero", "same_as": ""})
+            continue
+        if a.size < min_facts:
+            dropped.append({**head, "reason": "few facts", "same_as": ""})
+            continue
+        key = repr((model, kind, category, band))
+        res = sign_flip(av - bv, n_perm=n_perm, seed=np.random.default_rng([int(seed), zlib.crc32(key.encode())]),
+                        exact_max_n=exact_max_n)
+        rows.append({**head, "mean_a": float(av.mean()), "mean_b": float(bv.mean()),
+                     "mean_diff": float((av - bv).mean()), "method": res.method, "n_perm": res.n_perm,
+                     "p_value": res.p_value})
+    tests = _frame(rows, TEST_COLUMNS[:-2] if rows else TEST_COLUMNS)
+    if rows:
+        tests["p_holm"] = holm(tests["p_value"].to_numpy())
+        tests["reject"] = tests["p_holm"] < alpha
+        tests = tests[TEST_COLUMNS]
+    tests, drop = _sorted(tests), _sorted(_frame(dropped, DROPPED_COLUMNS))
+    reasons = drop["reason"].value_counts().to_dict() if len(drop) else {}
+    log.info("%d paired tests, %d rejected after Holm at alpha=%g; %d dropped %s", len(tests),
+             int(tests["reject"].sum()) if len(tests) else 0, alpha, len(drop), reasons)
+    return PairedTests(tests, drop)
+
+
+def paired_permutation_tests(effects: pd.DataFrame, **kw) -> pd.DataFrame:
+    """The ``tests`` table of :func:`paired_tests`."""
+    return paired_tests(effects, **kw).tests
+

@@ -3,12 +3,15 @@
 A fact is kept for a (model, modality) when the greedy continuation of its prompt states the attribute
 exactly or as a close variant (see :func:`factrace.filtering.match.classify`). The filter table also records
 the traced target: the first token of the attribute as it follows the prompt, whose probability causal
-tracing measures.
+tracing measures. A leading article is skipped (:func:`traced_attribute`): "the Moon" is traced on "Moon",
+since the probability of "the" says nothing about the fact; the filter table keeps the attribute that was
+traced in ``target_attribute`` (the original stays in the prompts table).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pandas as pd
@@ -20,6 +23,17 @@ from factrace.filtering.match import classify
 log = logging.getLogger(__name__)
 
 REASON_NO_MATCH = "generation does not contain the attribute"
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+(?=\S)", re.IGNORECASE)
+
+
+def traced_attribute(attribute: str) -> str:
+    """``attribute`` without a leading article ("the", "a", "an", any case), stripped of outer whitespace.
+
+    An attribute that is only an article ("A") is kept as it is: there is nothing else to trace.
+    """
+    attr = str(attribute).strip()
+    rest = _ARTICLE.sub("", attr, count=1).strip()
+    return rest or attr
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -71,7 +85,8 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: list[str], max_new_toke
 
 
 def target_token(tokenizer: Any, prompt: str, attribute: str) -> tuple[int, str]:
-    """Id and text of the first token of ``attribute`` as it follows ``prompt`` (separated by one space).
+    """Id and text of the first token of ``attribute`` as it follows ``prompt`` (separated by one space), after
+    a leading article is skipped (:func:`traced_attribute`).
 
     ``prompt`` and ``prompt + " " + attribute`` are tokenised alike; when the prompt's ids are a prefix of the
     joint ids, the next id is the target. Otherwise (a merge across the boundary) the first id of
@@ -79,6 +94,7 @@ def target_token(tokenizer: Any, prompt: str, attribute: str) -> tuple[int, str]
     """
     if not attribute.strip():
         raise ValueError(f"empty attribute for prompt {prompt!r}")
+    attribute = traced_attribute(attribute)
     p_ids: list[int] = tokenizer(prompt)["input_ids"]
     j_ids: list[int] = tokenizer(prompt + " " + attribute.strip())["input_ids"]
     if len(j_ids) > len(p_ids) and j_ids[: len(p_ids)] == p_ids:
@@ -120,11 +136,11 @@ def filter_facts(
         rows.append({
             "known_id": int(kid), "model": model_name, "modality": modality, "generation": gen,
             "match": match, "kept": kept, "target_token_id": tid, "target_token": ttext,
-            "reason": "" if kept else REASON_NO_MATCH,
+            "reason": "" if kept else REASON_NO_MATCH, "target_attribute": traced_attribute(attr),
         })
     df = pd.DataFrame(rows, columns=[
         "known_id", "model", "modality", "generation", "match", "kept", "target_token_id", "target_token",
-        "reason",
+        "reason", "target_attribute",
     ])
     df = df.astype({"known_id": "int64", "target_token_id": "int64", "kept": "bool"})
     counts = df["match"].value_counts().to_dict()

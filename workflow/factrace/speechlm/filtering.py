@@ -23,13 +23,14 @@ import pandas as pd
 import torch
 
 from ..contracts import check
+from ..filtering.generate import traced_attribute
 from ..filtering.match import classify
 from .prompts import Markers, is_speech_lm, markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["known_id", "model", "modality", "generation", "match", "kept", "target_token_id", "target_token",
-           "reason"]
+           "reason", "target_attribute"]
 REASON_NO_MATCH = "generation does not contain the attribute"
 
 
@@ -60,6 +61,7 @@ def target_for(tokenizer: Any, prompt: str, attribute: str, markers: Markers) ->
     alike; on a merge across the boundary, the first token of " " + attribute)."""
     if not str(attribute).strip():
         raise ValueError(f"empty attribute for prompt {prompt!r}")
+    attribute = traced_attribute(attribute)  # "the Moon" is traced on "Moon"
     p = text_prompt_ids(tokenizer, prompt, markers).ids
     j = text_prompt_ids(tokenizer, prompt + " " + str(attribute).strip(), markers).ids
     if len(j) > len(p) and j[: len(p)] == p:
@@ -92,7 +94,8 @@ def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_
         kept = match != "none"
         rows.append({"known_id": int(r.known_id), "model": model_name, "modality": "t2t", "generation": gen,
                      "match": match, "kept": kept, "target_token_id": tid, "target_token": ttext,
-                     "reason": "" if kept else REASON_NO_MATCH})
+                     "reason": "" if kept else REASON_NO_MATCH,
+                     "target_attribute": traced_attribute(str(r.attribute))})
     df = _frame(rows)
     log.info("filter %s/t2t: %d facts, kept %d", model_name, len(df), int(df["kept"].sum()))
     return check(df, "filter", source=f"filter[{model_name}/t2t]")
@@ -168,6 +171,7 @@ def filter_speech(loaded: Any, prompts_df: pd.DataFrame, args: Any, max_new_toke
         tid, ttext = target_for(loaded.tokenizer, str(r.prompt), str(r.attribute), markers)
         problem = speech_problems(speech, tmap, kid)
         row = {"known_id": kid, "model": args.model, "modality": "s2t", "target_token_id": tid,
+               "target_attribute": traced_attribute(str(r.attribute)),
                "target_token": ttext}
         if problem:
             rows.append({**row, "generation": "", "match": "none", "kept": False, "reason": problem})

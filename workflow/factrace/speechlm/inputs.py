@@ -129,7 +129,7 @@ def text_trace_inputs(loaded: Any, known_id: int, prompt: str, subject: str) -> 
 def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) -> dict:
     """The text noise scale, with the speech LM's ``[Text]`` layout when the model is a speech LM."""
     inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject) for r in prompts.itertuples())
-    return noise_scale(loaded, inputs, multiplier)
+    return noise_scale(loaded, inputs, multiplier, subjects=[str(s) for s in prompts["subject"]])
 
 
 @torch.no_grad()

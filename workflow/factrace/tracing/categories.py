@@ -1,4 +1,11 @@
-"""Token categories of Meng et al. (2022), by position relative to the subject."""
+"""Token categories of Meng et al. (2022), by position relative to the subject, and the prediction position.
+
+:data:`CATEGORIES` are ROME's six categories of prompt tokens. :data:`AIE_CATEGORIES` adds
+:data:`PREDICTION`, the position whose next-token distribution is read. For a text prompt it is the last
+token (the two categories hold the same cells); for a speech prompt it is the ``[Text]`` marker after the
+speech tokens, and ``last token`` is the speech tokens of the prompt's last word (the paper's mapping: speech
+tokens are aggregated by the text token they realise), so the two are reported separately.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ CATEGORIES = (
     "last token",
 )
 PREFIX = "before subject"
+PREDICTION = "prediction"
+AIE_CATEGORIES = (*CATEGORIES, PREDICTION)
 
 
 def categories_of(position: int, subject_start: int, subject_end: int, n_tokens: int) -> list[str]:

@@ -1,0 +1,191 @@
+"""AIE heatmaps (layer x category): per (model, modality) figures and the paper's Figure 2 grid.
+
+Each row of a panel is a category, labelled with its number of facts ``n`` (a row seen in one fact is not an
+average), and ``= last token`` where ``prediction`` holds the same cells as ``last token`` (text). The log
+panels show ``log10(max(AIE, 1e-4))``: cells with a negative AIE are hatched, and the figure's footnote counts
+the cells that are negative or shown at the floor. :func:`figure2_signed` draws the same grid on the signed
+AIE with a diverging, symmetric-log colour map, so that negative cells are visible as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import SymLogNorm
+from matplotlib.patches import Rectangle
+
+from ..tracing.categories import AIE_CATEGORIES, PREDICTION
+from .aie import LOG_AIE_FLOOR, log_aie
+from .figures import KIND_CMAP, KIND_LABEL, KINDS, MODALITY_LABEL, _no_data, _slug, _stem, save_figure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CellCounts:
+    """Cells of one panel: with an AIE, negative (hatched), in [0, floor) (drawn at the floor)."""
+    cells: int
+    negative: int
+    floored: int
+
+
+def _raw_matrix(sub: pd.DataFrame, layers: Sequence[int]) -> pd.DataFrame:
+    """Signed AIE as a (category x layer) frame, the categories that ``sub`` has (ROME order, then
+    ``prediction``), NaN where missing."""
+    have = set(sub["category"]) if len(sub) else set()
+    cats = [c for c in AIE_CATEGORIES if c in have] or list(AIE_CATEGORIES[:-1])
+    mat = sub.pivot_table(index="category", columns="layer", values="aie", aggfunc="mean") if len(sub) \
+        else pd.DataFrame(dtype=float)
+    return mat.reindex(index=cats, columns=list(layers)).astype(float)
+
+
+def _row_labels(sub: pd.DataFrame, cats: Sequence[str]) -> list[str]:
+    """``category (n=k)``; a range when the kinds differ; ``= last token`` where the cells coincide."""
+    labels = []
+    for c in cats:
+        g = sub[sub["category"] == c]
+        per_kind = g.groupby("kind")["n"].max() if len(g) else pd.Series(dtype=int)
+        lo, hi = (int(per_kind.min()), int(per_kind.max())) if len(per_kind) else (0, 0)
+        n = f"n={lo}" if lo == hi else f"n={lo}-{hi}"
+        same = "same_cells_as" in g.columns and c == PREDICTION and (g["same_cells_as"] == "last token").any()
+        labels.append(f"{c} = last token ({n})" if same else f"{c} ({n})")
+    return labels
+
+
+def count_cells(raw: np.ndarray, floor: float = LOG_AIE_FLOOR) -> CellCounts:
+    v = np.asarray(raw, dtype=float)
+    v = v[np.isfinite(v)]
+    return CellCounts(int(v.size), int((v < 0).sum()), int(((v >= 0) & (v < floor)).sum()))
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.log10(LOG_AIE_FLOOR), 0.0
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str, show_y: bool,
+           signed: bool, lim: tuple[float, float]) -> None:
+    arr = raw.to_numpy(dtype=float)
+    if not np.isfinite(arr).any():
+        _no_data(ax, title)
+        return
+    if signed:
+        m = max(abs(lim[0]), abs(lim[1]), LOG_AIE_FLOOR * 10)
+        im = ax.pcolormesh(np.ma.masked_invalid(arr), cmap="RdBu_r", rasterized=True,
+                           norm=SymLogNorm(linthresh=LOG_AIE_FLOOR, vmin=-m, vmax=m, base=10))
+        label = "AIE (signed, symlog)"
+    else:
+        # plain pcolormesh, not sns.heatmap: seaborn lays out the whole figure once per heatmap
+        im = ax.pcolormesh(np.ma.masked_invalid(log_aie(arr)), cmap=KIND_CMAP.get(kind, "viridis"),
+                           vmin=lim[0], vmax=lim[1], rasterized=True)
+        label = "log\u2081\u2080 AIE"
+        for i, j in zip(*np.nonzero(np.nan_to_num(arr, nan=0.0) < 0)):
+            ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="xxx", edgecolor="0.35", linewidth=0))
+    ax.set_facecolor("0.93")  # NaN cells (a category absent at that layer) show as light grey
+    ax.set_xlim(0, arr.shape[1])
+    ax.set_ylim(arr.shape[0], 0)
+    ax.set_yticks(np.arange(arr.shape[0]) + 0.5)
+    ax.set_yticklabels(labels if show_y else [], fontsize=7)
+    layers = list(raw.columns)
+    step = max(1, int(np.ceil(len(layers) / 12)))
+    ax.set_xticks(np.arange(0, len(layers), step) + 0.5)
+    ax.set_xticklabels([str(layers[k]) for k in range(0, len(layers), step)], fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.figure.colorbar(im, ax=ax, label=label)
+    ax.set_xlabel("layer")
+    ax.set_title(title, fontsize=9)
+
+
+def _footnote(counts: CellCounts, signed: bool) -> str:
+    if signed:
+        return (f"signed AIE; {counts.negative} of {counts.cells} cells negative (blue); symmetric log scale, "
+                f"linear within \u00b1{LOG_AIE_FLOOR:g}")
+    return (f"log\u2081\u2080 AIE, floored at {LOG_AIE_FLOOR:g}: {counts.negative} of {counts.cells} cells have a "
+            f"negative AIE (hatched), {counts.floored} lie in [0, {LOG_AIE_FLOOR:g}); both are drawn at the floor. "
+            "n = facts per category")
+
+
+def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool) -> tuple[list[Path],
+                                                                                               pd.DataFrame]:
+    if not rows:
+        raise ValueError("a heatmap grid needs at least one row")
+    raws: dict[tuple[int, str], pd.DataFrame] = {}
+    labels: dict[int, list[str]] = {}
+    stats = []
+    for i, (model, modality, label) in enumerate(rows):
+        sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
+        layers = sorted(int(x) for x in sub["layer"].dropna().unique())
+        cats = [c for c in AIE_CATEGORIES if c in set(sub["category"])] or list(AIE_CATEGORIES[:-1])
+        labels[i] = _row_labels(sub, cats)
+        for kind in KINDS:
+            raw = _raw_matrix(sub[sub["kind"] == kind], layers).reindex(index=cats)
+            raws[(i, kind)] = raw
+            c = count_cells(raw.to_numpy())
+            stats.append({"model": model, "modality": modality, "row": label, "kind": kind, **asdict(c)})
+    total = CellCounts(*(sum(s[k] for s in stats) for k in ("cells", "negative", "floored")))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 0.25 * sum(len(v) for v in labels.values()) + 1.6 * len(rows)),
+                             squeeze=False)
+    for j, kind in enumerate(KINDS):
+        allv = np.concatenate([raws[(i, kind)].to_numpy().ravel() for i in range(len(rows))])
+        lim = _finite_range(allv if signed else log_aie(allv))
+        if signed:
+            finite = allv[np.isfinite(allv)]
+            m = float(np.abs(finite).max()) if finite.size else 1.0
+            lim = (-m, m)
+        for i, (_m, _mod, label) in enumerate(rows):
+            _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", j == 0, signed,
+                   lim)
+    fig.suptitle(_footnote(total, signed), fontsize=9, y=0.0, va="top")
+    fig.tight_layout()
+    return save_figure(fig, out), pd.DataFrame(stats)
+
+
+def figure2_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+                 out: str | os.PathLike[str]) -> list[Path]:
+    """The paper's Figure 2: one row per (model, modality, label), columns hidden / MLP / attention; log AIE
+    over layer x category, colour scale shared down each column, n per category, negative cells hatched."""
+    return figure2_with_counts(aie_df, rows, out)[0]
+
+
+def figure2_with_counts(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+                        out: str | os.PathLike[str]) -> tuple[list[Path], pd.DataFrame]:
+    """:func:`figure2_grid` and its cell counts per (row, kind): columns model, modality, row, kind, cells,
+    negative, floored."""
+    return _grid(aie_df, rows, out, signed=False)
+
+
+def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+                   out: str | os.PathLike[str]) -> list[Path]:
+    """Figure 2 on the signed AIE (diverging map, symmetric log): negative cells in blue."""
+    return _grid(aie_df, rows, out, signed=True)[0]
+
+
+def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> dict[tuple[str, str], list[Path]]:
+    """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category).
+
+    Written to ``<out_prefix>_<model>_<modality>.{png,pdf}`` (model slugged); returns
+    {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched.
+    """
+    out: dict[tuple[str, str], list[Path]] = {}
+    prefix = _stem(out_prefix)
+    for (model, modality), _sub in aie_df.groupby(["model", "modality"], sort=True):
+        label = f"{model} {MODALITY_LABEL.get(modality, modality)}"
+        path = prefix.with_name(f"{prefix.name}_{_slug(model)}_{_slug(modality)}")
+        out[(str(model), str(modality))] = _grid(aie_df, [(model, modality, label)], path, signed=False)[0]
+    return out

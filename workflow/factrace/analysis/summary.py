@@ -1,0 +1,289 @@
+"""README's measured tables, generated: ``results/`` -> a small committed summary -> markdown blocks.
+
+:func:`collect` reads the finished run's result files and keeps only what README shows, already formatted,
+in ``summary.json`` (each table names the files it came from). :func:`render_all` turns the summary into
+markdown blocks, and :func:`readme_update` writes each block between its markers in README::
+
+    <!-- factrace:summary NAME -->
+    ...generated...
+    <!-- /factrace:summary -->
+
+``make numbers`` does both steps (``factrace summarize --results results --out resources/demo-summary
+--readme README.md``); run twice on the same results it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MARK = re.compile(r"(<!-- factrace:summary (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /factrace:summary -->)", re.DOTALL)
+FIGURES = ("figure2.png", "figure2_signed.png")
+Table = dict[str, Any]
+
+
+def _g(x: Any, digits: int = 3) -> str:
+    """A number as README shows it: 3 significant digits, '-' for missing."""
+    if x is None or (isinstance(x, float) and pd.isna(x)):
+        return "-"
+    if isinstance(x, (bool,)):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    return f"{float(x):.{digits}g}"
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None or pd.isna(x) else f"{100 * float(x):.1f}%"
+
+
+def _table(columns: list[str], rows: list[list[str]], sources: list[str], note: str = "") -> Table:
+    return {"columns": columns, "rows": rows, "sources": sources, "note": note}
+
+
+def _read_parquets(paths: list[Path]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _facts(res: Path) -> Table | None:
+    rows = []
+    for d in sorted(p for p in res.glob("filter/*/*") if p.is_dir()):
+        filt = _read_parquets(sorted(d.glob("*.parquet")))
+        if filt.empty:
+            continue
+        model, modality = d.parent.name, d.name
+        aie_path = res / "aie" / model / f"{modality}.parquet"
+        traced = int(pd.read_parquet(aie_path)["n"].max()) if aie_path.exists() else None
+        m = filt["match"].value_counts()
+        rows.append([model, modality, str(len(filt)), str(int(filt["kept"].sum())), str(int(m.get("exact", 0))),
+                     str(int(m.get("partial", 0))), str(int(m.get("none", 0))), _g(traced)])
+    if not rows:
+        return None
+    return _table(["model", "modality", "facts", "kept", "exact", "partial", "none", "traced"], rows,
+                  ["results/filter/*/*/shard-*.parquet", "results/aie/*/*.parquet (traced = largest n)"])
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        out = []
+        for k in sorted(obj):
+            out.extend(_flatten(obj[k], f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        return [(prefix, obj)]
+    return []
+
+
+def _speech(res: Path) -> Table | None:
+    rows, sources = [], []
+    wer = res / "speech" / "wer.json"
+    if wer.exists():
+        w = json.loads(wer.read_text())
+        rows.append(["ASR check: corpus WER", (f"{_pct(w.get('corpus_wer'))} ({w.get('n_utterances')} prompts; "
+                     f"median per prompt {_pct(w.get('median_wer'))})")])
+        sources.append("results/speech/wer.json")
+    dis = res / "speech" / "alignment_disagreement.tsv"
+    if dis.exists():
+        for r in pd.read_csv(dis, sep="\t").itertuples():
+            rows.append([f"word onsets, {r.method} vs {r.reference}",
+                         f"median {_g(r.median_ms)} ms, p95 {_g(r.p95_ms)} ms ({r.n} words)"])
+        sources.append("results/speech/alignment_disagreement.tsv")
+    for ev in sorted(res.glob("speechlm/*/eval.json")):
+        for key, val in _flatten(json.loads(ev.read_text())):
+            rows.append([f"speech LM {ev.parent.name} build: {key}", _g(val, 4)])
+        sources.append(f"results/speechlm/{ev.parent.name}/eval.json")
+    return _table(["what", "measured"], rows, sources) if rows else None
+
+
+def _noise(res: Path) -> Table | None:
+    rows = []
+    for p in sorted(res.glob("noise/*/*.json")):
+        n = json.loads(p.read_text())
+        rows.append([p.parent.name, p.stem, _g(n.get("std"), 4), _g(n.get("std_rome"), 4),
+                     _g(n.get("std_over_rome"), 4), _g(n.get("multiplier")), _g(n.get("scale"), 4),
+                     _g(n.get("n_facts"))])
+    if not rows:
+        return None
+    return _table(["model", "modality", "std (subjects in the prompts)", "std (ROME: subjects alone)",
+                   "ratio", "multiplier", "noise scale", "facts"], rows, ["results/noise/*/*.json"],
+                  "The noise is multiplier x the first std; ROME's value (text only) is measured beside it.")
+
+
+def _peaks(res: Path) -> Table | None:
+    p = res / "compare" / "peaks.csv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p)
+    rows = [[r.model, r.modality, r.kind, f"{_g(r.peak_aie)} ({_g(r.ci_low)}-{_g(r.ci_high)})",
+             f"{r.peak_category}, layer {r.peak_layer}", _g(int(r.n)), _g(r.ratio_of_grid_maxima),
+             str(r.categories_below_min_facts) if isinstance(r.categories_below_min_facts, str) else ""]
+            for r in df.itertuples()]
+    min_facts = int(df["min_facts"].iloc[0]) if len(df) else None
+    return _table(["model", "modality", "kind", "grid max AIE (95% CI)", "at", "n", "ratio of grid maxima to T->T",
+                   f"left out (n < {min_facts})"], rows, ["results/compare/peaks.csv"],
+                  "A ratio of grid maxima compares the largest cells wherever they are; per-category ratios on the "
+                  "same cells are in the next table.")
+
+
+def _ratios(res: Path) -> Table | None:
+    p = res / "compare" / "category_ratios.csv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p)
+    rows = [[r.model, r.kind, r.category, f"{r.n_t2t} / {r.n_s2t}", f"{_g(r.t2t_peak_aie)} (L{r.t2t_peak_layer})",
+             f"{_g(r.s2t_peak_aie)} (L{r.s2t_peak_layer})", _g(r.ratio_of_category_peaks), _g(r.ratio_same_cell)]
+            for r in df.itertuples()]
+    return _table(["model", "kind", "category", "n T->T / S->T", "T->T peak (layer)", "S->T peak (layer)",
+                   "S->T / T->T, category peaks", "S->T / T->T, same cell"], rows,
+                  ["results/compare/category_ratios.csv"],
+                  "Same cell: the S->T AIE at the layer and category of the T->T peak, over the T->T peak.")
+
+
+def _tests(res: Path) -> Table | None:
+    p, d = res / "compare" / "tests.csv", res / "compare" / "tests_dropped.csv"
+    if not p.exists():
+        return None
+    t = pd.read_csv(p)
+    dropped = pd.read_csv(d) if d.exists() else pd.DataFrame(columns=["reason"])
+    methods = ", ".join(f"{m} ({int(g['n_perm'].iloc[0])} sign vectors at n = {int(g['n'].iloc[0])})"
+                        if m == "exact" else f"{m} ({int(g['n_perm'].iloc[0])} draws)"
+                        for m, g in t.groupby("method")) if len(t) else "none"
+    reasons = dropped["reason"].value_counts().to_dict() if len(dropped) else {}
+    rows = [["tests kept (Holm family)", str(len(t))], ["method", methods],
+            ["rejected at Holm 0.05", str(int(t["reject"].sum())) if len(t) else "0"],
+            ["dropped", f"{len(dropped)}" + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+                                             + ")" if reasons else "")],
+            ["smallest p (Holm)", _g(t["p_holm"].min(), 2) if len(t) else "-"]]
+    for r in t[t["reject"].astype(bool)].itertuples() if len(t) else []:
+        rows.append([f"rejected: {r.model} {r.kind} {r.category} {r.band} (L{r.layer_first}-{r.layer_last})",
+                     (f"n = {r.n}, T->T {_g(r.mean_a)} vs S->T {_g(r.mean_b)}, p = {_g(r.p_value, 2)}, "
+                     f"Holm {_g(r.p_holm, 2)}")])
+    return _table(["paired T->T vs S->T sign-flip tests", "value"], rows,
+                  ["results/compare/tests.csv", "results/compare/tests_dropped.csv"])
+
+
+def _cells(res: Path) -> Table | None:
+    p = res / "compare" / "figure2_cells.csv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p)
+    rows = [[r.row, r.kind, str(r.cells), str(r.negative), str(r.floored)] for r in df.itertuples()]
+    return _table(["Figure 2 row", "kind", "cells", "negative (hatched)", "in [0, 1e-4) (at the floor)"], rows,
+                  ["results/compare/figure2_cells.csv"])
+
+
+def _category_n(res: Path) -> Table | None:
+    p = res / "compare" / "category_peaks.csv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p)
+    if df.empty:
+        return None
+    df["same_cells_as"] = df["same_cells_as"].fillna("")
+    g = df.groupby(["model", "modality", "category"], sort=False).agg(
+        n=("n", "max"), eligible=("eligible", "all"), same=("same_cells_as", "first")).reset_index()
+    rows = [[r.model, r.modality, r.category + (f" (= {r.same})" if r.same else ""), str(int(r.n)),
+             "yes" if r.eligible else "no (drawn only)"] for r in g.itertuples()]
+    return _table(["model", "modality", "category", "n facts", "in peaks, ratios, tests"], rows,
+                  ["results/compare/category_peaks.csv"])
+
+
+def _gap(res: Path) -> Table | None:
+    rows, sources = [], []
+    for p in sorted(res.glob("gap/*.parquet")):
+        g = pd.read_parquet(p)
+        if g.empty:
+            continue
+        m = g.groupby(["model", "position_kind", "layer"], sort=True).agg(
+            cosine=("cosine", "mean"), euclidean=("euclidean", "mean"), n=("known_id", "nunique")).reset_index()
+        rows += [[r.model, str(r.position_kind).replace("_", " "), str(r.layer), _g(r.cosine), _g(r.euclidean),
+                  str(r.n)] for r in m.itertuples()]
+        sources.append(f"results/gap/{p.name}")
+    if not rows:
+        return None
+    return _table(["model", "position", "layer", "cosine (text vs speech)", "Euclidean distance", "facts"], rows,
+                  sources, "Means over facts of the hidden states' similarity at the same position in the two "
+                  "modalities.")
+
+
+COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
+              "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
+              "demo-gap": _gap}
+
+
+def collect(results: Path) -> dict[str, Any]:
+    """The summary of a finished run: {"tables": {name: table}} for every table whose sources exist."""
+    tables = {}
+    for name, fn in COLLECTORS.items():
+        t = fn(Path(results))
+        if t is None:
+            log.warning("summary: no source for %s in %s", name, results)
+            continue
+        tables[name] = t
+    return {"tables": tables}
+
+
+def write_summary(summary: dict[str, Any], out: Path, results: Path | None = None) -> Path:
+    """``out/summary.json`` (sorted keys, so the same results give the same bytes); copies Figure 2 and its
+    signed twin from ``results/figures`` when given."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "summary.json"
+    text = json.dumps(summary, indent=1, sort_keys=True) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    if results is not None:
+        for name in FIGURES:
+            src = Path(results) / "figures" / name
+            if src.exists() and (not (out / name).exists() or (out / name).read_bytes() != src.read_bytes()):
+                shutil.copyfile(src, out / name)
+    return path
+
+
+def render(table: Table) -> str:
+    """One table as markdown, its note and sources under it."""
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table["rows"]]
+    lines.append("")
+    if table.get("note"):
+        lines.append(f"*{table['note']}*")
+    lines.append("Source: " + ", ".join(f"`{s}`" for s in table["sources"]) + " (`make numbers`).")
+    return "\n".join(lines) + "\n"
+
+
+def render_all(summary: dict[str, Any]) -> dict[str, str]:
+    return {name: render(t) for name, t in summary["tables"].items()}
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The generated blocks of a README: name -> body."""
+    return {m.group("name"): m.group("body") for m in MARK.finditer(text)}
+
+
+def readme_update(readme: Path, blocks: dict[str, str]) -> bool:
+    """Rewrite every marked block of ``readme`` that ``blocks`` has; True when the file changed."""
+    text = readme.read_text()
+
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in blocks:
+            log.warning("%s: no generated table named %s; block left as it is", readme, name)
+            return m.group(0)
+        return m.group(1) + blocks[name] + m.group(4)
+
+    new = MARK.sub(sub, text)
+    missing = sorted(set(blocks) - set(readme_blocks(text)))
+    if missing:
+        log.info("%s has no block for %s", readme, missing)
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False
