@@ -100,11 +100,31 @@ def model_cfg(name):
     return config["models"][name]
 
 
+def model_path(name):
+    """Where a model's checkpoint is: `{results}/models/<name>` when a rule of this workflow builds it (`convert:`),
+    the configured `models.<name>.path` otherwise. The one place that derives model paths."""
+    m = model_cfg(name)
+    if m.get("convert"):
+        return f"{R}/models/{name}"
+    return m["path"]
+
+
 def _check_model_paths():
     """A missing checkpoint is an error that names the config key, before any job runs."""
     for name, m in config["models"].items():
         if m.get("convert"):
-            continue  # built by a rule of this workflow
+            if "path" in m:
+                raise WorkflowError(
+                    f"model {name!r}: `models.{name}.path` is set, but this model is built by the workflow "
+                    f"(`convert: {m['convert']}`) under `results:` ({R}/models/{name}). Remove `path:` from its "
+                    "config entry (or remove `convert:` to use an existing checkpoint directory)."
+                )
+            continue
+        if not m.get("path"):
+            raise WorkflowError(
+                f"model {name!r}: set `models.{name}.path` to a local checkpoint directory (or `convert:` for a "
+                "model that a rule of this workflow builds)"
+            )
         p = Path(m["path"])
         if not p.exists():
             raise WorkflowError(
@@ -119,13 +139,25 @@ _check_model_paths()
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
     keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities")}
+    keep["path"] = model_path(name)
     return json.dumps(keep, sort_keys=True)
 
 
 def model_input(name):
     """The checkpoint directory as an input when a rule of this workflow builds it; nothing otherwise."""
-    m = model_cfg(name)
-    return [m["path"]] if m.get("convert") else []
+    return [model_path(name)] if model_cfg(name).get("convert") else []
+
+
+def facts_digest():
+    """Digest of every fact in the facts file (limit not applied): what a model trained on the facts (the offline
+    speech LM) learnt from. A params value of such a rule, so that other facts rebuild the model."""
+    if DOWNLOADED_FACTS:
+        return "downloaded"
+    facts = sorted(load_facts(FACTS_PATH), key=lambda f: f.known_id)
+    return hashlib.sha256(json.dumps([f.__dict__ for f in facts], sort_keys=True).encode()).hexdigest()[:16]
+
+
+FACTS_DIGEST = facts_digest()
 
 
 def model_modalities():
