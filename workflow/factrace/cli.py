@@ -149,7 +149,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
         inputs = []
         for r in rows.itertuples():
             try:
-                inputs.append((text_trace_inputs(loaded, r.known_id, r.prompt, r.subject),
+                inputs.append((text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, r.template),
                                int(kept.loc[r.known_id, "target_token_id"])))
             except SubjectNotFoundError as err:
                 raise SystemExit(f"{args.prompts}: known_id={r.known_id}: {err}") from err
