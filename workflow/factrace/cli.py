@@ -151,7 +151,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
         inputs = []
         for r in rows.itertuples():
             try:
-                inputs.append((text_trace_inputs(loaded, r.known_id, r.prompt, r.subject),
+                inputs.append((text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, r.template),
                                int(kept.loc[r.known_id, "target_token_id"])))
             except SubjectNotFoundError as err:
                 raise SystemExit(f"{args.prompts}: known_id={r.known_id}: {err}") from err
@@ -220,14 +220,17 @@ def cmd_figure_gap(args: argparse.Namespace) -> None:
 
 def cmd_qc(args: argparse.Namespace) -> None:
     from . import io
-    from .qc import qc_table
+    from .qc import fact_fates, qc_table, read_traced
 
     prompts = io.read_tables(args.prompts, "prompts")
     filters = io.read_tables(args.filters, "filter")
-    traces = io.read_tables(args.traces, "trace")
-    table = qc_table(prompts, filters, traces)
+    traces = read_traced(args.traces)
+    fates = fact_fates(prompts, filters, traces, args.max_facts_per_shard)
+    table = qc_table(prompts, filters, traces, fates)
     with io.atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
+    if args.fates:
+        io.write_table(fates, args.fates, None, {"stage": "qc_fates"})
     log.info("QC:\n%s", table.to_string(index=False))
 
 
@@ -397,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filters", nargs="+", required=True)
     s.add_argument("--traces", nargs="+", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--fates", help="Parquet: one row per fact x model x modality with its fate and reason")
+    s.add_argument("--max-facts-per-shard", type=int, default=None, help="tracing.max_facts_per_shard")
     s.set_defaults(func=cmd_qc)
 
     s = sub.add_parser("wer-summary", help="overall WER of the ASR check and its histogram")

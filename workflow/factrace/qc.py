@@ -1,12 +1,45 @@
-"""The QC table: how many facts reach each stage, and why the others left."""
+"""The QC tables: how many facts reach each stage, and every fact's fate per model and modality.
+
+``qc.tsv`` counts facts per stage; ``fates`` has one row per fact x model x modality with what happened to it:
+
+* ``dropped``: the filter did not keep it (the model's answer did not match the attribute, or the ASR check
+  dropped its audio); ``generation`` is what the model said,
+* ``not_traced``: kept, but past ``tracing.max_facts_per_shard`` (the first N kept facts of a shard are traced),
+* ``traced``: in the trace tables,
+* ``failed``: it could not be used (no speech tokens, a failed token map, no filter row, or kept but absent from
+  the trace tables); ``reason`` has the error.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict, dataclass
+
 import pandas as pd
 
+from .filtering.generate import REASON_NO_MATCH
 
-def qc_table(prompts: pd.DataFrame, filters: pd.DataFrame, traces: pd.DataFrame) -> pd.DataFrame:
-    """Long table: stage, model, modality, status, reason, n_facts."""
+log = logging.getLogger(__name__)
+
+FATES = ("dropped", "not_traced", "traced", "failed")
+
+
+@dataclass(frozen=True)
+class FactFate:
+    known_id: int
+    shard: int
+    subject: str
+    model: str
+    modality: str
+    fate: str  # one of FATES
+    reason: str
+    match: str
+    generation: str
+
+
+def qc_table(prompts: pd.DataFrame, filters: pd.DataFrame, traces: pd.DataFrame,
+             fates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long table: stage, model, modality, status, reason, n_facts (``stage = fate``: counts of each fate)."""
     rows = [{"stage": "facts", "model": "", "modality": "", "status": "in", "reason": "", "n_facts": len(prompts)}]
     if len(filters):
         f = filters.assign(status=filters["kept"].map({True: "kept", False: "dropped"}))
@@ -24,4 +57,65 @@ def qc_table(prompts: pd.DataFrame, filters: pd.DataFrame, traces: pd.DataFrame)
         for (m, mod), g in traces.groupby(["model", "modality"]):
             rows.append({"stage": "trace", "model": m, "modality": mod, "status": "traced", "reason": "",
                          "n_facts": g["known_id"].nunique()})
+    if fates is not None and len(fates):
+        for (m, mod, fate), g in fates.groupby(["model", "modality", "fate"]):
+            rows.append({"stage": "fate", "model": m, "modality": mod, "status": fate, "reason": "",
+                         "n_facts": len(g)})
     return pd.DataFrame(rows)
+
+
+def _filter_fate(reason: str) -> str:
+    return "dropped" if reason == REASON_NO_MATCH or reason.startswith("ASR check:") else "failed"
+
+
+def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFrame,
+               max_facts_per_shard: int | None = None) -> pd.DataFrame:
+    """One row per fact x (model, modality) of ``filters`` with its fate (see the module docstring).
+
+    ``traced`` has the ``known_id, model, modality`` of the traced facts. The cap is applied as the trace job
+    does: the first ``max_facts_per_shard`` kept facts of each shard, by ``known_id``.
+    """
+    facts = prompts.drop_duplicates("known_id").set_index("known_id").sort_index()
+    traced_keys = set(zip(traced["model"], traced["modality"], traced["known_id"].astype(int), strict=True))
+    out: list[FactFate] = []
+    pairs = filters[["model", "modality"]].drop_duplicates().itertuples(index=False)
+    for model, modality in sorted(pairs):
+        f = filters[(filters["model"] == model) & (filters["modality"] == modality)].set_index("known_id")
+        kept_rank: dict[int, int] = {}
+        for _, g in facts[facts.index.isin(f.index[f["kept"].astype(bool)])].groupby("shard"):
+            kept_rank.update({int(k): i for i, k in enumerate(sorted(g.index))})
+        for kid, fact in facts.iterrows():
+            kid = int(kid)
+            base = {"known_id": kid, "shard": int(fact["shard"]), "subject": str(fact["subject"]), "model": model,
+                    "modality": modality}
+            if kid not in f.index:
+                out.append(FactFate(**base, fate="failed", reason="no filter row for this fact", match="",
+                                    generation=""))
+                continue
+            row = f.loc[kid]
+            match, gen = str(row["match"]), str(row["generation"])
+            reason = str(row["reason"]) if pd.notna(row["reason"]) else ""
+            if not bool(row["kept"]):
+                fate = _filter_fate(reason)
+                why = f"filter: {reason}" if fate == "dropped" else reason
+            elif (model, modality, kid) in traced_keys:
+                fate, why = "traced", ""
+            elif max_facts_per_shard is not None and kept_rank.get(kid, 0) >= max_facts_per_shard:
+                fate = "not_traced"
+                why = (f"tracing.max_facts_per_shard = {max_facts_per_shard}: kept fact number "
+                       f"{kept_rank[kid] + 1} of its shard")
+            else:
+                fate, why = "failed", "kept by the filter but absent from the trace tables (see the trace log)"
+            out.append(FactFate(**base, fate=fate, reason=why, match=match, generation=gen))
+    df = pd.DataFrame([asdict(r) for r in out], columns=list(FactFate.__dataclass_fields__))
+    log.info("fates: %s", df.groupby(["model", "modality", "fate"]).size().to_dict() if len(df) else {})
+    return df
+
+
+def read_traced(paths: list[str]) -> pd.DataFrame:
+    """The (known_id, model, modality) of every traced fact, read from the trace tables' key columns only."""
+    import pyarrow.parquet as pq
+
+    cols = ["known_id", "model", "modality"]
+    frames = [pq.read_table(p, columns=cols).to_pandas().drop_duplicates() for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)

@@ -63,7 +63,8 @@ rule prompt_plots:
 
 
 rule qc:
-    """Facts counted at each stage, with the reasons they left."""
+    """Facts counted at each stage, and every fact's fate per model and modality (dropped by the filter, not
+    traced because of `tracing.max_facts_per_shard`, traced, failed), with the reason."""
     conda:
         "../../envs/factrace.yaml"
     input:
@@ -73,9 +74,14 @@ rule qc:
             f"{R}/trace/{m}/{mod}/{KINDS[0]}/shard-{s}.parquet" for m, mod in model_modalities() for s in sorted(SHARDS)
         ],
     output:
-        report(f"{R}/qc/qc.tsv", caption="../report/qc.rst", category="Quality control"),
+        tsv=f"{R}/qc/qc.tsv",
+        fates=f"{R}/qc/fates.parquet",
+    params:
+        max_facts=(
+            ["--max-facts-per-shard", TRACING["max_facts_per_shard"]] if TRACING.get("max_facts_per_shard") else []
+        ),
     log:
         f"{R}/logs/qc.log",
     shell:
         "factrace qc --prompts {input.prompts:q} --filters {input.filters:q} --traces {input.traces:q} "
-        "--out {output:q} 2> {log:q}"
+        "{params.max_facts:q} --out {output.tsv:q} --fates {output.fates:q} 2> {log:q}"

@@ -132,6 +132,15 @@ def model_cfg(name):
     return config["models"][name]
 
 
+def model_path(name):
+    """Where a model's checkpoint is: `{results}/models/<converted|trained>/<name>` when a rule of this workflow
+    builds it (`convert:`), the configured `models.<name>.path` otherwise. The one place that derives model paths."""
+    m = model_cfg(name)
+    if m.get("convert"):
+        return f"{R}/models/{BUILT_MODEL_DIRS[m['convert']]}/{name}"
+    return m["path"]
+
+
 def _check_model_paths():
     """A missing checkpoint is an error that names the config key, before any job runs (the list is
     factrace.models.checkpoints.required_checkpoints, which `factrace fetch-checkpoints` fetches)."""
@@ -152,12 +161,16 @@ BUILT_MODEL_DIRS = {"smollm2-gguf": "converted", "speechlm-offline": "trained"} 
 
 
 def _check_built_model_paths():
-    """A model that this workflow builds must be configured at the path its rule writes."""
+    """A model that this workflow builds is found under `results:`, never at a configured path."""
     for name, m in config["models"].items():
-        if m.get("convert") in BUILT_MODEL_DIRS:
-            want = f"{R}/models/{BUILT_MODEL_DIRS[m['convert']]}/{name}"
-            if Path(m["path"]) != Path(want):
-                raise WorkflowError(f"model {name!r} is built by this workflow: set `models.{name}.path: {want}`")
+        if m.get("convert") not in BUILT_MODEL_DIRS:
+            continue
+        if "path" in m:
+            raise WorkflowError(
+                f"model {name!r}: `models.{name}.path` is set, but this model is built by the workflow "
+                f"(`convert: {m['convert']}`) under `results:` ({model_path(name)}). Remove `path:` from its "
+                "config entry (or remove `convert:` to use an existing checkpoint directory)."
+            )
 
 
 _check_built_model_paths()
@@ -184,13 +197,25 @@ os.environ.update(job_environment(workflow.basedir, os.environ))
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
     keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities")}
+    keep["path"] = model_path(name)
     return json.dumps(keep, sort_keys=True)
 
 
 def model_input(name):
     """The checkpoint directory as an input when a rule of this workflow builds it; nothing otherwise."""
-    m = model_cfg(name)
-    return [m["path"]] if m.get("convert") else []
+    return [model_path(name)] if model_cfg(name).get("convert") else []
+
+
+def facts_digest():
+    """Digest of every fact in the facts file (limit not applied): what a model trained on the facts (the offline
+    speech LM) learnt from. A params value of such a rule, so that other facts rebuild the model."""
+    if DOWNLOADED_FACTS:
+        return "downloaded"
+    facts = sorted(load_facts(FACTS_PATH), key=lambda f: f.known_id)
+    return hashlib.sha256(json.dumps([f.__dict__ for f in facts], sort_keys=True).encode()).hexdigest()[:16]
+
+
+FACTS_DIGEST = facts_digest()
 
 
 def model_modalities():

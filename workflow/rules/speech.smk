@@ -216,7 +216,7 @@ rule token_map:
     output:
         f"{R}/speech/token_map/{{model}}/shard-{{shard}}.parquet",
     params:
-        tokenizer=lambda wc: model_cfg(wc.model).get("tokenizer", model_cfg(wc.model)["path"]),
+        tokenizer=lambda wc: model_cfg(wc.model).get("tokenizer", model_path(wc.model)),
     log:
         f"{R}/logs/token_map/{{model}}/{{shard}}.log",
     shell:

@@ -20,7 +20,7 @@ rule build_speechlm:
         steps=lambda wc: SPEECHLM.get("steps", 1000),
         seed=SEED,
         main=ESPEAK_RENDERING,
-        digest=SUBJECTS_DIGEST,
+        facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model="|".join(n for n, m in config["models"].items() if m.get("convert") == "speechlm-offline") or "^$",
     threads: 2

@@ -22,8 +22,8 @@ Steps, for one prompt:
    unit and the next token starts after it. Tokens without content get the empty range ``[p, p)`` at the end
    ``p`` of the previous content token (0 at the start). Gaps (silences) stay unassigned.
 5. *Validation* (:class:`TokenMapError`): ranges ordered and non-overlapping, within ``[0, n]``, and the
-   subject's text tokens (those overlapping the first occurrence of the subject in the prompt) cover a
-   non-empty range.
+   subject's text tokens (those overlapping the subject at the template's ``{}``,
+   :func:`factrace.facts.subject.subject_token_range`, the same rule as text tracing) cover a non-empty range.
 """
 
 from __future__ import annotations
@@ -165,18 +165,23 @@ def validate(ranges: Sequence[tuple[int, int]], n: int, subject: Sequence[bool],
         raise TokenMapError(f"{where}the subject's text tokens have no speech tokens (empty range)")
 
 
-def subject_mask(prompt: str, subject: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
-    start = prompt.find(subject)
-    if not subject or start < 0:
-        raise TokenMapError(f"subject {subject!r} not found in prompt {prompt!r}")
-    end = start + len(subject)
-    return [b > a and a < end and b > start for a, b in offsets]
+def subject_mask(
+    prompt: str, subject: str, offsets: Sequence[tuple[int, int]], template: str | None = None,
+) -> list[bool]:
+    """Per text token: is it one of the subject's tokens (at the template's ``{}``, as in text tracing)."""
+    from ..facts.subject import SubjectNotFoundError, subject_token_range
+
+    try:
+        start, end = subject_token_range(offsets, prompt, subject, template)
+    except SubjectNotFoundError as err:
+        raise TokenMapError(str(err)) from err
+    return [start <= i < end for i in range(len(offsets))]
 
 
 def map_tokens(
     prompt: str, subject: str, offsets: Sequence[tuple[int, int]],
     words: Sequence[tuple[str, float, float]], n_frames: int,
-    run_lengths: Sequence[int] | None = None, rate_hz: float = RATE_HZ,
+    run_lengths: Sequence[int] | None = None, rate_hz: float = RATE_HZ, template: str | None = None,
 ) -> tuple[list[tuple[int, int]], list[bool]]:
     """Speech-token range of each text token and the subject mask.
 
@@ -185,7 +190,7 @@ def map_tokens(
     """
     if run_lengths is not None and int(np.sum(run_lengths)) != n_frames:
         raise TokenMapError(f"run lengths sum to {int(np.sum(run_lengths))}, not to the {n_frames} frames")
-    subject_flags = subject_mask(prompt, subject, offsets)
+    subject_flags = subject_mask(prompt, subject, offsets, template)
     norm = normalise(prompt)
     words = [(w, s, e) for w, s, e in words if np.isfinite(s) and np.isfinite(e) and e >= s]
     if not words:
@@ -219,10 +224,10 @@ def map_tokens(
 def token_map_rows(
     known_id: int, model: str, prompt: str, subject: str, tokens: Sequence[str],
     offsets: Sequence[tuple[int, int]], words: Sequence[tuple[str, float, float]], n_frames: int,
-    run_lengths: Sequence[int] | None = None, rate_hz: float = RATE_HZ,
+    run_lengths: Sequence[int] | None = None, rate_hz: float = RATE_HZ, template: str | None = None,
 ) -> pd.DataFrame:
     """Rows of the ``token_map`` contract (+ ``is_subject``, ``char_start``, ``char_end``) for one prompt."""
-    ranges, subj = map_tokens(prompt, subject, offsets, words, n_frames, run_lengths, rate_hz)
+    ranges, subj = map_tokens(prompt, subject, offsets, words, n_frames, run_lengths, rate_hz, template)
     return pd.DataFrame({
         "known_id": np.full(len(tokens), int(known_id), dtype=np.int64),
         "model": [model] * len(tokens),

@@ -38,6 +38,12 @@ def _resolve(path: str, manifest: PathLike) -> Path:
     return alt if alt.exists() else p
 
 
+def _template(row: pd.Series) -> str | None:
+    """The fact's template (where its subject is), if the prompts table has one."""
+    t = row.get("template")
+    return str(t) if isinstance(t, str) and t else None
+
+
 def _prompt_rows(manifest: PathLike) -> pd.DataFrame:
     df = read_table(manifest, "audio")
     if "field" in df.columns:
@@ -201,7 +207,7 @@ def run_token_map(
             words = list(zip(words_df["word"], words_df["start_s"], words_df["end_s"], strict=True))
             df = token_map_rows(
                 kid, model_name, str(p["prompt"]), str(p["subject"]), tokenizer.convert_ids_to_tokens(ids),
-                offsets, words, n_frames, runs, float(sp["rate_hz"]),
+                offsets, words, n_frames, runs, float(sp["rate_hz"]), template=_template(p),
             )
             df["status"], df["reason"] = "ok", ""
         except TokenMapError as err:

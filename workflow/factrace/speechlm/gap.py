@@ -93,7 +93,8 @@ def modality_gap(
         if problem:
             log.info("modality gap: skipping known_id=%d (%s)", kid, problem)
             continue
-        t_inp = text_trace_inputs_speechlm(loaded.tokenizer, kid, str(r.prompt), str(r.subject), markers)
+        t_inp = text_trace_inputs_speechlm(loaded.tokenizer, kid, str(r.prompt), str(r.subject), markers,
+                                           template=getattr(r, "template", None))
         s_inp = speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
                               tmap[tmap["known_id"] == kid])
         th = block_outputs(loaded.model, t_inp.input_ids)

@@ -105,12 +105,13 @@ def speech_trace_inputs(
 
 
 def text_trace_inputs_speechlm(loaded_or_tokenizer: Any, known_id: int, prompt: str, subject: str,
-                               markers: Markers | None = None) -> TraceInputs:
-    """T->T inputs on a speech LM: ``[BOS] [Text] prompt``, subject located by offsets and shifted."""
+                               markers: Markers | None = None, template: str | None = None) -> TraceInputs:
+    """T->T inputs on a speech LM: ``[BOS] [Text] prompt``, subject (at the template's ``{}``) located by
+    offsets and shifted."""
     tok = getattr(loaded_or_tokenizer, "tokenizer", loaded_or_tokenizer)
     markers = markers or markers_from_tokenizer(tok)
     tp = text_prompt_ids(tok, prompt, markers)
-    start, end = subject_token_range(tp.offsets, prompt, subject)  # prefix ids have empty spans: never hit
+    start, end = subject_token_range(tp.offsets, prompt, subject, template)  # prefix ids: empty spans, never hit
     n = len(tp.ids)
     return TraceInputs(
         known_id=int(known_id), input_ids=torch.tensor([tp.ids]), corrupt=(start, end),
@@ -119,16 +120,18 @@ def text_trace_inputs_speechlm(loaded_or_tokenizer: Any, known_id: int, prompt: 
     )
 
 
-def text_trace_inputs(loaded: Any, known_id: int, prompt: str, subject: str) -> TraceInputs:
+def text_trace_inputs(loaded: Any, known_id: int, prompt: str, subject: str,
+                      template: str | None = None) -> TraceInputs:
     """T->T inputs for any model: ``[Text]`` prefix on a speech LM, :func:`text_inputs` otherwise."""
     if is_speech_lm(loaded.tokenizer):
-        return text_trace_inputs_speechlm(loaded, known_id, prompt, subject)
-    return text_inputs(loaded.tokenizer, known_id, prompt, subject)
+        return text_trace_inputs_speechlm(loaded, known_id, prompt, subject, template=template)
+    return text_inputs(loaded.tokenizer, known_id, prompt, subject, template)
 
 
 def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) -> dict:
     """The text noise scale, with the speech LM's ``[Text]`` layout when the model is a speech LM."""
-    inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject) for r in prompts.itertuples())
+    inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, getattr(r, "template", None))
+              for r in prompts.itertuples())
     return noise_scale(loaded, inputs, multiplier, subjects=[str(s) for s in prompts["subject"]])
 
 

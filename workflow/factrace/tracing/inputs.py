@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..facts.subject import SubjectNotFoundError, subject_token_range
 
-class SubjectNotFoundError(ValueError):
-    pass
+__all__ = ["SubjectNotFoundError", "TraceInputs", "subject_token_range", "text_inputs"]
 
 
 @dataclass(frozen=True)
@@ -26,35 +26,12 @@ class TraceInputs:
         return int(self.input_ids.shape[-1])
 
 
-def subject_token_range(offsets: list[tuple[int, int]], text: str, subject: str) -> tuple[int, int]:
-    """Token range [start, end) covering ``subject``'s first occurrence in ``text``, from character offsets.
-
-    Robust to SentencePiece and byte-level BPE: a token belongs to the subject when its characters, leading
-    whitespace excluded, overlap the subject's span. Special tokens (empty spans) never do.
-    """
-    cs = text.find(subject)
-    if cs < 0:
-        raise SubjectNotFoundError(f"subject {subject!r} does not occur in {text!r}")
-    ce = cs + len(subject)
-    hits = []
-    for i, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        s_eff = s
-        while s_eff < e and text[s_eff].isspace():
-            s_eff += 1
-        if s_eff < e and s_eff < ce and e > cs:
-            hits.append(i)
-    if not hits:
-        raise SubjectNotFoundError(f"no token of {text!r} overlaps the subject {subject!r}")
-    return hits[0], hits[-1] + 1
-
-
-def text_inputs(tokenizer, known_id: int, prompt: str, subject: str) -> TraceInputs:
-    """Text->text inputs: the prompt's tokens (with the tokenizer's special tokens), subject by offsets."""
+def text_inputs(tokenizer, known_id: int, prompt: str, subject: str, template: str | None = None) -> TraceInputs:
+    """Text->text inputs: the prompt's tokens (with the tokenizer's special tokens), the subject's tokens at the
+    template's ``{}`` (:func:`factrace.facts.subject.subject_token_range`)."""
     enc = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=True)
     ids = enc["input_ids"]
-    start, end = subject_token_range([tuple(o) for o in enc["offset_mapping"]], prompt, subject)
+    start, end = subject_token_range([tuple(o) for o in enc["offset_mapping"]], prompt, subject, template)
     tokens = tokenizer.convert_ids_to_tokens(ids)
     n = len(ids)
     return TraceInputs(
