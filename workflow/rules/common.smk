@@ -209,10 +209,9 @@ def model_input(name):
 def facts_digest():
     """Digest of every fact in the facts file (limit not applied): what a model trained on the facts (the offline
     speech LM) learnt from. A params value of such a rule, so that other facts rebuild the model."""
-    if DOWNLOADED_FACTS:
-        return "downloaded"
-    facts = sorted(load_facts(FACTS_PATH), key=lambda f: f.known_id)
-    return hashlib.sha256(json.dumps([f.__dict__ for f in facts], sort_keys=True).encode()).hexdigest()[:16]
+    if FACTS_URL:  # the same before and after the download (see _downloaded_ids)
+        return _digest([FACTS_URL, config["facts"].get("sha256"), _downloaded_ids()])
+    return _digest([f.__dict__ for f in sorted(load_facts(FACTS_PATH), key=lambda f: f.known_id)])
 
 
 FACTS_DIGEST = facts_digest()
@@ -249,7 +248,7 @@ def table_targets():
     out = shard_paths(f"{R}/prompts/shard-{{shard}}.parquet") + [f"{R}/prompts/skipped_facts.parquet"]
     for name, m in config["models"].items():
         if m.get("convert"):
-            out.append(m["path"])
+            out.append(model_path(name))
         if m.get("convert") == "speechlm-offline":
             out.append(f"{R}/speechlm/{name}/eval.json")
     for name, mod in model_modalities():
