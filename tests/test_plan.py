@@ -158,3 +158,17 @@ def test_a_downloaded_file_with_other_ids_than_planned_is_an_error(tmp_path: Pat
     proc = subprocess.run([str(exe), "-n", "--configfile", "config/downloaded.yaml"], cwd=wd, capture_output=True,
                           text=True, env=_env(), timeout=600, check=False)
     assert proc.returncode != 0 and "facts.expected_ids" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_plan_on_a_small_synthetic_tree():
+    """The planning benchmark (issue 15.10) runs, and a complete results tree plans no job."""
+    proc = subprocess.run([sys.executable, "-m", "factrace", "bench-plan", "--facts", "30", "--shard-size", "10",
+                           "--extra-tables", "20"], cwd=REPO, capture_output=True, text=True, env=_env(), timeout=900,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["jobs_planned"] > 3 * 5 and res["jobs_left_on_complete_tree"] == 0
+    assert res["tables"] >= 20 + 3 * 5  # the stale tables and the trace tables at least
+    assert res["dry_run_complete_tree_s"] < 60
+    assert "dry run, complete results tree" in proc.stdout
