@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test bench estimate report lint clean venv
+.PHONY: demo test bench estimate plan bench-plan report lint clean venv
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ bench: $(STAMP)
 
 estimate: $(STAMP)
 	$(BIN)/factrace estimate --configfile config/paper.yaml
+
+plan: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace plan --configfile config/paper.yaml --profile profiles/slurm
+
+bench-plan: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench-plan --configfile config/paper.yaml --profile profiles/slurm
 
 report: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --report results/report.html

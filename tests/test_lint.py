@@ -32,7 +32,7 @@ def test_snakemake_lint_is_clean(workflow_copy: Path, configfile: str):
 def _outputs(rule_body: str) -> list[str]:
     """The output patterns of one rule's text (the f-strings between `output:` and the next directive)."""
     m = re.search(r"\n\s+output:\n(.*?)\n\s+(?:params|log|resources|wildcard_constraints|shell|run|threads|"
-                  r"priority|conda|input|script):", rule_body, re.S)
+                  r"priority|conda|input|script):", rule_body, re.DOTALL)
     return re.findall(r'f"(\{R\}/[^"]+)"', m.group(1)) if m else []
 
 
@@ -40,7 +40,7 @@ def test_no_two_rules_declare_the_same_output():
     seen: dict[str, str] = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
-        for name, body in re.findall(r"\n\s*rule (\w+):\n(.*?)(?=\n\s*rule \w+:|\Z)", text, re.S):
+        for name, body in re.findall(r"\n\s*rule (\w+):\n(.*?)(?=\n\s*rule \w+:|\Z)", text, re.DOTALL):
             for pattern in _outputs(body):
                 key = re.sub(r"\{\{(\w+)[^}]*\}\}", r"{\1}", pattern)
                 assert key not in seen, f"{key}: declared by rules {seen[key]} and {name}"

@@ -74,7 +74,7 @@ def is_current(out: Path, key: str) -> bool:
         return False
     try:
         return io.read_provenance(out).get("extra", {}).get("kind_key") == key
-    except Exception as err:  # an unreadable table is retraced
+    except (OSError, ValueError) as err:  # an unreadable table (pyarrow's errors are both) is retraced
         log.warning("%s: unreadable provenance (%s); retracing", out, err)
         return False
 
