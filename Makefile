@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test test-slurm bench estimate report lint clean venv check-envs numbers
+.PHONY: demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
 
 venv: $(STAMP)
 
@@ -45,6 +45,12 @@ bench: $(STAMP)
 
 estimate: $(STAMP)
 	$(BIN)/factrace estimate --configfile config/paper.yaml
+
+plan: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace plan --configfile config/paper.yaml --profile profiles/slurm
+
+bench-plan: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench-plan --configfile config/paper.yaml --profile profiles/slurm
 
 report: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --report results/report.html

@@ -1,50 +1,48 @@
-"""`snakemake --lint` on a copy of the workflow with the offline config reports no problems.
-
-Two kinds of lint are known to be open (see the reliability report): helper functions living beside rules in
-filter/speech/trace/compare.smk ("Mixed rules and functions", fixed by moving them into common.smk) and rules
-without a conda environment whose packages no env file yet lists (convert_model: gguf; wer_summary and
-speech_figures: jiwer/matplotlib beside the speech stack; ...). While only those remain the test is an expected
-failure that lists them; any other lint fails it, and it passes once the list is empty.
-"""
+"""`snakemake --lint` reports nothing, on the default config and on the paper config (with placeholder
+checkpoints, as the paper dry run has them), and no two rules declare the same output pattern."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from test_corruption import copy_workflow, snakemake
+from test_paper_config import CHECKPOINTS
 
-KNOWN_OPEN = ("Mixed rules and functions in same snakefile.", "Specify a conda environment or container for each rule.")
-
-
-def _lints(text: str) -> list[tuple[str, str]]:
-    """(where, title) of every lint in `snakemake --lint` text output."""
-    out, where = [], ""
-    for line in text.splitlines():
-        m = re.match(r"Lints for (.+):$", line)
-        if m:
-            where = re.sub(r"^snakefile .*/", "snakefile ", re.sub(r" \(line \d+, .*\)", "", m.group(1)))
-            continue
-        m = re.match(r"    \* (.+?):?$", line)
-        if m and where:
-            out.append((where, m.group(1).rstrip(":")))
-    return out
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_snakemake_lint_is_clean(tmp_path):
-    if shutil.which("snakemake") is None and not Path(sys.executable).with_name("snakemake").exists():
-        pytest.skip("snakemake is not on PATH")
-    wd = copy_workflow(tmp_path / "wf")
-    proc = snakemake(wd, "--lint", "--configfile", "config/config.yaml")
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory) -> Path:
+    wd = copy_workflow(tmp_path_factory.mktemp("lint"))
+    for c in CHECKPOINTS:
+        (wd / c).mkdir(parents=True)
+    return wd
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
+def test_snakemake_lint_is_clean(workflow_copy: Path, configfile: str):
+    proc = snakemake(workflow_copy, "--lint", "--configfile", configfile, timeout=900)
     text = proc.stdout + proc.stderr
-    assert "Error" not in text.split("Lints for")[0], text[-3000:]  # the workflow itself parses
-    lints = _lints(text)
-    if proc.returncode == 0 and "Lints for" not in text:
-        return
-    assert lints, f"snakemake --lint failed without lints:\n{text[-3000:]}"
-    other = [lint for lint in lints if lint[1].rstrip(".") + "." not in KNOWN_OPEN]
-    assert not other, "new lint(s):\n" + "\n".join(f"{w}: {t}" for w, t in other)
-    pytest.xfail("known open lints: " + "; ".join(f"{w}: {t}" for w, t in lints))
+    assert proc.returncode == 0, text[-3000:]
+    assert "Lints for" not in text, text[-3000:]
+
+
+def _outputs(rule_body: str) -> list[str]:
+    """The output patterns of one rule's text (the f-strings between `output:` and the next directive)."""
+    m = re.search(r"\n\s+output:\n(.*?)\n\s+(?:params|log|resources|wildcard_constraints|shell|run|threads|"
+                  r"priority|conda|input|script):", rule_body, re.DOTALL)
+    return re.findall(r'f"(\{R\}/[^"]+)"', m.group(1)) if m else []
+
+
+def test_no_two_rules_declare_the_same_output():
+    seen: dict[str, str] = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for name, body in re.findall(r"\n\s*rule (\w+):\n(.*?)(?=\n\s*rule \w+:|\Z)", text, re.DOTALL):
+            for pattern in _outputs(body):
+                key = re.sub(r"\{\{(\w+)[^}]*\}\}", r"{\1}", pattern)
+                assert key not in seen, f"{key}: declared by rules {seen[key]} and {name}"
+                seen[key] = name
+    assert len(seen) > 20  # the parser found the rules' outputs

@@ -166,8 +166,8 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         # aggregation downstream; nothing of shard 0000
         assert jobs["shard"] == 1 and jobs["tts"] == 1
         assert jobs["filter"] == 3  # SmolLM2 T->T, speech LM T->T and S->T, of this shard only
-        # two kinds x (two layer windows of SmolLM2 T->T + one of the speech LM in T->T and in S->T), one shard
-        assert jobs["trace"] == 2 * (2 + 1 + 1)
+        # one job per (model, modality) of this shard, every kind and layer in it: SmolLM2 T->T, speech LM T->T, S->T
+        assert jobs["trace"] == 3
         assert "build_speechlm" not in jobs and "fit_units" not in jobs and "noise_scale" not in jobs
         assert "shard-0000" not in "\n".join(l for l in proc.stdout.splitlines() if "output:" in l)
         assert jobs["aie"] == 3  # one per model x modality, downstream of every shard

@@ -162,8 +162,9 @@ def cmd_trace(args: argparse.Namespace) -> None:
     key = inputs_digest([args.prompts, args.filter, args.noise, args.speech_tokens, args.token_map])
     trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
                 inputs_key=key, weights=loaded.weights_sha256,
-                provenance=lambda params: _provenance("trace", params, seed=params["seed"], model_id=args.model,
-                                                      weights_sha256=loaded.weights_sha256))
+                provenance=lambda st: _provenance(
+                    "trace", {**st.as_dict(), "noise_scale": noise["scale"], "modality": args.modality},
+                    seed=st.seed, model_id=args.model, weights_sha256=loaded.weights_sha256))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

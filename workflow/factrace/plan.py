@@ -199,3 +199,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--directory", default=".", help="the workflow's directory (where `snakemake` would run)")
     s.add_argument("targets", nargs="*", help="Snakemake targets (default: the whole workflow)")
     s.set_defaults(func=cmd_plan)
+
+    from .plan_bench import register as register_bench
+
+    register_bench(sub)

@@ -99,7 +99,7 @@ def gpus(m: dict[str, Any]) -> int:
 def mem_mb(m: dict[str, Any], attempt: int = 1) -> int:
     """Host memory (MB) of a job that loads model ``m``; a retry gets ``attempt`` times as much."""
     need = 1.25 * weight_bytes(m) + 3e9
-    return int(math.ceil(need / 1e9)) * 1000 * attempt
+    return math.ceil(need / 1e9) * 1000 * attempt
 
 
 def load_seconds(m: dict[str, Any], s: ResourceSettings) -> float:

@@ -104,8 +104,8 @@ def _plan_shards():
 
 
 SHARD_PLAN = _plan_shards()
-SHARDS = {name: digest for name, (digest, _n) in SHARD_PLAN.items()}
-SHARD_FACTS = {name: n for name, (_digest, n) in SHARD_PLAN.items()}
+SHARDS = {name: d for name, (d, _n) in SHARD_PLAN.items()}
+SHARD_FACTS = {name: n for name, (_d, n) in SHARD_PLAN.items()}
 
 
 def subjects_digest():

@@ -1,7 +1,8 @@
 """One trace job: every kind of one (model, modality, shard), the model loaded once, one table per kind.
 
 Each kind has its own settings (``tracing.window`` concerns ``mlp`` and ``attn`` only). A kind's table records in
-its provenance a key made of that kind's settings, the noise scale and the digest of the job's input files; when
+its provenance (``extra.kind_key``) a hash of that kind's settings, the noise scale, the weights and the digest of
+the job's input files; when
 the job is rerun (a setting of another kind changed) a table whose key is unchanged is kept as it is, so changing
 the window does not retrace ``hidden``. ``stage.trace_shard`` does the tracing of one kind (and its resume).
 """
@@ -67,31 +68,35 @@ def kind_params(job: KindJob, *, modality: str, noise_scale: float, inputs: str,
     return {**s, "noise_scale": noise_scale, "modality": modality, "inputs": inputs, "weights": weights}
 
 
-def is_current(out: Path, params: dict) -> bool:
-    """Whether ``out`` exists and was written with ``params``."""
+def is_current(out: Path, key: str) -> bool:
+    """Whether ``out`` exists and was written with the kind key ``key``."""
     if not out.exists():
         return False
     try:
-        return io.read_provenance(out).get("config_hash") == config_hash(params)
-    except Exception as err:  # an unreadable table is retraced
+        return io.read_provenance(out).get("extra", {}).get("kind_key") == key
+    except (OSError, ValueError) as err:  # an unreadable table (pyarrow's errors are both) is retraced
         log.warning("%s: unreadable provenance (%s); retracing", out, err)
         return False
 
 
 def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequence[KindJob], *, model: str,
                 modality: str, noise_scale: float, inputs_key: str,
-                provenance: Callable[[dict], Provenance], weights: str | None = None) -> list[Path]:
-    """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables."""
+                provenance: Callable[[TraceSettings], Provenance], weights: str | None = None) -> list[Path]:
+    """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables. ``provenance`` gives
+    the provenance of a kind's table; its kind key is added here."""
     for job in jobs:
-        params = kind_params(job, modality=modality, noise_scale=noise_scale, inputs=inputs_key, weights=weights)
-        if is_current(job.out, params):
+        key = config_hash(kind_params(job, modality=modality, noise_scale=noise_scale, inputs=inputs_key,
+                                      weights=weights))
+        if is_current(job.out, key):
             log.info("%s: kind %s unchanged (settings and inputs); kept", job.out, job.settings.kind)
             continue
+        prov = provenance(job.settings)
+        prov.extra["kind_key"] = key
         lo, hi = job.settings.layers
         log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), model, modality,
                  job.settings.kind, lo, hi)
         trace_shard(model_obj, inputs, model=model, modality=modality, noise_scale=noise_scale,
-                    settings=job.settings, out=job.out, provenance=provenance(params))
+                    settings=job.settings, out=job.out, provenance=prov)
     return [j.out for j in jobs]
 
 

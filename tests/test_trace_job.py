@@ -1,0 +1,86 @@
+"""One trace job traces every kind of a shard with the model loaded once, and keeps the table of a kind whose own
+settings did not change (issue 15.13: changing `tracing.window` retraced `hidden`, which does not use it)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from test_resume import N_LAYERS, one_thread, run_cli, save_tiny_model, write_trace_inputs  # noqa: F401
+
+
+def _argv(model_dir, inputs, outs, window: int) -> list[str]:
+    from test_resume import model_spec
+
+    kinds = [["hidden", {"samples": 2, "seed": 1}], ["mlp", {"samples": 2, "seed": 1, "window": window}]]
+    return ["trace", "--model", "tiny", "--model-spec", model_spec(model_dir), "--modality", "t2t",
+            "--kind-settings", json.dumps(kinds), "--prompts", str(inputs["prompts"]), "--filter",
+            str(inputs["filter"]), "--noise", str(inputs["noise"]), "--engine", "fast", "--max-rows", "64",
+            "--out", *map(str, outs)]
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory, one_thread):  # noqa: F811
+    root = tmp_path_factory.mktemp("job")
+    model_dir = save_tiny_model(root / "model")
+    inputs = write_trace_inputs(root / "inputs")
+    outs = [root / "hidden" / "shard-0000.parquet", root / "mlp" / "shard-0000.parquet"]
+    run_cli(_argv(model_dir, inputs, outs, window=3))
+    return model_dir, inputs, outs
+
+
+def test_one_job_writes_every_kind_over_all_layers(traced):
+    from factrace import io
+
+    _model, _inputs, (hidden, mlp) = traced
+    h, m = io.read_table(hidden, "trace"), io.read_table(mlp, "trace")
+    assert set(h["kind"]) == {"hidden"} and set(m["kind"]) == {"mlp"}
+    assert sorted(h["layer"].unique()) == list(range(N_LAYERS)) == sorted(m["layer"].unique())
+    assert set(h["window"]) == {1} and set(m["window"]) == {3}
+
+
+def test_changing_the_window_retraces_mlp_and_keeps_hidden(traced, caplog):
+    from factrace import io
+
+    model_dir, inputs, (hidden, mlp) = traced
+    before = hidden.read_bytes(), hidden.stat().st_mtime_ns, io.read_table(mlp, "trace")
+    log = run_cli(_argv(model_dir, inputs, [hidden, mlp], window=2), caplog)
+    assert "kind hidden unchanged" in log
+    assert (hidden.read_bytes(), hidden.stat().st_mtime_ns) == before[:2]
+    after = io.read_table(mlp, "trace")
+    assert set(after["window"]) == {2}
+    assert not after["p_restored"].equals(before[2]["p_restored"])
+
+
+def test_a_changed_input_retraces_every_kind(traced, tmp_path, caplog):
+    model_dir, inputs, (hidden, mlp) = traced
+    outs = [tmp_path / "h.parquet", tmp_path / "m.parquet"]
+    for src, dst in zip((hidden, mlp), outs):
+        dst.write_bytes(src.read_bytes())
+    noise = tmp_path / "noise.json"
+    noise.write_text(json.dumps({"scale": 2.5}))
+    log = run_cli(_argv(model_dir, {**inputs, "noise": noise}, outs, window=2), caplog)
+    assert "unchanged" not in log
+    from factrace import io
+
+    assert set(io.read_table(outs[0], "trace")["noise_scale"]) == {2.5}
+
+
+def test_one_output_per_kind_is_required(traced):
+    from factrace.tracing.job import kind_jobs
+
+    with pytest.raises(ValueError, match="one --out per kind"):
+        kind_jobs([("hidden", {"samples": 1, "seed": 1})], ["a", "b"], layers=(0, 2), engine="fast", max_rows=8)
+
+
+def test_equal_to_separate_kind_jobs(traced, tmp_path):
+    """The combined job gives the same hidden table as a job of that kind alone (the noise is per fact)."""
+    from factrace import io
+
+    model_dir, inputs, (hidden, _mlp) = traced
+    alone = tmp_path / "alone.parquet"
+    argv = _argv(model_dir, inputs, [alone], window=2)
+    argv[argv.index("--kind-settings") + 1] = json.dumps([["hidden", {"samples": 2, "seed": 1}]])
+    run_cli(argv)
+    pd.testing.assert_frame_equal(io.read_table(alone, "trace"), io.read_table(hidden, "trace"), check_exact=True)
