@@ -198,9 +198,9 @@ def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
         (hub / f).touch()
     assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == []
     cfg["speech"]["alignment"].pop("ctc_model")
-    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == [
+    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == [(
         "`speech.alignment.ctc_model` is not set; set it to a HubertForCTC checkpoint directory (the files of "
-        "facebook/hubert-large-ls960-ft: config.json, weights, vocab.json, preprocessor_config.json)"]
+        "facebook/hubert-large-ls960-ft: config.json, weights, vocab.json, preprocessor_config.json)")]
     # the offline default needs none of them
     assert speech_checkpoint_requirements({"speech": {"enabled": True, "alignment": {"method": "espeak-onsets"},
                                                       "units": {"backend": "mfcc-kmeans"}}}) == []
@@ -433,3 +433,33 @@ def test_bad_config_names_the_key(workflow_copy, edit, expected, request):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error validating config file" in out and expected in out, out[-3000:]
+
+
+# -------------------------------------------------------------------------------------------- shell lines
+
+
+def test_every_shell_interpolation_is_quoted():
+    """Issue 11 (11): config strings reached the shell unquoted (`2> {log}`, `{params.main}`, multi-argument
+    params built as one string). Every `{...}` of every rule's shell line must be `:q` (lists quote element-wise);
+    the drill (tests/test_drills.py) runs the workflow under `a b;touch INJECTED;c/`."""
+    unquoted = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "workflow" / "rules").glob("*.smk")):
+        lines = path.read_text().splitlines()
+        in_shell = False
+        for i, line in enumerate(lines, 1):
+            text = line.strip()
+            if text == "shell:":
+                in_shell = True
+                continue
+            if in_shell and not text.startswith(('"', "'")):
+                in_shell = False
+            if in_shell:
+                unquoted += [f"{path.name}:{i}: {m}" for m in re.findall(r"(?<!\{)\{[^{}]+\}(?!\})", text)
+                             if not m.endswith(":q}")]
+    assert not unquoted, unquoted
+
+
+def test_factrace_in_shell_lines_is_the_running_interpreter():
+    """Issue 11 (12): rules called `factrace` from PATH (exit 127 without an activated venv)."""
+    text = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert "shell.prefix(" in text and "sys.executable" in text and '-m factrace "$@"' in text
