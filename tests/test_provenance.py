@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from importlib import metadata
+from pathlib import Path
 
 import factrace
 from factrace.models.load import weights_fingerprint
@@ -130,3 +131,24 @@ def test_check_tables_names_damaged_tables_and_the_command(tmp_path, capsys):
     assert {p: p.read_bytes() for p in res.rglob("*") if p.is_file()} == before  # nothing removed
     with pytest.raises(Exception, match="rm -- ") as err:
         io.read_table(bad)
+
+
+def test_model_directories_follow_the_umask(tmp_path):
+    """safetensors writes its files 0600; the model builders (convert, build-speechlm) reset them to the umask."""
+    import os
+    import stat
+
+    import torch
+    from factrace.io import apply_umask
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        save_file({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+        apply_umask(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
+    src = (Path(__file__).resolve().parents[1] / "workflow" / "factrace").glob("**/*.py")
+    callers = {p.name for p in src if "apply_umask(tmp)" in p.read_text()}
+    assert {"convert.py", "offline.py"} <= callers
