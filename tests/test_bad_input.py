@@ -8,6 +8,7 @@ produces the attribute, and a config with unknown keys or wrong types.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import ClassVar
@@ -18,7 +19,7 @@ import pytest
 import soundfile as sf
 import yaml
 from factrace import io
-from factrace.facts.known import FactsError, load_facts
+from factrace.facts.known import FactsError, load_facts, load_facts_checked, skipped_frame
 from factrace.provenance import Provenance
 from test_corruption import copy_workflow, snakemake
 from test_resume import factrace_cmd, save_tiny_model, subprocess_env
@@ -34,10 +35,19 @@ def _facts_file(tmp_path: Path, records) -> Path:
 
 
 def _load_error(tmp_path: Path, records) -> tuple[Path, str]:
+    """A file with no usable fact at all: one error listing every problem."""
     path = _facts_file(tmp_path, records)
     with pytest.raises(FactsError) as err:
         load_facts(path)
     return path, str(err.value)
+
+
+def _skipped(tmp_path: Path, records, n_good: int = 1) -> tuple[Path, str, list]:
+    """A file with bad rows among good ones: the good facts load, each bad row is a skip with its reason."""
+    path = _facts_file(tmp_path, records)
+    facts, skipped = load_facts_checked(path)
+    assert len(facts) == n_good, facts
+    return path, "\n".join(s.describe() for s in skipped), skipped
 
 
 # ---------------------------------------------------------------------------------------------- malformed facts
@@ -46,15 +56,16 @@ def _load_error(tmp_path: Path, records) -> tuple[Path, str]:
 @pytest.mark.parametrize("field", ["known_id", "subject", "attribute", "prompt"])
 def test_missing_field(tmp_path, field):
     bad = {k: v for k, v in {**GOOD, "known_id": 4}.items() if k != field}
-    path, msg = _load_error(tmp_path, [GOOD, bad])
+    path, msg, skipped = _skipped(tmp_path, [GOOD, bad])
     assert str(path) in msg
     assert f"row 1 (known_id={bad.get('known_id', '?')})" in msg
     assert f"field {field!r} is missing; add it" in msg
+    assert [s.row for s in skipped] == [1]
 
 
 def test_subject_not_in_prompt(tmp_path):
     bad = {**GOOD, "known_id": 3, "subject": "Germany"}
-    path, msg = _load_error(tmp_path, [GOOD, bad])
+    path, msg, _ = _skipped(tmp_path, [GOOD, bad])
     assert str(path) in msg and "row 1 (known_id=3)" in msg
     assert "subject 'Germany' does not occur in prompt 'The capital of Italy is'" in msg
     assert "fix the subject or the prompt" in msg
@@ -64,41 +75,61 @@ def test_subject_not_in_prompt(tmp_path):
 @pytest.mark.parametrize("value", ["", "   "])
 def test_empty_string(tmp_path, field, value):
     bad = {**GOOD, "known_id": 9, field: value}
-    path, msg = _load_error(tmp_path, [bad])
-    assert str(path) in msg and "row 0 (known_id=9)" in msg
+    path, msg = _load_error(tmp_path, [bad])  # the only row: nothing usable is an error
+    assert str(path) in msg and "row 0 (known_id=9)" in msg and "no usable fact" in msg
     assert f"field {field!r} is empty; give it a non-empty string" in msg
 
 
+@pytest.mark.parametrize("value", [42, 3.5, ["Rome"], {"city": "Rome"}, True],
+                         ids=["int", "float", "list", "dict", "bool"])
+def test_non_string_attribute_says_what_it_is(tmp_path, value):
+    """Issue 11 (10): a non-string attribute was reported as "empty"."""
+    bad = {**GOOD, "known_id": 2, "attribute": value}
+    _, msg, _ = _skipped(tmp_path, [GOOD, bad])
+    assert "is empty" not in msg
+    assert f"field 'attribute' must be a string, got {type(value).__name__} {value!r}" in msg
+
+
 def test_duplicate_ids(tmp_path):
-    path, msg = _load_error(tmp_path, [GOOD, {**GOOD, "known_id": 1}, {**GOOD, "subject": "Italy", "known_id": 0}])
+    path, msg, _ = _skipped(tmp_path, [GOOD, {**GOOD, "known_id": 1}, {**GOOD, "subject": "Italy", "known_id": 0}],
+                            n_good=2)
     assert str(path) in msg
     assert "row 2 (known_id=0): duplicate known_id, also at row 0; give each fact its own id" in msg
 
 
 @pytest.mark.parametrize("kid", ["7", 1.5, -2, True, None], ids=["string", "float", "negative", "bool", "null"])
 def test_non_integer_id(tmp_path, kid):
-    path, msg = _load_error(tmp_path, [GOOD, {**GOOD, "known_id": kid}])
-    assert str(path) in msg and "row 1" in msg
+    path, msg, skipped = _skipped(tmp_path, [GOOD, {**GOOD, "known_id": kid}])
+    assert str(path) in msg and "row 1 (known_id=?)" in msg
+    assert skipped[0].known_id is None
     if kid is None:
         assert "field 'known_id' is missing" in msg
     else:
         assert f"known_id must be a non-negative integer, got {kid!r}" in msg
 
 
-def test_every_problem_is_listed_at_once(tmp_path):
+def test_bad_rows_are_skipped_and_the_rest_go_on(tmp_path):
+    """Issue 11 (9): one bad row (a template without `{}`) no longer blocks the whole file."""
     records = [GOOD, {**GOOD, "known_id": 1, "subject": ""}, {**GOOD, "known_id": 2, "subject": "Spain"},
-               {**GOOD, "known_id": 1}]
-    _, msg = _load_error(tmp_path, records)
-    assert "3 problem(s)" in msg
-    assert "row 1 (known_id=1)" in msg and "row 2 (known_id=2)" in msg and "row 3 (known_id=1)" in msg
+               {**GOOD, "known_id": 1}, {**GOOD, "known_id": 5, "template": "The capital of Italy is"},
+               {**GOOD, "known_id": 6, "subject": "Rome", "prompt": "The city of Rome is in", "attribute": "Italy"}]
+    path, msg, skipped = _skipped(tmp_path, records, n_good=3)
+    assert [f.known_id for f in load_facts(path)] == [0, 1, 6]
+    assert [(s.row, s.known_id) for s in skipped] == [(1, 1), (2, 2), (4, 5)]
+    assert "template 'The capital of Italy is' has no '{}' placeholder" in msg
+    table = skipped_frame(skipped)
+    assert list(table.columns) == ["file", "row", "known_id", "reason"]
+    io.write_table(table, tmp_path / "skipped.parquet", "skipped_facts", Provenance(stage="check_facts"))
+    back = io.read_table(tmp_path / "skipped.parquet", "skipped_facts")
+    assert back["row"].tolist() == [1, 2, 4] and back["file"].eq(str(path)).all()
 
 
 @pytest.mark.parametrize(("text", "expected"), [("[{]", "not valid JSON"), ('{"a": 1}', "expected a JSON list"),
-                                                ("[1]", "row 0: expected an object")])
+                                                ("[1]", "row 0 (known_id=?): expected an object")])
 def test_not_a_list_of_facts(tmp_path, text, expected):
     path = tmp_path / "facts.json"
     path.write_text(text)
-    with pytest.raises(FactsError, match=expected) as err:
+    with pytest.raises(FactsError, match=re.escape(expected)) as err:
         load_facts(path)
     assert str(path) in str(err.value)
 
@@ -108,18 +139,71 @@ def test_missing_facts_file_names_the_config_key(tmp_path):
         load_facts(tmp_path / "nope.json")
 
 
-def test_factrace_shard_exit_message_names_file_and_row(tmp_path):
+def test_factrace_shard_skips_the_bad_row_and_check_facts_records_it(tmp_path):
     path = _facts_file(tmp_path, [GOOD, {**GOOD, "known_id": 5, "subject": "Germany"}])
     out = tmp_path / "shard.parquet"
     proc = subprocess.run(
         factrace_cmd("shard", "--facts", str(path), "--shard", "0000", "--shard-size", "8", "--out", str(out)),
         check=False, capture_output=True, text=True, env=subprocess_env(), timeout=120,
     )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr, proc.stderr  # a message for the user, not a stack trace
-    assert proc.stderr.startswith(f"factrace shard: {path}:"), proc.stderr
-    assert "row 1 (known_id=5)" in proc.stderr and "fix the subject or the prompt" in proc.stderr
-    assert not out.exists()
+    assert proc.returncode == 0, proc.stderr
+    assert io.read_table(out, "prompts")["known_id"].tolist() == [0]
+    skipped = tmp_path / "skipped.parquet"
+    proc = subprocess.run(factrace_cmd("check-facts", "--facts", str(path), "--out", str(skipped)),
+                          check=False, capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 row(s) skipped" in proc.stderr
+    table = io.read_table(skipped, "skipped_facts")
+    assert table[["row", "known_id"]].values.tolist() == [[1, 5]]
+    assert "fix the subject or the prompt" in table["reason"].item()
+
+
+def test_config_n_layers_smaller_than_the_model_stops_the_trace(tmp_path):
+    """Issue 11 (7): `n_layers` below the model's silently traced a truncated model."""
+    from test_resume import N_LAYERS, model_spec, trace_argv, write_trace_inputs
+
+    model_dir = save_tiny_model(tmp_path / "model")
+    inputs = write_trace_inputs(tmp_path / "inputs")
+    argv = trace_argv(model_dir, inputs, tmp_path / "t.parquet", samples=1)
+    argv[argv.index("--model-spec") + 1] = model_spec(model_dir, n_layers=N_LAYERS - 2)
+    argv[argv.index("--layer-hi") + 1] = str(N_LAYERS - 2)
+    proc = subprocess.run(factrace_cmd(*argv), check=False, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=300)
+    assert proc.returncode != 0
+    assert f"`models.tiny.n_layers` is {N_LAYERS - 2} in the config but the loaded model has {N_LAYERS}" in proc.stderr
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
+    """Issue 11 (8): ctc_model and units.checkpoints_dir are checked before any job; the message names the key,
+    the path and what is expected there."""
+    from factrace.checks import checkpoint_problems, speech_checkpoint_requirements
+
+    cfg = {"speech": {"enabled": True, "alignment": {"method": "hubert-ctc", "ctc_model": str(tmp_path / "ctc")},
+                      "units": {"backend": "spiritlm", "checkpoints_dir": str(tmp_path / "spiritlm")}}}
+    problems = checkpoint_problems(speech_checkpoint_requirements(cfg))
+    assert len(problems) == 2
+    assert problems[0].startswith(f"`speech.alignment.ctc_model`: {tmp_path / 'ctc'} is not a directory")
+    assert "HubertForCTC" in problems[0]
+    assert problems[1].startswith(f"`speech.units.checkpoints_dir`: {tmp_path / 'spiritlm'} is not a directory")
+    (tmp_path / "ctc").mkdir()
+    (tmp_path / "spiritlm").mkdir()
+    problems = checkpoint_problems(speech_checkpoint_requirements(cfg))
+    assert "does not hold" in problems[0] and str(tmp_path / "ctc" / "config.json") in problems[0]
+    assert "mhubert_base_25hz.pt" in problems[1]
+    (tmp_path / "ctc" / "config.json").write_text("{}")
+    hub = tmp_path / "spiritlm" / "speech_tokenizer" / "hubert_25hz"
+    hub.mkdir(parents=True)
+    for f in ("mhubert_base_25hz.pt", "L11_quantizer_500.pt"):
+        (hub / f).touch()
+    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == []
+    cfg["speech"]["alignment"].pop("ctc_model")
+    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == [(
+        "`speech.alignment.ctc_model` is not set; set it to a HubertForCTC checkpoint directory (the files of "
+        "facebook/hubert-large-ls960-ft: config.json, weights, vocab.json, preprocessor_config.json)")]
+    # the offline default needs none of them
+    assert speech_checkpoint_requirements({"speech": {"enabled": True, "alignment": {"method": "espeak-onsets"},
+                                                      "units": {"backend": "mfcc-kmeans"}}}) == []
 
 
 # ---------------------------------------------------------------------------- non-ASCII, digits, symbols: VALID
@@ -349,3 +433,33 @@ def test_bad_config_names_the_key(workflow_copy, edit, expected, request):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "Error validating config file" in out and expected in out, out[-3000:]
+
+
+# -------------------------------------------------------------------------------------------- shell lines
+
+
+def test_every_shell_interpolation_is_quoted():
+    """Issue 11 (11): config strings reached the shell unquoted (`2> {log}`, `{params.main}`, multi-argument
+    params built as one string). Every `{...}` of every rule's shell line must be `:q` (lists quote element-wise);
+    the drill (tests/test_drills.py) runs the workflow under `a b;touch INJECTED;c/`."""
+    unquoted = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "workflow" / "rules").glob("*.smk")):
+        lines = path.read_text().splitlines()
+        in_shell = False
+        for i, line in enumerate(lines, 1):
+            text = line.strip()
+            if text == "shell:":
+                in_shell = True
+                continue
+            if in_shell and not text.startswith(('"', "'")):
+                in_shell = False
+            if in_shell:
+                unquoted += [f"{path.name}:{i}: {m}" for m in re.findall(r"(?<!\{)\{[^{}]+\}(?!\})", text)
+                             if not m.endswith(":q}")]
+    assert not unquoted, unquoted
+
+
+def test_factrace_in_shell_lines_is_the_running_interpreter():
+    """Issue 11 (12): rules called `factrace` from PATH (exit 127 without an activated venv)."""
+    text = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert "shell.prefix(" in text and "sys.executable" in text and '-m factrace "$@"' in text

@@ -235,7 +235,7 @@ def test_parts_dir_that_is_a_file_or_holds_clutter_is_cleared(setup, tmp_path, c
     """Issue 11 (4): leftovers never make the job fail (today: `rmdir` of a non-empty directory)."""
     from factrace import io
 
-    model_dir, inputs, clean = setup
+    model_dir, inputs, _ = setup
     out = tmp_path / "trace.parquet"
     parts = tmp_path / "trace.parquet.parts"
     parts.mkdir()

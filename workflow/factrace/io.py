@@ -39,6 +39,15 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+def apply_umask(root: str | os.PathLike[str]) -> None:
+    """Give every file under ``root`` (or ``root`` itself) the umask's mode: some writers (safetensors) make 0600."""
+    root = Path(root)
+    mode = file_mode()
+    for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

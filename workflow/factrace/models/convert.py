@@ -54,6 +54,9 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    from ..io import apply_umask
+
+    apply_umask(tmp)  # safetensors writes 0600: results follow the umask
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

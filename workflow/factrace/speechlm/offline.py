@@ -379,7 +379,7 @@ def build_offline_speechlm(
     """
     import torch
 
-    from ..io import sha256_file, write_json, write_table
+    from ..io import apply_umask, sha256_file, write_json, write_table
     from ..models.load import ModelSpec, load_model
     from ..provenance import Provenance, config_hash
     from ..speech.units import MfccKMeansUnits
@@ -453,6 +453,7 @@ def build_offline_speechlm(
         }
         write_json(meta, tmp / "speechlm.json")
         write_json(ev, tmp / "eval.json")
+        apply_umask(tmp)  # safetensors writes 0600: results follow the umask
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
