@@ -33,8 +33,17 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 def paper_dir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("paper")
     copy_workflow(wd)
-    for c in CHECKPOINTS:
-        (wd / c).mkdir(parents=True)  # placeholders: a dry run never opens them
+    import yaml
+
+    from factrace.models.checkpoints import required_checkpoints
+
+    for c in required_checkpoints(yaml.safe_load((wd / "config" / "paper.yaml").read_text())):
+        if c.made_by_workflow:
+            continue
+        (wd / c.path).mkdir(parents=True, exist_ok=True)  # placeholders: a dry run never opens them
+        for f in c.files:
+            (wd / c.path / f).parent.mkdir(parents=True, exist_ok=True)
+            (wd / c.path / f).touch()
     return wd
 
 
@@ -60,10 +69,10 @@ def test_paper_config_plans_speech_to_text_for_both_spiritlm_variants(paper_dir:
 
 def test_missing_checkpoint_names_the_config_key(paper_dir: Path, tmp_path: Path):
     moved = paper_dir / CHECKPOINTS[0]
-    moved.rmdir()
+    moved.rename(moved.with_name("away"))
     try:
         proc = dry_run(paper_dir)
     finally:
-        moved.mkdir()
+        moved.with_name("away").rename(moved)
     assert proc.returncode != 0
     assert "models.llama2_7b.path" in proc.stderr + proc.stdout

@@ -110,3 +110,20 @@ def test_melotts_worker_imports_nothing_heavy_of_factrace():
                "pyarrow", "torch", "melo"}
     assert mods <= allowed, mods - allowed
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
+
+
+def _python310() -> str | None:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / "3.10*" / "bin" / "python3.10")))
+    return found[0] if found else shutil.which("python3.10")
+
+
+@pytest.mark.skipif(_python310() is None, reason="no Python 3.10 interpreter on this machine")
+def test_melotts_worker_compiles_on_python_310():
+    import subprocess
+
+    proc = subprocess.run([_python310(), "-m", "py_compile", melotts_worker.__file__], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
