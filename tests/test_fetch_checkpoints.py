@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from factrace.cli import main
 from factrace.models import fetch
 from factrace.models.checkpoints import checkpoint_problems, job_environment, required_checkpoints

@@ -34,7 +34,6 @@ def paper_dir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("paper")
     copy_workflow(wd)
     import yaml
-
     from factrace.models.checkpoints import required_checkpoints
 
     for c in required_checkpoints(yaml.safe_load((wd / "config" / "paper.yaml").read_text())):

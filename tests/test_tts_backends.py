@@ -8,12 +8,12 @@ import json
 import sys
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from factrace.speech import melotts_worker, tts
 from factrace.speech.tts_params import TTSConfigError, tts_options
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeTTS:
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
     def __init__(self, language, device="auto", **kw):
         FakeTTS.calls.append({"init": True, "language": language, "device": device})
