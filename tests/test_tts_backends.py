@@ -127,3 +127,24 @@ def test_melotts_worker_compiles_on_python_310():
     proc = subprocess.run([_python310(), "-m", "py_compile", melotts_worker.__file__], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_tts_stage_writes_the_manifest_from_the_melotts_worker(tmp_path, fake_melo, monkeypatch):
+    import os
+
+    from factrace import io
+    from factrace.provenance import Provenance
+    from factrace.speech import stages
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    prompts = tmp_path / "p.parquet"
+    df = pd.DataFrame({"known_id": [1], "prompt": ["Paris is in"], "subject": ["Paris"], "attribute": ["France"],
+                       "template": ["{} is in"], "relation_id": ["P17"], "shard": [0]})
+    io.write_table(df, prompts, "prompts", Provenance(stage="shard"))
+    melotts_worker.main(["--prompts", str(prompts), "--out-dir", str(tmp_path / "raw"), "--device", "cpu"])
+    opts = tts_options({"backend": "melotts", "melotts": {"device": "cpu"}}).options
+    manifest = stages.run_tts(prompts, tmp_path / "a.parquet", tmp_path / "wav", "melotts", options=opts,
+                              melotts_dir=tmp_path / "raw")
+    assert manifest["ok"].all() and set(manifest["sample_rate"]) == {16000} and set(manifest["voice"]) == {"EN-US"}
+    prov = io.read_provenance(tmp_path / "a.parquet")
+    assert '"speed": 1.0' in json.dumps(prov, sort_keys=True) and "rate" not in json.dumps(prov.get("extra", {}))
