@@ -50,7 +50,7 @@ def test_paper_config_plans_the_full_dag(paper_dir: Path):
     proc = dry_run(paper_dir, "--quiet", "rules")
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
-    for rule in ("download_facts", "shard", "tts", "asr", "align", "speech_tokens", "token_map", "filter",
+    for rule in ("download_facts", "shard", "tts_melotts", "tts", "asr", "align", "speech_tokens", "token_map", "filter",
                  "noise_scale", "trace", "merge_trace", "aie", "compare", "modality_gap"):
         assert f"\n{rule} " in out or out.startswith(f"{rule} "), f"rule {rule} not planned:\n{out[-3000:]}"
     assert "fit_units" not in out and "build_speechlm" not in out and "convert_model" not in out
