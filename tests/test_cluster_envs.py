@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from factrace import envcheck
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +24,7 @@ def rule_envs() -> dict[str, str]:
     """rule name -> its conda env file (as written in the rule files)."""
     out = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for m in re.finditer(r'^\s*rule (\w+):\n(?:.*\n)*?\s+conda:\n\s+"([^"]+)"', smk.read_text(), flags=re.M):
+        for m in re.finditer(r'^\s*rule (\w+):\n(?:.*\n)*?\s+conda:\n\s+"([^"]+)"', smk.read_text(), flags=re.MULTILINE):
             out[m.group(1)] = Path(m.group(2)).name
     return out
 

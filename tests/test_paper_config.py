@@ -41,14 +41,16 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 def paper_dir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("paper")
     copy_workflow(wd)
-    for c in CHECKPOINTS:
-        (wd / c).mkdir(parents=True)  # placeholders: a dry run never opens them
-    # the speech checkpoints are checked at plan time for the files that must be there (empty placeholders)
-    for f in ("checkpoints/hubert-large-ls960-ft/config.json",
-              "checkpoints/spiritlm/speech_tokenizer/hubert_25hz/mhubert_base_25hz.pt",
-              "checkpoints/spiritlm/speech_tokenizer/hubert_25hz/L11_quantizer_500.pt"):
-        (wd / f).parent.mkdir(parents=True, exist_ok=True)
-        (wd / f).touch()
+    import yaml
+    from factrace.models.checkpoints import required_checkpoints
+
+    for c in required_checkpoints(yaml.safe_load((wd / "config" / "paper.yaml").read_text())):
+        if c.made_by_workflow:
+            continue
+        (wd / c.path).mkdir(parents=True, exist_ok=True)  # placeholders: a dry run never opens them
+        for f in c.files:
+            (wd / c.path / f).parent.mkdir(parents=True, exist_ok=True)
+            (wd / c.path / f).touch()
     return wd
 
 
@@ -72,7 +74,7 @@ def paper_plan(paper_dir: Path) -> tuple[str, dict]:
 
 def test_paper_config_plans_the_full_dag(paper_jobs):
     rules = {j.rule for j in paper_jobs}
-    for rule in ("download_facts", "shard", "tts", "asr", "align", "speech_tokens", "token_map", "filter",
+    for rule in ("download_facts", "shard", "tts_melotts", "tts", "asr", "align", "speech_tokens", "token_map", "filter",
                  "noise_scale", "trace", "aie", "compare", "modality_gap"):
         assert rule in rules, f"rule {rule} not planned: {sorted(rules)}"
     assert not rules & {"fit_units", "build_speechlm", "convert_model", "merge_trace"}
@@ -132,10 +134,10 @@ def test_factrace_plan_on_the_paper_config(paper_plan, paper_jobs):
 
 def test_missing_checkpoint_names_the_config_key(paper_dir: Path, tmp_path: Path):
     moved = paper_dir / CHECKPOINTS[0]
-    moved.rmdir()
+    moved.rename(moved.with_name("away"))
     try:
         proc = dry_run(paper_dir)
     finally:
-        moved.mkdir()
+        moved.with_name("away").rename(moved)
     assert proc.returncode != 0
     assert "models.llama2_7b.path" in proc.stderr + proc.stdout

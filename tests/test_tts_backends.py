@@ -8,12 +8,12 @@ import json
 import sys
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from factrace.speech import melotts_worker, tts
 from factrace.speech.tts_params import TTSConfigError, tts_options
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeTTS:
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
     def __init__(self, language, device="auto", **kw):
         FakeTTS.calls.append({"init": True, "language": language, "device": device})
@@ -50,7 +50,7 @@ def test_paper_config_gives_melotts_a_speed_factor_and_its_device():
     cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     opts = tts_options(cfg["speech"]["tts"])
     assert opts.backend == "melotts" and opts.warnings == []
-    assert 0.5 <= opts.options["speed"] <= 2.0 and opts.options["device"] == "cuda"
+    assert 0.5 <= opts.options["speed"] <= 2.0 and opts.options["device"] == cfg["speech"]["tts"]["melotts"]["device"]
     assert "rate" not in opts.options
 
 
@@ -110,3 +110,41 @@ def test_melotts_worker_imports_nothing_heavy_of_factrace():
                "pyarrow", "torch", "melo"}
     assert mods <= allowed, mods - allowed
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
+
+
+def _python310() -> str | None:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(str(Path.home() / ".pyenv" / "versions" / "3.10*" / "bin" / "python3.10")))
+    return found[0] if found else shutil.which("python3.10")
+
+
+@pytest.mark.skipif(_python310() is None, reason="no Python 3.10 interpreter on this machine")
+def test_melotts_worker_compiles_on_python_310():
+    import subprocess
+
+    proc = subprocess.run([_python310(), "-m", "py_compile", melotts_worker.__file__], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_tts_stage_writes_the_manifest_from_the_melotts_worker(tmp_path, fake_melo, monkeypatch):
+    import os
+
+    from factrace import io
+    from factrace.provenance import Provenance
+    from factrace.speech import stages
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    prompts = tmp_path / "p.parquet"
+    df = pd.DataFrame({"known_id": [1], "prompt": ["Paris is in"], "subject": ["Paris"], "attribute": ["France"],
+                       "template": ["{} is in"], "relation_id": ["P17"], "shard": [0]})
+    io.write_table(df, prompts, "prompts", Provenance(stage="shard"))
+    melotts_worker.main(["--prompts", str(prompts), "--out-dir", str(tmp_path / "raw"), "--device", "cpu"])
+    opts = tts_options({"backend": "melotts", "melotts": {"device": "cpu"}}).options
+    manifest = stages.run_tts(prompts, tmp_path / "a.parquet", tmp_path / "wav", "melotts", options=opts,
+                              melotts_dir=tmp_path / "raw")
+    assert manifest["ok"].all() and set(manifest["sample_rate"]) == {16000} and set(manifest["voice"]) == {"EN-US"}
+    prov = io.read_provenance(tmp_path / "a.parquet")
+    assert '"speed": 1.0' in json.dumps(prov, sort_keys=True) and "rate" not in json.dumps(prov.get("extra", {}))

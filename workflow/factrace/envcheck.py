@@ -67,7 +67,7 @@ def _classify(reqs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         r = r.split(" #")[0].strip()
         if not r or r.startswith("#"):
             continue
-        if r.startswith(("-e", "--editable")) or r.startswith(("/", ".")):
+        if r.startswith(("-e", "--editable", "/", ".")):
             skipped.append((r, "a local project, not a PyPI package"))
         elif "git+" in r or "://" in r:
             skipped.append((r, "not on PyPI: installed from its source repository"))
@@ -103,7 +103,7 @@ def conda_env_spec(path: str | Path) -> EnvSpec:
 def def_pip_steps(path: str | Path) -> list[tuple[str, list[str]]]:
     """(pip executable, arguments) of every ``pip install`` command in the definition's ``%post`` section."""
     text = Path(path).read_text()
-    m = re.search(r"^%post\s*$(.*?)(?=^%\w+|\Z)", text, flags=re.M | re.S)
+    m = re.search(r"^%post\s*$(.*?)(?=^%\w+|\Z)", text, flags=re.MULTILINE | re.DOTALL)
     if not m:
         return []
     body = re.sub(r"\\\n", " ", m.group(1))
@@ -124,7 +124,7 @@ def def_env_specs(path: str | Path) -> list[EnvSpec]:
     ``/opt/<name>/bin/pip``), and envs the image builds from an env file (micromamba) are checked there."""
     text = Path(path).read_text()
     labels = dict(re.findall(r"^\s+(\w+)\s+(\S+)\s*$", re.search(r"^%labels\s*$(.*?)(?=^%\w+|\Z)", text,
-                                                                   flags=re.M | re.S).group(1), flags=re.M))
+                                                                   flags=re.MULTILINE | re.DOTALL).group(1), flags=re.MULTILINE))
     by_pip: dict[str, list[str]] = {}
     for pip, args in def_pip_steps(path):
         by_pip.setdefault(pip, []).extend(args)

@@ -67,7 +67,7 @@ def _download(url: str, dest: Path, sha256: str | None = None) -> None:
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:  # noqa: S310 - config's address
+    with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
         f.write(r.read())
     if sha256 and hashlib.sha256(tmp.read_bytes()).hexdigest() != sha256:
         tmp.unlink()

@@ -13,7 +13,14 @@ word-level fast tokenizer with ``[Text]``, ``[Speech]``, ``[Hu0..]``) and goes t
 both get the same marker logic (:func:`factrace.speechlm.prompts.markers_from_tokenizer`).
 
 Config keys besides ``path``/``dtype``/``device`` (``ModelSpec.extra``): ``attn_implementation`` (default
-``sdpa``; the fast tracing engine needs ``sdpa`` or ``eager``).
+``sdpa``; the fast tracing engine needs ``sdpa`` or ``eager``); ``speech_input`` (``hubert``, the only one).
+
+What the S->T prompts feed: HuBERT units only (``[BOS] [Speech] [Hu..].. [Text]``), for both variants, as the
+paper did ("each utterance is encoded and discretized by HuBERT"). The expressive tokenizer also has pitch
+``[Pi..]`` and style ``[St..]`` tokens (``Markers.extra``), which SpiritLM's expressive speech tokenizer
+interleaves with the HuBERT units by time; they are not fed, so both variants read the same speech tokens and
+the token map stays one 25 Hz stream. The expressive model saw them in training: its S->T input here is
+HuBERT-only, outside that distribution, and its S->T traces are read as such.
 """
 
 from __future__ import annotations
@@ -49,6 +56,12 @@ def load_spiritlm(spec: ModelSpec) -> LoadedModel:
     if not getattr(tok, "is_fast", False):
         raise SpiritLMLoadError(f"model {spec.name!r}: the tokenizer at {path} is not a fast tokenizer (offsets)")
     markers = markers_from_tokenizer(tok)
+    speech_input = spec.extra.get("speech_input", "hubert")
+    if speech_input != "hubert":
+        raise SpiritLMLoadError(f"model {spec.name!r}: speech_input {speech_input!r} is not supported (hubert)")
+    if markers.extra:
+        log.info("%s: the tokenizer has %d pitch/style tokens ([Pi..]/[St..]); S->T prompts feed HuBERT units "
+                 "only (speech_input: hubert, as in the paper)", spec.name, len(markers.extra))
     attn = spec.extra.get("attn_implementation", "sdpa")
     model = LlamaForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True, attn_implementation=attn)
     n_vocab = model.get_input_embeddings().weight.shape[0]

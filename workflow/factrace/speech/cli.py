@@ -10,9 +10,9 @@ import argparse
 
 
 def _tts(a: argparse.Namespace) -> int:
-    from .stages import run_tts
-
     import json
+
+    from .stages import run_tts
 
     options = json.loads(a.options) if a.options else None
     run_tts(a.prompts, a.out, a.audio_dir, a.backend, a.voice, a.rate, a.pitch, a.seed, options=options,

@@ -96,7 +96,7 @@ def synthesize_all(
             info = sf.info(str(tmp))
             os.replace(tmp, path)
             files[stem] = {"ok": True, "sample_rate": int(info.samplerate), "text": text}
-        except Exception as err:  # one bad utterance is a row with a reason, not a failed shard
+        except Exception as err:  # noqa: BLE001 - one bad utterance is a row with a reason, not a failed shard
             log.warning("%s: MeloTTS failed: %s", stem, err)
             files[stem] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         log.info("melotts %d/%d: %s", n, len(items), stem)
