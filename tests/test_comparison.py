@@ -70,6 +70,10 @@ def test_t2t_has_both_categories_on_the_same_cells():
     assert aie.loc["prediction", "aie"] == aie.loc["last token", "aie"] == pytest.approx(0.6)
     assert aie.loc["prediction", "same_cells_as"] == "last token"
     assert aie.loc["last token", "same_cells_as"] == "prediction"
+    many = pd.concat([text_rows(k, ies=(0.0, 0.3, 0.1, 0.1 * k)) for k in range(6)])
+    both = aie_table(many, n_boot=50, seed=2).set_index("category")
+    cols = ["aie", "ci_low", "ci_high", "n"]  # one set of cells: one CI, not two bootstraps of the same data
+    pd.testing.assert_series_equal(both.loc["prediction", cols], both.loc["last token", cols], check_names=False)
 
 
 # ------------------------------------------------------------------------------------------ 2. min_facts, ratios

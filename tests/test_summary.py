@@ -41,7 +41,9 @@ def _results(tmp_path: Path) -> Path:
 def test_readme_update_rewrites_only_the_marked_blocks_and_is_idempotent(tmp_path):
     res = _results(tmp_path)
     summary = collect(res)
-    assert list(summary["tables"]) == ["demo-peaks"]
+    assert summary["tables"]["demo-peaks"]["rows"]
+    gap = render_all(summary)["demo-gap"]  # a table the run lacks names the file it would come from
+    assert gap == "*Not in this run: no such result file.*\nSource: `results/gap/*.parquet` (`make numbers`).\n"
     out = write_summary(summary, tmp_path / "summary")
     first = out.read_bytes()
     readme = tmp_path / "README.md"

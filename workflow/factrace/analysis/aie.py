@@ -309,12 +309,14 @@ def aggregate_aie(
     same = coinciding_groups(effects)
     rows: list[pd.DataFrame] = []
     for key, grp in effects.groupby(["model", "modality", "kind", "category"], sort=True, observed=True):
-        mat = grp.pivot_table(index="known_id", columns="layer", values="ie", aggfunc="mean", dropna=False)
-        mean, lo, hi, n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=_rng_for(seed, key), ci=ci)
         model, modality, kind, category = key
         twin = ""
         if (str(model), str(modality), str(kind)) in same and category in ("last token", PREDICTION):
             twin = PREDICTION if category == "last token" else "last token"
+        # the same cells get the same bootstrap draws (the generator of `last token`), hence the same CI
+        rng_key = (model, modality, kind, "last token") if twin else key
+        mat = grp.pivot_table(index="known_id", columns="layer", values="ie", aggfunc="mean", dropna=False)
+        mean, lo, hi, n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=_rng_for(seed, rng_key), ci=ci)
         part = pd.DataFrame({
             "model": model, "modality": modality, "kind": kind,
             "layer": mat.columns.to_numpy().astype("int64"), "category": category,

@@ -149,8 +149,10 @@ def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signe
             m = float(np.abs(finite).max()) if finite.size else 1.0
             lim = (-m, m)
         for i, (_m, _mod, label) in enumerate(rows):
-            _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", j == 0, signed,
-                   lim)
+            # the category labels go on the row's first panel that has data
+            first = next((k for k in KINDS if np.isfinite(raws[(i, k)].to_numpy(dtype=float)).any()), KINDS[0])
+            _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", kind == first,
+                   signed, lim)
     fig.suptitle(_footnote(total, signed), fontsize=9, y=0.0, va="top")
     fig.tight_layout()
     return save_figure(fig, out), pd.DataFrame(stats)

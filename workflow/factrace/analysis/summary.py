@@ -220,14 +220,23 @@ COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise
               "demo-gap": _gap}
 
 
+#: where each table comes from, named in its place when the run has no such file
+EXPECTED = {"demo-facts": "results/filter/*/*/shard-*.parquet", "demo-speech": "results/speech/wer.json",
+            "demo-noise": "results/noise/*/*.json", "demo-categories": "results/compare/category_peaks.csv",
+            "demo-peaks": "results/compare/peaks.csv", "demo-ratios": "results/compare/category_ratios.csv",
+            "demo-tests": "results/compare/tests.csv", "demo-figure2": "results/compare/figure2_cells.csv",
+            "demo-gap": "results/gap/*.parquet"}
+
+
 def collect(results: Path) -> dict[str, Any]:
-    """The summary of a finished run: {"tables": {name: table}} for every table whose sources exist."""
+    """The summary of a finished run: {"tables": {name: table}}, one per collector; a table whose source the
+    run lacks has no columns and says so when rendered."""
     tables = {}
     for name, fn in COLLECTORS.items():
         t = fn(Path(results))
         if t is None:
             log.warning("summary: no source for %s in %s", name, results)
-            continue
+            t = _table([], [], [EXPECTED[name]], "Not in this run: no such result file.")
         tables[name] = t
     return {"tables": tables}
 
@@ -250,9 +259,11 @@ def write_summary(summary: dict[str, Any], out: Path, results: Path | None = Non
 
 def render(table: Table) -> str:
     """One table as markdown, its note and sources under it."""
-    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table["rows"]]
-    lines.append("")
+    lines = []
+    if table["columns"]:
+        lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+        lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table["rows"]]
+        lines.append("")
     if table.get("note"):
         lines.append(f"*{table['note']}*")
     lines.append("Source: " + ", ".join(f"`{s}`" for s in table["sources"]) + " (`make numbers`).")

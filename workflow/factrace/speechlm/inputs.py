@@ -7,8 +7,9 @@ shifted by the prefix (``+2`` with BOS, ``+1`` without). Per position, ``text_to
 contains it. Positions that realise no text token get ``-1`` ("unmapped": BOS, ``[Speech]``, silences between
 or around words); they are dropped when speech positions are collapsed to text tokens. **Exception:** the final
 ``[Text]`` marker, the position whose next-token distribution is read (the counterpart of the last text token
-in T->T), is assigned to the last text token (``n_text_tokens - 1``) with ``text_marker="last"`` (default), so
-that the "last token" category includes the prediction position; ``text_marker="none"`` gives it -1.
+in T->T), is assigned to the last text token (``n_text_tokens - 1``) with ``text_marker="last"`` (default);
+``text_marker="none"`` gives it -1. Either way the analysis reports it as its own category, ``prediction``,
+apart from the last word's speech tokens (:mod:`factrace.analysis.aie`).
 ``text_subject`` and ``n_text_tokens`` are in text-token units of the token map.
 
 Text -> text on a speech LM (:func:`text_trace_inputs_speechlm`): ``[BOS] [Text] prompt``; the subject's
