@@ -42,7 +42,11 @@ def _snakemake_exe() -> Path:
     return exe if exe.exists() else Path(shutil.which("snakemake") or "snakemake")
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+# one Slurm run of the tiny config takes ~7 min on 2 idle cores; a machine shared with other work needs longer
+RUN_TIMEOUT = int(os.environ.get("FACTRACE_SLURM_TEST_TIMEOUT", "2400"))
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = RUN_TIMEOUT) -> subprocess.CompletedProcess:
     exe = _snakemake_exe()
     env = {**os.environ, **PARTITIONS, "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "OMP_NUM_THREADS": "1"}
