@@ -165,10 +165,11 @@ def scontrol_jobs() -> dict[str, dict[str, str]]:
 
 
 def allocated_gpus(job: dict[str, str]) -> dict[str, int]:
-    """GPU type -> count that Slurm allocated to a job (`JOB_GRES=gpu:A40:1`), {} for none."""
+    """GPU type -> count that Slurm allocated to a job (`JOB_GRES=gpu:A40:1,gpu:T4:0`), {} for none."""
     out: dict[str, int] = {}
     for typ, n in re.findall(r"gpu:(?:(\w+):)?(\d+)", job.get("JOB_GRES", "")):
-        out[typ or "any"] = out.get(typ or "any", 0) + int(n)
+        if int(n):  # a node with several GPU types lists each, with 0 for the ones not allocated
+            out[typ or "any"] = out.get(typ or "any", 0) + int(n)
     return out
 
 
