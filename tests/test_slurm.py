@@ -146,6 +146,21 @@ def parse_run_log(text: str) -> dict[str, PlannedJob]:
     return jobs
 
 
+def submitted_groups(text: str) -> dict[str, str]:
+    """Slurm job id -> group name of each group job that a Snakemake log submitted (the plugin's log directory
+    `slurm_logs/group_<group>_<rules>`; the job comment is `rule_<group>_<rules>`)."""
+    out = {}
+    for slurm_id, logdir in re.findall(r"Job \S+ has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/"
+                                       r"group_(\w+)/", text):
+        out[slurm_id] = logdir
+    return out
+
+
+def group_of(logdir: str, groups: set[str]) -> str:
+    """The group whose name starts the plugin's `<group>_<rules>` name."""
+    return next(g for g in sorted(groups, key=len, reverse=True) if logdir.startswith(f"{g}_"))
+
+
 def submitted_ids(text: str) -> set[str]:
     """Slurm job ids of every submission in a Snakemake log (jobs and group jobs)."""
     return set(re.findall(r"submitted with SLURM jobid (\d+)", text))
@@ -315,11 +330,14 @@ def _check_against_slurm(run: SlurmRun) -> dict[str, list[dict[str, str]]]:
         assert sum(allocated_gpus(rec).values()) == _gpus_requested(job.resources), (job.rule, rec.get("JOB_GRES"))
         by_rule.setdefault(job.rule, []).append(rec)
         seen.add(job.slurm_id)
-    # group jobs: one Slurm job per group job, named by the group in the comment
-    for jid in submitted_ids(run.log) - seen:
+    # group jobs: one Slurm job per group job, by group name
+    groups = {j.group for j in run.jobs.values() if j.group}
+    for jid, logdir in submitted_groups(run.log).items():
         rec = records[jid]
         assert rec["JobState"] == "COMPLETED", rec
-        by_rule.setdefault(comment_rule(rec), []).append(rec)
+        by_rule.setdefault(group_of(logdir, groups), []).append(rec)
+        seen.add(jid)
+    assert submitted_ids(run.log) == seen
     return by_rule
 
 
@@ -467,13 +485,15 @@ def test_alvis_profile_on_the_cluster(slurm_run: SlurmRun, tmp_path_factory):
     records = scontrol_jobs()
     ours = {jid: records[jid] for jid in submitted_ids(run.log)}
     assert ours and all(rec["WorkDir"] == str(wd) for rec in ours.values())
-    kinds: dict[str, set[str]] = {}
-    for rec in ours.values():
-        gpus = allocated_gpus(rec)
-        assert rec["JobState"] == "COMPLETED" and rec["Partition"] == "gpu", rec
-        assert sum(gpus.values()) == 1, (comment_rule(rec), rec.get("JOB_GRES"))
-        kinds.setdefault(comment_rule(rec), set()).update(gpus)
     groups = set(profile("alvis")["group-components"])
+    grouped = {jid: group_of(d, groups) for jid, d in submitted_groups(run.log).items()}
+    kinds: dict[str, set[str]] = {}
+    for jid, rec in ours.items():
+        gpus = allocated_gpus(rec)
+        kind = grouped.get(jid) or comment_rule(rec)
+        assert rec["JobState"] == "COMPLETED" and rec["Partition"] == "gpu", rec
+        assert sum(gpus.values()) == 1, (kind, rec.get("JOB_GRES"))
+        kinds.setdefault(kind, set()).update(gpus)
     assert kinds.get("trace") == {"A40"}
     assert {"speech", "analysis"} <= set(kinds) and all(kinds[g] == {"T4"} for g in groups & set(kinds))
     assert set(kinds) <= profile_gpu_rules("alvis") | groups
