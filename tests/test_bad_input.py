@@ -175,35 +175,32 @@ def test_config_n_layers_smaller_than_the_model_stops_the_trace(tmp_path):
 
 
 def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
-    """Issue 11 (8): ctc_model and units.checkpoints_dir are checked before any job; the message names the key,
-    the path and what is expected there."""
-    from factrace.checks import checkpoint_problems, speech_checkpoint_requirements
+    """Issue 11 (8): ctc_model and units.checkpoints_dir are checked before any job (the plan-time check reads
+    factrace.models.checkpoints.required_checkpoints); the message names the key, the path and what is expected."""
+    from factrace.models.checkpoints import checkpoint_problems
 
-    cfg = {"speech": {"enabled": True, "alignment": {"method": "hubert-ctc", "ctc_model": str(tmp_path / "ctc")},
-                      "units": {"backend": "spiritlm", "checkpoints_dir": str(tmp_path / "spiritlm")}}}
-    problems = checkpoint_problems(speech_checkpoint_requirements(cfg))
+    cfg = {"models": {}, "speech": {
+        "enabled": True, "alignment": {"method": "hubert-ctc", "ctc_model": str(tmp_path / "ctc")},
+        "units": {"backend": "spiritlm", "checkpoints_dir": str(tmp_path / "spiritlm")}}}
+    problems = checkpoint_problems(cfg)
     assert len(problems) == 2
-    assert problems[0].startswith(f"`speech.alignment.ctc_model`: {tmp_path / 'ctc'} is not a directory")
-    assert "HubertForCTC" in problems[0]
-    assert problems[1].startswith(f"`speech.units.checkpoints_dir`: {tmp_path / 'spiritlm'} is not a directory")
+    assert problems[0].startswith(f"`speech.alignment.ctc_model`: {tmp_path / 'ctc'} not found; expected the HuBERT")
+    assert problems[1].startswith(f"`speech.units.checkpoints_dir`: {tmp_path / 'spiritlm'} not found")
     (tmp_path / "ctc").mkdir()
     (tmp_path / "spiritlm").mkdir()
-    problems = checkpoint_problems(speech_checkpoint_requirements(cfg))
-    assert "does not hold" in problems[0] and str(tmp_path / "ctc" / "config.json") in problems[0]
+    problems = checkpoint_problems(cfg)
+    assert "lacks config.json" in problems[0]
     assert "mhubert_base_25hz.pt" in problems[1]
-    (tmp_path / "ctc" / "config.json").write_text("{}")
+    for f in ("config.json", "vocab.json", "preprocessor_config.json"):
+        (tmp_path / "ctc" / f).write_text("{}")
     hub = tmp_path / "spiritlm" / "speech_tokenizer" / "hubert_25hz"
     hub.mkdir(parents=True)
     for f in ("mhubert_base_25hz.pt", "L11_quantizer_500.pt"):
         (hub / f).touch()
-    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == []
-    cfg["speech"]["alignment"].pop("ctc_model")
-    assert checkpoint_problems(speech_checkpoint_requirements(cfg)) == [(
-        "`speech.alignment.ctc_model` is not set; set it to a HubertForCTC checkpoint directory (the files of "
-        "facebook/hubert-large-ls960-ft: config.json, weights, vocab.json, preprocessor_config.json)")]
+    assert checkpoint_problems(cfg) == []
     # the offline default needs none of them
-    assert speech_checkpoint_requirements({"speech": {"enabled": True, "alignment": {"method": "espeak-onsets"},
-                                                      "units": {"backend": "mfcc-kmeans"}}}) == []
+    assert checkpoint_problems({"models": {}, "speech": {"enabled": True, "alignment": {"method": "espeak-onsets"},
+                                                         "units": {"backend": "mfcc-kmeans"}}}) == []
 
 
 # ---------------------------------------------------------------------------- non-ASCII, digits, symbols: VALID

@@ -176,18 +176,6 @@ def _check_built_model_paths():
 _check_built_model_paths()
 
 
-def _check_speech_checkpoints():
-    """Every speech checkpoint the config needs is checked before any job starts (the message names the key, the
-    path and what is expected there). Existence checks only: nothing is written."""
-    from factrace.checks import checkpoint_problems, speech_checkpoint_requirements
-
-    problems = checkpoint_problems(speech_checkpoint_requirements(config))
-    if problems:
-        raise WorkflowError("missing checkpoints (the workflow never downloads weights):\n  " + "\n  ".join(problems))
-
-
-_check_speech_checkpoints()
-
 # Jobs find this workflow's own package (the envs do not install it) and never reach the hub.
 from factrace.models.checkpoints import job_environment  # noqa: E402
 
