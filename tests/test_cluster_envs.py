@@ -76,7 +76,7 @@ def test_envcheck_parses_a_conflict_and_skips_git_packages_with_a_reason(tmp_pat
     assert spec.skipped and "not on PyPI" in spec.skipped[0][1]
 
 
-@pytest.mark.slow
+@pytest.mark.envs
 @pytest.mark.parametrize("spec", envcheck.all_specs(ROOT), ids=lambda s: s.name)
 def test_every_env_resolves_with_pips_resolver(spec: envcheck.EnvSpec):
     """`make check-envs`, one env per test (needs the package index; pip's cache makes reruns fast)."""
@@ -86,7 +86,7 @@ def test_every_env_resolves_with_pips_resolver(spec: envcheck.EnvSpec):
         assert int(res.installed["transformers"].split(".")[0]) >= 4
 
 
-@pytest.mark.slow
+@pytest.mark.envs
 def test_the_resolver_check_catches_melottss_transformers_pin(tmp_path: Path):
     bad = envcheck.EnvSpec("old-speech-env", "3.11", ["transformers==4.27.4", "transformers>=4.45"])
     res = envcheck.resolve(bad)
