@@ -41,8 +41,11 @@ rule prompt_plots:
     conda:
         "../../envs/factrace.yaml"
     input:
-        lambda wc: expand(
+        traces=lambda wc: expand(
             f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
+        ),
+        token_map=lambda wc: (
+            shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet") if wc.modality == "s2t" else []
         ),
     output:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
@@ -52,8 +55,8 @@ rule prompt_plots:
     log:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure prompts --traces {input:q} --n {params.n} --outdir {params.outdir:q} "
-        "--prefix {wildcards.model}_{wildcards.modality} 2> {log}"
+        "factrace figure prompts --traces {input.traces:q} --token-map {input.token_map:q} --n {params.n} "
+        "--outdir {params.outdir:q} --prefix {wildcards.model}_{wildcards.modality} 2> {log}"
 
 
 rule qc:
