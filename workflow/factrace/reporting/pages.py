@@ -70,6 +70,7 @@ def table_html(df: pd.DataFrame) -> str:
 
 def _fate_counts(df: pd.DataFrame) -> pd.DataFrame:
     counts = df.groupby(["model", "modality", "fate"]).size().unstack("fate", fill_value=0)
+    counts.columns.name = None
     return counts.reset_index()
 
 
