@@ -26,6 +26,7 @@ include: "workflow/rules/filter.smk"
 include: "workflow/rules/trace.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

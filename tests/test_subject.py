@@ -108,7 +108,7 @@ def test_without_a_template_the_subject_is_a_whole_word_once():
     text, offs = pieces_offsets(MAYOR)
     with pytest.raises(SubjectNotFoundError, match="occurs 2 times"):
         subject_token_range(offs, text, "Rome")
-    with pytest.raises(SubjectNotFoundError, match="whole word"):
+    with pytest.raises(SubjectNotFoundError, match="not found as a whole word"):
         subject_char_span("Romeo and Juliet", "Rome")
 
 

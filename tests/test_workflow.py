@@ -164,14 +164,19 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
     try:
         proc = snakemake(workdir, "-n", "--configfile", "config/tiny.yaml")
         jobs = _planned_jobs(proc.stdout)
-        # shard 0001 alone: its shard, speech, filter and trace jobs; the noise scale (over all facts) and the
-        # aggregation downstream; nothing of shard 0000
+        outputs = "\n".join(line for line in proc.stdout.splitlines() if "output:" in line)
+        # shard 0001 alone for SmolLM2: its shard, speech, filter and trace jobs, and the aggregation downstream
         assert jobs["shard"] == 1 and jobs["tts"] == 1
-        assert jobs["filter"] == 3  # SmolLM2 T->T, speech LM T->T and S->T, of this shard only
-        # one job per (model, modality) of this shard, every kind and layer in it: SmolLM2 T->T, speech LM T->T, S->T
-        assert jobs["trace"] == 3
-        assert "build_speechlm" not in jobs and "fit_units" not in jobs and "noise_scale" not in jobs
-        assert "shard-0000" not in "\n".join(l for l in proc.stdout.splitlines() if "output:" in l)
+        assert "fit_units" not in jobs and "convert_model" not in jobs
+        assert "smollm2/t2t/shard-0000" not in outputs and "smollm2/t2t/hidden/shard-0000" not in outputs
+        # the offline speech LM is trained on the facts: the edited fact rebuilds it, and its jobs rerun in
+        # every shard (filter and trace in T->T and S->T, its noise scales)
+        assert jobs["build_speechlm"] == 1
+        assert jobs["filter"] == 1 + 2 * 2
+        # one trace job per (model, modality, shard), every kind and layer in it: SmolLM2 T->T in the edited
+        # shard, the speech LM in T->T and S->T in both shards
+        assert jobs["trace"] == 1 + 2 * 2
+        assert jobs["noise_scale"] == 2
         assert jobs["aie"] == 3  # one per model x modality, downstream of every shard
     finally:
         (workdir / "facts.json").write_text(json.dumps(FACTS, indent=1))

@@ -201,12 +201,18 @@ def cmd_figure_prompts(args: argparse.Namespace) -> None:
     from .analysis.figures import prompt_trace_plot
 
     trace = io.read_tables(args.traces, "trace")
+    maps = [p for p in (getattr(args, "token_map", None) or []) if p]
+    tmap = io.read_tables(maps) if maps else None
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     for kid in sorted(trace["known_id"].unique())[: args.n]:
         one = trace[trace["known_id"] == kid]
         tokens = one.drop_duplicates("position").sort_values("position")["token"].tolist()
-        prompt_trace_plot(one, tokens, outdir / f"{args.prefix}_known{kid}.png")
+        words = None  # speech: the text token (word) of each text_token_index, from the token map
+        if tmap is not None and len(tmap):
+            m = tmap[tmap["known_id"] == kid]
+            words = dict(zip(m["text_token_index"].astype(int), m["text_token"].astype(str), strict=True))
+        prompt_trace_plot(one, tokens, outdir / f"{args.prefix}_known{kid}.png", text_tokens=words)
 
 
 def cmd_figure_gap(args: argparse.Namespace) -> None:
@@ -389,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=3)
     s.add_argument("--outdir", required=True)
     s.add_argument("--prefix", required=True)
+    s.add_argument("--token-map", nargs="*", default=[], help="S->T: token maps, to label speech tokens with words")
     s.set_defaults(func=cmd_figure_prompts)
 
     s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
@@ -430,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_provenance)
 
     _register_optional(sub)
+    from .reporting.commands import register as register_report_pages
+    register_report_pages(sub)
     return p
 
 

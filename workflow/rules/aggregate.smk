@@ -46,8 +46,11 @@ rule prompt_plots:
     conda:
         "../../envs/factrace.yaml"
     input:
-        lambda wc: expand(
+        traces=lambda wc: expand(
             f"{R}/trace/{wc.model}/{wc.modality}/{{kind}}/shard-{{shard}}.parquet", kind=KINDS, shard=sorted(SHARDS)
+        ),
+        token_map=lambda wc: (
+            shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet") if wc.modality == "s2t" else []
         ),
     output:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
@@ -55,11 +58,12 @@ rule prompt_plots:
         n=config.get("figures", {}).get("prompt_plots", 3),
         outdir=lambda wc, output: str(Path(output[0]).parent),
         prefix=lambda wc: f"{wc.model}_{wc.modality}",
+        token_map=lambda wc, input: ["--token-map", *input.token_map] if input.token_map else [],
     log:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure prompts --traces {input:q} --n {params.n:q} --outdir {params.outdir:q} "
-        "--prefix {params.prefix:q} 2> {log:q}"
+        "factrace figure prompts --traces {input.traces:q} {params.token_map:q} --n {params.n:q} "
+        "--outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
 
 
 rule qc:

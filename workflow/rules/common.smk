@@ -221,6 +221,7 @@ def all_targets():
         out.append(f"{R}/figures/prompts/{name}_{mod}.done")
     out.append(f"{R}/qc/qc.tsv")
     out.append(f"{R}/figures/figure2.png")
+    out.extend(report_targets())
     if SPEECH_ENABLED:
         out.extend(speech_targets())
     for m in speech_models():
@@ -422,3 +423,22 @@ def both_modality_traces():
         for k in KINDS
         for s in sorted(SHARDS)
     ]
+
+
+# ---- report (report.smk): HTML pages of the tables and per-prompt plots
+def compare_tables():
+    """The compare rule's tables: the paired tests exist when a model is traced in both modalities."""
+    names = ["peaks", "category_peaks"] + (["tests"] if both_modality_traces() else [])
+    return [f"{R}/compare/{n}.csv" for n in names]
+
+
+def report_targets():
+    out = [f"{R}/report/qc.html", f"{R}/report/effects.html"]
+    out += [f"{R}/report/prompts_{m}_{mod}.html" for m, mod in model_modalities()]
+    if SPEECH_ENABLED and ALIGN.get("compare"):
+        out.append(f"{R}/report/alignment.html")
+    out += [
+        f"{R}/report/speechlm_eval_{m}.html" for m, c in config["models"].items()
+        if c.get("convert") == "speechlm-offline"
+    ]
+    return out

@@ -15,7 +15,7 @@ rule build_speechlm:
         units=f"{R}/speech/units/mfcc_kmeans.npz",
     output:
         model=directory(f"{R}/models/trained/{{model}}"),
-        eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
+        eval=f"{R}/speechlm/{{model}}/eval.json",  # shown in the report as HTML (report.smk)
     params:
         steps=lambda wc: SPEECHLM.get("steps", 1000),
         seed=SEED,

@@ -82,7 +82,7 @@ def figure2_grid(
 
 
 def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | os.PathLike[str],
-                      combine: str = "mean") -> list[Path]:
+                      combine: str = "mean", text_tokens: dict[int, str] | None = None) -> list[Path]:
     """ROME-style causal trace of one prompt: hidden / MLP / attention panels of p_restored (token x layer).
 
     ``tokens`` label the positions 0..len-1; subject tokens (``subject_start`` to ``subject_end``, exclusive)
@@ -99,7 +99,9 @@ def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | 
         and ("n_tokens" not in df.columns or int(df["n_tokens"].iloc[0]) != len(tokens))
     ):
         df = collapse_speech_positions(df, combine)  # type: ignore[arg-type]
-    labels = list(tokens)
+    from .labels import plot_labels
+
+    labels = plot_labels(df, tokens, text_tokens)  # decoded text; speech units with their words
     if len(df) and {"subject_start", "subject_end"} <= set(df.columns):
         s, e = int(df["subject_start"].iloc[0]), int(df["subject_end"].iloc[0])
         labels = [f"{t}*" if s <= i < e else str(t) for i, t in enumerate(labels)]

@@ -60,7 +60,7 @@ def subject_char_span(prompt: str, subject: str, template: str | None = None) ->
         return len(prefix), len(prefix) + len(subject)
     starts = _whole_word_starts(prompt, subject)
     if not starts:
-        raise SubjectNotFoundError(f"subject {subject!r} does not occur as a whole word in {prompt!r}")
+        raise SubjectNotFoundError(f"subject {subject!r} not found as a whole word in {prompt!r}")
     if len(starts) > 1:
         raise SubjectNotFoundError(
             f"subject {subject!r} occurs {len(starts)} times in {prompt!r}; give the fact's template (with '{{}}' "

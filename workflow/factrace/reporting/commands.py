@@ -1,0 +1,50 @@
+"""`factrace report-tables` and `factrace report-images`: HTML pages for the Snakemake report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _write(text: str, out: str) -> None:
+    from ..io import atomic_path
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def _tables(a: argparse.Namespace) -> int:
+    from .pages import tables_page
+
+    _write(tables_page(a.inputs, a.title, a.note), a.out)
+    log.info("%s: %d tables", a.out, len(a.inputs))
+    return 0
+
+
+def _images(a: argparse.Namespace) -> int:
+    from .pages import images_page
+
+    pngs = sorted(Path(a.dir).glob(f"{a.prefix}*.png"))
+    _write(images_page(pngs, a.title, a.note), a.out)
+    log.info("%s: %d plots", a.out, len(pngs))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report-tables", help="render tables (csv, tsv, parquet, json) as one HTML page")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--title", required=True)
+    p.add_argument("--note", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_tables)
+    p = subparsers.add_parser("report-images", help="embed the PNGs DIR/PREFIX*.png in one HTML page")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--prefix", required=True)
+    p.add_argument("--title", required=True)
+    p.add_argument("--note", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_images)

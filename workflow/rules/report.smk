@@ -1,0 +1,88 @@
+# Report pages: the result tables and the per-prompt trace plots as HTML, shown inline by `snakemake --report`.
+
+
+rule report_qc:
+    """Every fact's fate per model and modality, and the counts per stage."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        fates=f"{R}/qc/fates.parquet",
+        counts=f"{R}/qc/qc.tsv",
+    output:
+        report(f"{R}/report/qc.html", caption="../report/qc.rst", category="Quality control", labels={"table": "QC"}),
+    params:
+        title="Quality control: every fact's fate",
+    log:
+        f"{R}/logs/report/qc.log",
+    shell:
+        "factrace report-tables --inputs {input.fates:q} {input.counts:q} --title {params.title:q} --out {output:q} "
+        "2> {log:q}"
+
+
+rule report_effects:
+    """Peak effects, peaks per token category and (speech LMs) the paired T->T vs S->T tests."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        compare_tables(),
+    output:
+        report(f"{R}/report/effects.html", caption="../report/peaks.rst", category="Effect sizes and tests",
+               labels={"table": "peaks and tests"}),
+    params:
+        title="Peak effects and T->T vs S->T tests",
+    log:
+        f"{R}/logs/report/effects.log",
+    shell:
+        "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
+
+
+rule report_alignment:
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        f"{R}/speech/alignment_disagreement.tsv",
+    output:
+        report(f"{R}/report/alignment.html", caption="../report/alignment.rst", category="Speech",
+               labels={"table": "alignment disagreement"}),
+    params:
+        title="Word-onset disagreement between aligners",
+    log:
+        f"{R}/logs/report/alignment.log",
+    shell:
+        "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
+
+
+rule report_speechlm_eval:
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        f"{R}/speechlm/{{model}}/eval.json",
+    output:
+        report(f"{R}/report/speechlm_eval_{{model}}.html", caption="../report/speechlm.rst", category="Speech LM",
+               labels={"model": "{model}"}),
+    params:
+        title=lambda wc: f"Offline speech LM {wc.model}: accuracy from text and speech",
+    log:
+        f"{R}/logs/report/speechlm_eval_{{model}}.log",
+    shell:
+        "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
+
+
+rule report_prompt_plots:
+    """The per-prompt trace plots of one model and modality, embedded in one page."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        f"{R}/figures/prompts/{{model}}_{{modality}}.done",
+    output:
+        report(f"{R}/report/prompts_{{model}}_{{modality}}.html", caption="../report/prompts.rst",
+               category="Per-prompt traces", labels={"model": "{model}", "modality": "{modality}"}),
+    params:
+        title=lambda wc: f"Per-prompt causal traces: {model_cfg(wc.model).get('label', wc.model)} "
+        f"{MOD_LABEL[wc.modality]}",
+        dir=lambda wc, input: str(Path(input[0]).parent),
+    log:
+        f"{R}/logs/report/prompts_{{model}}_{{modality}}.log",
+    shell:
+        "factrace report-images --dir {params.dir:q} --prefix {wildcards.model}_{wildcards.modality}_ "
+        "--title {params.title:q} --out {output:q} 2> {log:q}"
