@@ -427,8 +427,9 @@ def both_modality_traces():
 
 # ---- report (report.smk): HTML pages of the tables and per-prompt plots
 def compare_tables():
-    """The compare rule's tables: the paired tests exist when a model is traced in both modalities."""
-    names = ["peaks", "category_peaks"] + (["tests"] if both_modality_traces() else [])
+    """The compare rule's tables, as the report shows them (peaks, per-category peaks and ratios, the paired tests
+    and the tests dropped with their reason)."""
+    names = ["peaks", "category_peaks", "category_ratios", "tests", "tests_dropped"]
     return [f"{R}/compare/{n}.csv" for n in names]
 
 
