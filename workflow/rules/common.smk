@@ -237,13 +237,29 @@ def trace_runtime(wc, attempt):
 MOD_LABEL = {"t2t": "T->T", "s2t": "S->T"}
 
 
+ROLE_ORDER = {"backbone": 0, "speechlm": 1, "reference": 2}
+
+
 def figure2_rows():
-    """Backbones first, then each speech LM in T->T and S->T (the paper's row order)."""
+    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last."""
     order = sorted(
         model_modalities(),
-        key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm[0], mm[1] != "t2t"),
+        key=lambda mm: (ROLE_ORDER[model_cfg(mm[0]).get("role", "backbone")], mm[0], mm[1] != "t2t"),
     )
     return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
+
+
+def converted_models(kind):
+    """Wildcard constraint: the names of the models that a rule builds with `convert: kind`."""
+    return "|".join(n for n, m in config["models"].items() if m.get("convert") == kind) or "^$"
+
+
+def speechlm_backbone_input(wc):
+    """The stage-1 checkpoint the speech LM is adapted from (`speech.speechlm.backbone`, a model name)."""
+    name = SPEECHLM.get("backbone", "speechlm_backbone")
+    if model_cfg(name).get("convert") != "speechlm-backbone":
+        raise WorkflowError(f"speech.speechlm.backbone: model {name!r} is not built by build_speechlm_backbone")
+    return model_input(name)
 
 
 def both_modality_traces():
