@@ -129,11 +129,12 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         # shard 0001 alone: its shard, speech, filter and trace jobs; the noise scale (over all facts) and the
         # aggregation downstream; nothing of shard 0000
         assert jobs["shard"] == 1 and jobs["tts"] == 1
-        assert jobs["filter"] == 3  # SmolLM2 T->T, speech LM T->T and S->T, of this shard only
-        # two kinds x (two layer windows of SmolLM2 T->T + one of the speech LM in T->T and in S->T), one shard
-        assert jobs["trace"] == 2 * (2 + 1 + 1)
+        assert jobs["filter"] == 4  # SmolLM2 T->T, backbone T->T, speech LM T->T and S->T, of this shard only
+        # two kinds x (two layer windows of SmolLM2 T->T + one of the backbone + one of the speech LM in T->T and
+        # in S->T), one shard
+        assert jobs["trace"] == 2 * (2 + 1 + 1 + 1)
         assert "build_speechlm" not in jobs and "fit_units" not in jobs and "noise_scale" not in jobs
         assert "shard-0000" not in "\n".join(l for l in proc.stdout.splitlines() if "output:" in l)
-        assert jobs["aie"] == 3  # one per model x modality, downstream of every shard
+        assert jobs["aie"] == 4  # one per model x modality, downstream of every shard
     finally:
         (workdir / "facts.json").write_text(json.dumps(FACTS, indent=1))

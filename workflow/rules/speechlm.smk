@@ -14,7 +14,7 @@ rule build_speechlm_backbone:
         model=directory(f"{R}/models/{{model}}"),
         eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
     params:
-        steps=SPEECHLM.get("backbone_steps", 1500),
+        steps=SPEECHLM.get("backbone_steps", 600),
         seed=SEED,
         noise=TRACING.get("noise_multiplier", 3.0),
         digest=SUBJECTS_DIGEST,
@@ -44,7 +44,7 @@ rule build_speechlm:
         model=directory(f"{R}/models/{{model}}"),
         eval=report(f"{R}/speechlm/{{model}}/eval.json", caption="../report/speechlm.rst", category="Speech LM"),
     params:
-        steps=SPEECHLM.get("steps", 1000),
+        steps=SPEECHLM.get("steps", 800),
         seed=SEED,
         main=f"{TTS.get('voice', 'en-us')}:{TTS.get('rate', 160)}:{TTS.get('pitch', 50)}",
         extra_renderings=SPEECHLM.get("extra_renderings", 3),

@@ -64,7 +64,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=10, help="noise samples per fact (eval.json)")
     p.add_argument("--subject-margin", type=int, default=0,
                    help="units added on each side of the subject's speech range in the evaluation")
-    p.add_argument("--draws", type=int, default=3, help="random-unit subject ablation draws")
+    p.add_argument("--draws", type=int, default=2, help="random-unit subject ablation draws")
     p.add_argument("--max-new-tokens", type=int, default=4)
     p.add_argument("--eval-json", default=None, help="also write the evaluation here")
 
@@ -101,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: resources/speechlm/extra_facts.json)")
     p.add_argument("--max-extra", type=int, default=None, help="at most N extra facts per template")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--intermediate", type=int, default=384)
@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--extra-renderings", type=int, default=3,
                    help="the extra facts are spoken in the first N trained renderings")
     p.add_argument("--k", type=int, default=100, help="units to fit when --units is not given")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=1)

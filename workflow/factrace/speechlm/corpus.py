@@ -156,11 +156,17 @@ def word_unit_ranges(synth: Any, run_lengths: np.ndarray, rate_hz: float) -> dic
 
 
 def subject_unit_range(ranges: dict[int, tuple[int, int]], words: tuple[int, int]) -> tuple[int, int]:
-    """The subject's [start, end) in deduplicated units from its words' ranges."""
+    """The subject's [start, end) in deduplicated units from its words' ranges; a unit shared with the next
+    spoken word goes to that word, as in the token map (:func:`factrace.speech.token_map.resolve`), so the
+    range is the one the traces corrupt."""
     spoken = [ranges[i] for i in range(*words) if i in ranges]
     if not spoken:
         raise ValueError("eSpeak reported no onset for the subject's words")
-    return min(s for s, _ in spoken), max(e for _, e in spoken)
+    s, e = min(a for a, _ in spoken), max(b for _, b in spoken)
+    nxt = [ranges[i][0] for i in sorted(ranges) if i >= words[1]]
+    if nxt:
+        e = max(min(e, nxt[0]), s + 1)
+    return s, e
 
 
 def encode(facts: pd.DataFrame, rendering: Rendering, units_model: Any, workdir: Path) -> list[dict[str, Any]]:

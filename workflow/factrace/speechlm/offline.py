@@ -35,7 +35,7 @@ class EvalSettings:
     noise_multiplier: float = 3.0  # tracing.noise_multiplier
     samples: int = 10
     subject_margin: int = 0  # units added on each side of the subject's speech range (ablation and noise)
-    draws: int = 3  # random-unit ablation draws
+    draws: int = 2  # random-unit ablation draws
     max_new_tokens: int = 4
     seed: int = 1
 
@@ -107,7 +107,7 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
     from .train import train_backbone
 
     t0 = time.monotonic()
-    settings = settings or TrainSettings(steps=1500, batch=32)
+    settings = settings or TrainSettings(steps=600, batch=32)
     facts = all_facts(facts_json, extra_json, max_extra)
     tok = build_tokenizer(_texts(facts))
     with _staging(out_dir) as tmp, _threads(settings.threads):
@@ -182,7 +182,7 @@ def build_offline_speechlm(
 
     _check(data)
     t0 = time.monotonic()
-    settings = settings or TrainSettings()
+    settings = settings or TrainSettings(steps=800)
     facts = read_table(Path(backbone_dir) / "facts.parquet")
     traced_now = load_traced(facts_json)
     if sorted(traced_now["prompt"]) != sorted(facts.loc[facts["set"] == "traced", "prompt"]):
@@ -249,7 +249,9 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
     ok_text = E.text_accuracy(model, tok, traced, markers, n)
     ev["text"] = E.accuracy(list(ok_text.values()))
     ev["speech"] = {}
-    for (role, name), grp in corpus[corpus["role"] != "carry"].groupby(["role", "rendering"], sort=True):
+    shown = {data.main.name, data.held_out.name} | ({data.unheard.name} if data.unheard is not None else set())
+    for (role, name), grp in corpus[corpus["rendering"].isin(shown) & (corpus["role"] != "carry")].groupby(
+            ["role", "rendering"], sort=True):
         ok = E.speech_accuracy(model, tok, markers, facts, grp[grp["known_id"].isin(traced["known_id"])], n)
         ev["speech"][name] = {"role": role, **E.accuracy(list(ok.values()))}
     main = corpus[(corpus["rendering"] == data.main.name) & corpus["role"].isin(["train", "held_out"])]
