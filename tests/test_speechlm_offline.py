@@ -10,7 +10,13 @@ import pytest
 import torch
 from factrace import io
 from factrace.models.load import ModelSpec, load_model
-from factrace.speechlm.corpus import DEFAULT_EXTRA, all_facts, parse_renderings, subject_word_span
+from factrace.speechlm.corpus import (
+    DEFAULT_EXTRA,
+    all_facts,
+    parse_renderings,
+    subject_unit_range,
+    subject_word_span,
+)
 from factrace.speechlm.offline import (
     EvalSettings,
     Rendering,
@@ -78,6 +84,16 @@ def test_subject_word_span() -> None:
     assert subject_word_span("The capital of Italy is", "Italy") == (3, 4)
     assert subject_word_span("The Eiffel Tower is located in", "Eiffel Tower") == (1, 3)
     assert subject_word_span("7-Eleven was founded in", "7-Eleven") == (0, 1)
+
+
+def test_subject_unit_range_is_the_token_maps() -> None:
+    """The unit shared by the subject's last word and the next word belongs to the next word (the token map's
+    rule), so the build's ablation and noise corrupt exactly the range the traces corrupt."""
+    ranges = {0: (0, 5), 1: (4, 9), 2: (8, 12), 3: (12, 15)}
+    assert subject_unit_range(ranges, (1, 3)) == (4, 12)
+    assert subject_unit_range(ranges, (1, 2)) == (4, 8)
+    assert subject_unit_range(ranges, (3, 4)) == (12, 15)
+    assert subject_unit_range({0: (0, 3), 1: (3, 3)}, (0, 1)) == (0, 3)
 
 
 def test_build_rejects_bad_rendering_roles(tmp_path) -> None:
