@@ -79,7 +79,7 @@ def _threads(n: int):
             self.old = torch.get_num_threads()
             torch.set_num_threads(max(1, n))
 
-        def __exit__(self, *a: Any) -> None:
+        def __exit__(self, *a: object) -> None:
             torch.set_num_threads(self.old)
 
     return _T()
@@ -96,18 +96,18 @@ def _write(ev: dict[str, Any], meta: dict[str, Any], tmp: Path, name: str) -> No
 
 
 def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str | Path | None = DEFAULT_EXTRA,
-                   settings: TrainSettings | None = None, arch: Architecture = Architecture(),
+                   settings: TrainSettings | None = None, arch: Architecture | None = None,
                    max_extra: int | None = None, ev_settings: EvalSettings = EvalSettings(),
                    eval_json: str | Path | None = None) -> dict[str, Any]:
     """Stage 1 into ``out_dir``; returns its evaluation (text accuracy per fact set, T->T noise ratio)."""
-    from ..io import sha256_file, write_json
+    from ..io import sha256_file, write_json, write_table
     from ..provenance import Provenance, config_hash
-    from ..io import write_table
     from . import evaluate as E
     from .train import train_backbone
 
     t0 = time.monotonic()
     settings = settings or TrainSettings(steps=600, batch=32)
+    arch = arch or Architecture()
     facts = all_facts(facts_json, extra_json, max_extra)
     tok = build_tokenizer(_texts(facts))
     with _staging(out_dir) as tmp, _threads(settings.threads):
