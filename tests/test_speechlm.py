@@ -259,8 +259,10 @@ def test_cli_registers_subcommands() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command")
     register(sub)
-    a = p.parse_args(["build-speechlm", "--facts", "f.json", "--out-dir", "o"])
-    assert a.steps == 1000 and a.units is None
+    a = p.parse_args(["build-speechlm", "--facts", "f.json", "--backbone", "b", "--out-dir", "o"])
+    assert a.steps == 800 and a.units is None and a.backbone == "b" and a.subject_margin == 0
+    a = p.parse_args(["build-speechlm-backbone", "--facts", "f.json", "--out-dir", "o"])
+    assert a.steps == 600 and a.extra_facts is None
     a = p.parse_args(["modality-gap", "--model", "m", "--model-spec", json.dumps({"loader": "spiritlm", "path": "x"}),
                       "--prompts", "p", "--speech-tokens", "s", "--token-map", "t", "--out", "o"])
     assert a.filters is None

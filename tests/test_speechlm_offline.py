@@ -1,21 +1,34 @@
-"""The offline speech LM build on a tiny corpus (3 facts, eSpeak renderings, a few training steps)."""
+"""The offline speech LM: its corpus (subject necessary by construction), and a tiny build of both stages
+(text backbone, then speech adaptation) through the same code path as the workflow, loaded by the loaders."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 from factrace import io
 from factrace.models.load import ModelSpec, load_model
+from factrace.speechlm.corpus import (
+    DEFAULT_EXTRA,
+    all_facts,
+    parse_renderings,
+    subject_unit_range,
+    subject_word_span,
+)
 from factrace.speechlm.offline import (
+    EvalSettings,
     Rendering,
+    SpeechData,
     TrainSettings,
+    build_backbone,
     build_offline_speechlm,
     build_tokenizer,
-    parse_renderings,
 )
 from factrace.speechlm.prompts import markers_from_tokenizer
 
+ROOT = Path(__file__).resolve().parents[1]
 FACTS = [
     {"known_id": 0, "subject": "São Paulo", "attribute": "Brazil", "template": "{} is a city in",
      "prediction": "Brazil", "prompt": "São Paulo is a city in", "relation_id": "P17"},
@@ -24,6 +37,8 @@ FACTS = [
     {"known_id": 5, "subject": "Volkswagen", "attribute": "Germany", "template": "{} is a car manufacturer based in",
      "prediction": "Germany", "prompt": "Volkswagen is a car manufacturer based in", "relation_id": "P17"},
 ]
+TINY = TrainSettings(steps=12, batch=8, warmup=3)
+TINY_EVAL = EvalSettings(samples=2, draws=1, max_new_tokens=2)
 
 
 def test_rendering_parsing() -> None:
@@ -41,38 +56,123 @@ def test_tokenizer_word_level_with_offsets_and_markers() -> None:
     m = markers_from_tokenizer(tok)
     assert m.bos == tok.bos_token_id and m.n_units == 5 and m.units == tuple(range(m.speech + 1, m.speech + 6))
     assert tok("[Speech][Hu2][Hu0][Text]")["input_ids"] == [m.bos, m.speech, m.units[2], m.units[0], m.text]
+    # the backbone's tokenizer: the same word ids, no markers (the speech LM's vocabulary extends it)
+    bb = build_tokenizer(["São Paulo is a city in", "Brazil"])
+    assert "[Text]" not in bb.get_vocab() and len(bb) == m.text
+    assert all(tok.get_vocab()[w] == i for w, i in bb.get_vocab().items())
+
+
+def test_every_traced_template_has_several_subjects_with_different_answers() -> None:
+    """Subject dependence by construction (issue 12): with one subject per template the rest of the prompt
+    gives the answer away, and corrupting the subject leaves it in place."""
+    facts = all_facts(ROOT / "resources/facts/offline_facts.json", DEFAULT_EXTRA)
+    traced = facts[facts["set"] == "traced"]
+    for template, grp in facts[facts["set"] != "carry"].groupby("template"):
+        if template not in set(traced["template"]):
+            continue
+        assert grp["subject"].nunique() >= 4, template
+        assert grp["attribute"].nunique() >= 3, template
+        for attr in grp.loc[grp["set"] == "traced", "attribute"]:
+            assert (grp["attribute"] != attr).sum() >= 3, (template, attr)
+    # one carry-over fact per template, never a traced one
+    carry = facts[facts["set"] == "carry"]
+    assert set(carry["template"]) == set(traced["template"]) and carry["template"].is_unique
+    assert facts["known_id"].is_unique and not set(carry["subject"]) & set(traced["subject"])
+
+
+def test_subject_word_span() -> None:
+    assert subject_word_span("The capital of Italy is", "Italy") == (3, 4)
+    assert subject_word_span("The Eiffel Tower is located in", "Eiffel Tower") == (1, 3)
+    assert subject_word_span("7-Eleven was founded in", "7-Eleven") == (0, 1)
+
+
+def test_subject_unit_range_is_the_token_maps() -> None:
+    """The unit shared by the subject's last word and the next word belongs to the next word (the token map's
+    rule), so the build's ablation and noise corrupt exactly the range the traces corrupt."""
+    ranges = {0: (0, 5), 1: (4, 9), 2: (8, 12), 3: (12, 15)}
+    assert subject_unit_range(ranges, (1, 3)) == (4, 12)
+    assert subject_unit_range(ranges, (1, 2)) == (4, 8)
+    assert subject_unit_range(ranges, (3, 4)) == (12, 15)
+    assert subject_unit_range({0: (0, 3), 1: (3, 3)}, (0, 1)) == (0, 3)
 
 
 def test_build_rejects_bad_rendering_roles(tmp_path) -> None:
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(FACTS))
     with pytest.raises(ValueError, match="held-out"):
-        build_offline_speechlm(facts, None, tmp_path / "m", renderings=["en-us:160:50"], held_out="en-us:160:50")
+        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m",
+                               data=SpeechData(renderings=(Rendering("en-us", 160),), held_out=Rendering("en-us", 160)))
     with pytest.raises(ValueError, match="main rendering"):
-        build_offline_speechlm(facts, None, tmp_path / "m", renderings=["en-us:160:50"], held_out="en:178:54",
-                               main="en:120:50")
+        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m",
+                               data=SpeechData(renderings=(Rendering("en-us", 160),), main=Rendering("en", 120)))
 
 
-def test_tiny_build_is_loadable_and_evaluated(tmp_path) -> None:
-    facts = tmp_path / "facts.json"
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    """Both stages on 3 facts + 2 extra facts per template, a few steps, 8 fitted units."""
+    d = tmp_path_factory.mktemp("offline")
+    facts = d / "facts.json"
     facts.write_text(json.dumps(FACTS))
-    out = tmp_path / "speechlm"
-    ev = build_offline_speechlm(
-        facts, None, out, renderings=["en-us:160:50"], held_out="en:178:54", unheard=None, k=8,
-        settings=TrainSettings(steps=15, batch=8, hidden=32, intermediate=64, layers=2, heads=2, warmup=5),
-        eval_json=tmp_path / "eval.json", max_new_tokens=2,
-    )
-    assert not (tmp_path / ".speechlm.building").exists()
+    bb_ev = build_backbone(facts, d / "backbone", DEFAULT_EXTRA, settings=TINY, max_extra=3, ev_settings=TINY_EVAL,
+                           eval_json=d / "backbone_eval.json")
+    data = SpeechData(renderings=(Rendering("en-us", 160, 50),), held_out=Rendering("en", 178, 54),
+                      unheard=None, extra_renderings=1)
+    ev = build_offline_speechlm(facts, None, d / "backbone", d / "speechlm", data=data, settings=TINY, k=8,
+                                ev_settings=TINY_EVAL, eval_json=d / "eval.json")
+    return d, bb_ev, ev
+
+
+def test_tiny_backbone_is_a_text_model_loaded_by_hf(tiny_build) -> None:
+    d, bb_ev, _ = tiny_build
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "facts.parquet", "backbone.json", "eval.json"):
+        assert (d / "backbone" / f).is_file(), f
+    assert json.loads((d / "backbone_eval.json").read_text()) == bb_ev
+    assert set(bb_ev["text"]) == {"traced", "extra", "carry"} and bb_ev["text"]["traced"]["n"] == 3
+    assert bb_ev["text"]["extra"]["n"] == 2 * 2 and bb_ev["text"]["carry"]["n"] == 2
+    assert 0 < bb_ev["noise_t2t"]["scale"] and bb_ev["noise_t2t"]["n"] == 3
+    loaded = load_model(ModelSpec("backbone", "hf", str(d / "backbone"), device="cpu"))
+    assert "[Speech]" not in loaded.tokenizer.get_vocab()
+    assert loaded.tokenizer("Mumbai is a city in")["input_ids"][0] == loaded.tokenizer.bos_token_id
+
+
+def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build) -> None:
+    d, _, ev = tiny_build
+    out = d / "speechlm"
+    assert not (d / ".speechlm.building").exists()
     for f in ("model.safetensors", "config.json", "tokenizer.json", "units.npz", "speech_corpus.parquet",
-              "speechlm.json", "eval.json"):
+              "facts.parquet", "speechlm.json", "eval.json"):
         assert (out / f).is_file(), f
-    assert json.loads((tmp_path / "eval.json").read_text()) == json.loads((out / "eval.json").read_text())
-    assert ev["main_rendering"] == {"rendering": "en-us@160wpm-p50", "role": "train"}
-    assert set(ev["speech"]) == {"en-us@160wpm-p50", "en@178wpm-p54"}
-    assert ev["speech"]["en@178wpm-p54"]["role"] == "held_out" and ev["text"]["n"] == 3
-    corpus = io.read_table(out / "speech_corpus.parquet")
-    assert len(corpus) == 3 * 2 and corpus["units"].map(len).min() > 5
-    loaded = load_model(ModelSpec("offline", "spiritlm", str(out), device="cpu"))
-    m = markers_from_tokenizer(loaded.tokenizer)
+    assert json.loads((d / "eval.json").read_text()) == json.loads((out / "eval.json").read_text())
+    bb = load_model(ModelSpec("b", "hf", str(d / "backbone"), device="cpu"))
+    sp = load_model(ModelSpec("s", "spiritlm", str(out), device="cpu"))
+    m = markers_from_tokenizer(sp.tokenizer)
     assert m.n_units == 8 and m.bos is not None
-    assert loaded.model.config.num_hidden_layers == 2
+    # stage 2 starts from stage 1: same architecture, word vocabulary first, markers and units appended
+    n_words = bb.model.config.vocab_size
+    assert sp.model.config.num_hidden_layers == bb.model.config.num_hidden_layers
+    assert sp.model.config.vocab_size == n_words + 2 + 8 and m.text == n_words
+    # continued training moved the blocks away from the backbone's, but not to a fresh initialisation
+    a, b = bb.model.model.layers[0].mlp.up_proj.weight, sp.model.model.layers[0].mlp.up_proj.weight
+    assert not torch.equal(a, b) and float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), 0)) > 0.5
+    corpus = io.read_table(out / "speech_corpus.parquet")
+    facts = io.read_table(out / "facts.parquet")
+    carry = set(facts.loc[facts["set"] == "carry", "known_id"])
+    assert carry and not carry & set(corpus.loc[corpus["role"] == "train", "known_id"])  # never spoken in training
+    assert set(corpus.loc[corpus["role"] == "carry", "known_id"]) == carry
+    assert ((corpus["subj_start"] >= 0) & (corpus["subj_end"] > corpus["subj_start"])
+            & (corpus["subj_end"] <= corpus["units"].map(len))).all()
+    # eval.json: every measure the issue asks for
+    assert ev["speech"]["en@178wpm-p54"]["role"] == "held_out" and ev["text"]["n"] == 3
+    assert ev["speech_main"] is not None and ev["speech_held_out"] is not None
+    assert 0 <= ev["ablation"]["random_units_accuracy"] <= 1 and ev["ablation"]["swap"]["n"] == 3
+    assert ev["noise_t2t"]["n"] == 3 and ev["noise_s2t"]["n"] == 3
+    assert ev["carry_over"]["n_carry_facts"] == 2
+    assert set(ev["summary"]) >= {"random_units", "swap_followed", "ratio_t2t", "ratio_s2t", "carry_over_speech"}
+
+
+def test_speechlm_refuses_a_backbone_of_other_facts(tiny_build, tmp_path) -> None:
+    d, _, _ = tiny_build
+    other = tmp_path / "facts.json"
+    other.write_text(json.dumps(FACTS[:2]))
+    with pytest.raises(ValueError, match="other facts"):
+        build_offline_speechlm(other, None, d / "backbone", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL)

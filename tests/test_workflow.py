@@ -169,14 +169,14 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         assert jobs["shard"] == 1 and jobs["tts"] == 1
         assert "fit_units" not in jobs and "convert_model" not in jobs
         assert "smollm2/t2t/shard-0000" not in outputs and "smollm2/t2t/hidden/shard-0000" not in outputs
-        # the offline speech LM is trained on the facts: the edited fact rebuilds it, and its jobs rerun in
-        # every shard (filter and trace in T->T and S->T, its noise scales)
-        assert jobs["build_speechlm"] == 1
-        assert jobs["filter"] == 1 + 2 * 2
+        # both stages of the offline speech LM are trained on the facts: the edited fact rebuilds them, and their
+        # jobs rerun in every shard (filter and trace: backbone T->T, speech LM T->T and S->T; their noise scales)
+        assert jobs["build_speechlm_backbone"] == 1 and jobs["build_speechlm"] == 1
+        assert jobs["filter"] == 1 + 3 * 2
         # one trace job per (model, modality, shard), every kind and layer in it: SmolLM2 T->T in the edited
-        # shard, the speech LM in T->T and S->T in both shards
-        assert jobs["trace"] == 1 + 2 * 2
-        assert jobs["noise_scale"] == 2
-        assert jobs["aie"] == 3  # one per model x modality, downstream of every shard
+        # shard, the backbone and the speech LM in both shards
+        assert jobs["trace"] == 1 + 3 * 2
+        assert jobs["noise_scale"] == 3
+        assert jobs["aie"] == 4  # one per model x modality, downstream of every shard
     finally:
         (workdir / "facts.json").write_text(json.dumps(FACTS, indent=1))

@@ -157,7 +157,9 @@ if not os.environ.get("FACTRACE_PLAN_ONLY"):  # `factrace plan` counts jobs with
     _check_model_paths()
 
 
-BUILT_MODEL_DIRS = {"smollm2-gguf": "converted", "speechlm-offline": "trained"}  # models.smk, speechlm.smk
+BUILT_MODEL_DIRS = {  # models.smk, speechlm.smk
+    "smollm2-gguf": "converted", "speechlm-backbone": "trained", "speechlm-offline": "trained",
+}
 
 
 def _check_built_model_paths():
@@ -238,7 +240,7 @@ def table_targets():
     for name, m in config["models"].items():
         if m.get("convert"):
             out.append(model_path(name))
-        if m.get("convert") == "speechlm-offline":
+        if m.get("convert") in ("speechlm-backbone", "speechlm-offline"):
             out.append(f"{R}/speechlm/{name}/eval.json")
     for name, mod in model_modalities():
         out += shard_paths(f"{R}/filter/{name}/{mod}/shard-{{shard}}.parquet")
@@ -405,13 +407,29 @@ def model_runtime(rule):
 MOD_LABEL = {"t2t": "T->T", "s2t": "S->T"}
 
 
+ROLE_ORDER = {"backbone": 0, "speechlm": 1, "reference": 2}
+
+
 def figure2_rows():
-    """Backbones first, then each speech LM in T->T and S->T (the paper's row order)."""
+    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last."""
     order = sorted(
         model_modalities(),
-        key=lambda mm: (model_cfg(mm[0]).get("role", "backbone") != "backbone", mm[0], mm[1] != "t2t"),
+        key=lambda mm: (ROLE_ORDER[model_cfg(mm[0]).get("role", "backbone")], mm[0], mm[1] != "t2t"),
     )
     return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
+
+
+def converted_models(kind):
+    """Wildcard constraint: the names of the models that a rule builds with `convert: kind`."""
+    return "|".join(n for n, m in config["models"].items() if m.get("convert") == kind) or "^$"
+
+
+def speechlm_backbone_input(wc):
+    """The stage-1 checkpoint the speech LM is adapted from (`speech.speechlm.backbone`, a model name)."""
+    name = SPEECHLM.get("backbone", "speechlm_backbone")
+    if model_cfg(name).get("convert") != "speechlm-backbone":
+        raise WorkflowError(f"speech.speechlm.backbone: model {name!r} is not built by build_speechlm_backbone")
+    return model_input(name)
 
 
 def both_modality_traces():
@@ -440,6 +458,6 @@ def report_targets():
         out.append(f"{R}/report/alignment.html")
     out += [
         f"{R}/report/speechlm_eval_{m}.html" for m, c in config["models"].items()
-        if c.get("convert") == "speechlm-offline"
+        if c.get("convert") in ("speechlm-backbone", "speechlm-offline")
     ]
     return out

@@ -1,36 +1,71 @@
-# The offline speech LM (built by the workflow from the offline corpus) and the text-vs-speech modality gap.
+# The offline speech LM, built in two stages as SpiritLM (a text backbone, then its speech adaptation), and the
+# text-vs-speech modality gap.
 
 # light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
 localrules:
     modality_gap_plot,
 
 
+rule build_speechlm_backbone:
+    """Stage 1 of the offline speech LM: a small Llama text backbone trained from scratch on the text of the
+    traced facts and the extra facts of their templates (see factrace/speechlm/offline.py)."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        facts=ancient(FACTS_PATH),
+        extra=SPEECHLM.get("extra_facts", "resources/speechlm/extra_facts.json"),
+    output:
+        model=directory(f"{R}/models/trained/{{model}}"),
+        eval=f"{R}/speechlm/{{model}}/eval.json",  # shown in the report as HTML (report.smk)
+    params:
+        steps=SPEECHLM.get("backbone_steps", 600),
+        seed=SEED,
+        noise=TRACING.get("noise_multiplier", 3.0),
+        facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
+    wildcard_constraints:
+        model=converted_models("speechlm-backbone"),
+    threads: 2
+    priority: 10  # on the critical path of every speech-LM job
+    log:
+        f"{R}/logs/build_speechlm_backbone/{{model}}.log",
+    shell:
+        "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
+        "--out-dir {output.model:q} --steps {params.steps:q} --seed {params.seed:q} --threads {threads:q} "
+        "--noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
+
+
 rule build_speechlm:
-    """A small speech-text Llama trained from scratch on text prompts and on the speech tokens of several eSpeak
-    renderings of them, evaluated on a held-out rendering and an unheard voice (see factrace/speechlm/offline.py)."""
+    """Stage 2: the backbone with [Text] / [Speech] / [Hu..] embeddings, continued on speech -> text data from
+    several eSpeak renderings; evaluated (eval.json) on a held-out rendering, an unheard voice, subject ablations,
+    noise and carry-over (see factrace/speechlm/offline.py)."""
     conda:
         "../../envs/factrace.yaml"
     input:
         facts=ancient(FACTS_PATH),
         units=f"{R}/speech/units/mfcc_kmeans.npz",
+        backbone=speechlm_backbone_input,
     output:
         model=directory(f"{R}/models/trained/{{model}}"),
         eval=f"{R}/speechlm/{{model}}/eval.json",  # shown in the report as HTML (report.smk)
     params:
-        steps=lambda wc: SPEECHLM.get("steps", 1000),
+        steps=SPEECHLM.get("steps", 800),
         seed=SEED,
         main=ESPEAK_RENDERING,
+        extra_renderings=SPEECHLM.get("extra_renderings", 3),
+        margin=SPEECHLM.get("subject_margin", 0),
+        noise=TRACING.get("noise_multiplier", 3.0),
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
-        model="|".join(n for n, m in config["models"].items() if m.get("convert") == "speechlm-offline") or "^$",
+        model=converted_models("speechlm-offline"),
     threads: 2
-    priority: 10  # on the critical path of every speech-LM job: start it as soon as the units exist
+    priority: 10
     log:
         f"{R}/logs/build_speechlm/{{model}}.log",
     shell:
-        "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --out-dir {output.model:q} "
-        "--main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} --threads {threads:q} "
-        "--eval-json {output.eval:q} 2> {log:q}"
+        "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
+        "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
+        "--threads {threads:q} --extra-renderings {params.extra_renderings:q} --subject-margin {params.margin:q} "
+        "--noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:

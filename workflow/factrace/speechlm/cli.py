@@ -1,4 +1,4 @@
-"""Subcommands of the speech-LM stage: ``build-speechlm`` and ``modality-gap``.
+"""Subcommands of the speech-LM stage: ``build-speechlm-backbone``, ``build-speechlm`` and ``modality-gap``.
 
 ``register(subparsers)`` adds them to the main CLI (``factrace.cli._register_optional``); the handlers import
 their modules only when run.
@@ -10,30 +10,63 @@ import argparse
 import json
 
 
+def _eval_settings(a: argparse.Namespace):
+    from .offline import EvalSettings
+
+    return EvalSettings(noise_multiplier=a.noise_multiplier, samples=a.samples, subject_margin=a.subject_margin,
+                        draws=a.draws, max_new_tokens=a.max_new_tokens, seed=a.seed)
+
+
+def _build_backbone(a: argparse.Namespace) -> int:
+    from .corpus import DEFAULT_EXTRA
+    from .offline import Architecture, TrainSettings, build_backbone
+
+    extra = None if a.extra_facts == "none" else (a.extra_facts or DEFAULT_EXTRA)
+    build_backbone(
+        a.facts, a.out_dir, extra_json=extra,
+        settings=TrainSettings(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads),
+        arch=Architecture(hidden=a.hidden, intermediate=a.intermediate, layers=a.layers, heads=a.heads),
+        max_extra=a.max_extra, ev_settings=_eval_settings(a), eval_json=a.eval_json,
+    )
+    return 0
+
+
 def _build(a: argparse.Namespace) -> int:
     from .offline import (
         HELD_OUT,
         MAIN,
-        TRAIN,
         UNHEARD,
         Rendering,
+        SpeechData,
+        SpeechMix,
         TrainSettings,
         build_offline_speechlm,
-        parse_renderings,
+        renderings_of,
     )
 
-    settings = TrainSettings(steps=a.steps, seed=a.seed, batch=a.batch, threads=a.threads)
     unheard = None if a.unheard == "none" else (Rendering.parse(a.unheard) if a.unheard else UNHEARD)
-    build_offline_speechlm(
-        a.facts, a.units, a.out_dir,
-        renderings=parse_renderings(a.renderings) or list(TRAIN),
-        seed=a.seed, steps=a.steps,
+    data = SpeechData(
+        renderings=renderings_of(a.renderings),
         held_out=Rendering.parse(a.held_out) if a.held_out else HELD_OUT,
-        unheard=unheard,
-        main=Rendering.parse(a.main) if a.main else MAIN,
-        k=a.k, settings=settings, eval_json=a.eval_json, max_new_tokens=a.max_new_tokens,
+        unheard=unheard, main=Rendering.parse(a.main) if a.main else MAIN,
+        extra_renderings=a.extra_renderings, mix=SpeechMix(),
+    )
+    build_offline_speechlm(
+        a.facts, a.units, a.backbone, a.out_dir, data=data,
+        settings=TrainSettings(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, lr=a.lr),
+        k=a.k, ev_settings=_eval_settings(a), eval_json=a.eval_json,
     )
     return 0
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--noise-multiplier", type=float, default=3.0, help="tracing.noise_multiplier (eval.json)")
+    p.add_argument("--samples", type=int, default=10, help="noise samples per fact (eval.json)")
+    p.add_argument("--subject-margin", type=int, default=0,
+                   help="units added on each side of the subject's speech range in the evaluation")
+    p.add_argument("--draws", type=int, default=2, help="random-unit subject ablation draws")
+    p.add_argument("--max-new-tokens", type=int, default=4)
+    p.add_argument("--eval-json", default=None, help="also write the evaluation here")
 
 
 def _gap(a: argparse.Namespace) -> int:
@@ -61,22 +94,44 @@ def _gap(a: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("build-speechlm", help="build the offline speech LM from the offline corpus")
+    p = subparsers.add_parser("build-speechlm-backbone",
+                              help="stage 1 of the offline speech LM: its text backbone (loader hf)")
+    p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format): the traced facts")
+    p.add_argument("--extra-facts", default=None, help="extra (subject, attribute) pairs per template, or 'none' "
+                   "(default: resources/speechlm/extra_facts.json)")
+    p.add_argument("--max-extra", type=int, default=None, help="at most N extra facts per template")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--intermediate", type=int, default=384)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1)
+    _eval_args(p)
+    p.set_defaults(func=_build_backbone)
+
+    p = subparsers.add_parser("build-speechlm",
+                              help="stage 2 of the offline speech LM: the backbone adapted to speech (loader spiritlm)")
     p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format)")
+    p.add_argument("--backbone", required=True, help="the stage-1 checkpoint (build-speechlm-backbone)")
     p.add_argument("--units", default=None, help="mfcc-kmeans .npz (default: fit one, saved as OUT_DIR/units.npz)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--renderings", default=None,
-                   help="trained renderings: 'voice:rate:pitch,...' or a JSON list (default: offline.TRAIN)")
-    p.add_argument("--held-out", default=None, help="held-out rendering voice:rate:pitch (default: offline.HELD_OUT)")
-    p.add_argument("--unheard", default=None, help="unheard-voice rendering, or 'none' (default: offline.UNHEARD)")
+                   help="trained renderings: 'voice:rate:pitch,...' or a JSON list (default: corpus.TRAIN)")
+    p.add_argument("--held-out", default=None, help="held-out rendering voice:rate:pitch (default: corpus.HELD_OUT)")
+    p.add_argument("--unheard", default=None, help="unheard-voice rendering, or 'none' (default: corpus.UNHEARD)")
     p.add_argument("--main", default=None, help="the rendering traced later (default en-us:160:50)")
+    p.add_argument("--extra-renderings", type=int, default=3,
+                   help="the extra facts are spoken in the first N trained renderings")
     p.add_argument("--k", type=int, default=100, help="units to fit when --units is not given")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=4)
-    p.add_argument("--eval-json", default=None, help="also write the evaluation here")
+    _eval_args(p)
     p.set_defaults(func=_build)
 
     p = subparsers.add_parser("modality-gap", help="per-layer cosine / Euclidean gap of text vs speech states")

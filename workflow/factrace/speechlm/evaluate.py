@@ -1,0 +1,208 @@
+"""The build's evaluation (``eval.json``): accuracy, subject ablation, noise, carry-over.
+
+Accuracy is greedy generation scored with the filter's match rule (kept = exact or partial). For the speech LM
+the speech prompt is SpiritLM's ``<s> [Speech] units [Text]``; the subject's unit range comes from eSpeak's word
+onsets (:mod:`factrace.speechlm.corpus`), widened by ``margin`` units on each side.
+
+* **Subject ablation** (main rendering, traced facts): the subject's units replaced by random units (``draws``
+  draws; accuracy against the true attribute), and by the subject units of another fact of the same template
+  (traced or extra; *followed* = the answer matches the other fact's attribute and not the original one).
+* **Noise**: ``p_corrupted / p_clean`` of the attribute's first token with Gaussian noise of scale
+  ``multiplier x std`` of the subject's input embeddings (over the traced facts; ROME's rule, as the trace
+  stage) on the subject's positions, ``samples`` draws; median over traced facts, for T->T and S->T.
+* **Carry-over**: speech accuracy (main rendering) on the carry-over facts that the backbone answers in text;
+  they were never in the speech training data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def _ok(gen: str, attribute: str) -> bool:
+    from ..filtering.match import classify
+
+    return classify(gen, attribute) != "none"
+
+
+@torch.no_grad()
+def greedy(model: Any, ids: list[int], max_new_tokens: int, tokenizer: Any, banned: Sequence[int] = ()) -> str:
+    """Greedy text continuation (KV cache; ``banned`` ids never chosen), decoded without specials."""
+    x = torch.tensor([ids])
+    out, past = [], None
+    for _ in range(max_new_tokens):
+        o = model(input_ids=x, past_key_values=past, use_cache=True)
+        past = o.past_key_values
+        logits = o.logits[0, -1].clone()
+        if banned:
+            logits[list(banned)] = -float("inf")
+        t = int(logits.argmax())
+        if t == tokenizer.eos_token_id:
+            break
+        out.append(t)
+        x = torch.tensor([[t]])
+    return " " + tokenizer.decode(out, skip_special_tokens=True)
+
+
+def accuracy(flags: Sequence[bool]) -> dict[str, Any]:
+    return {"accuracy": round(float(np.mean(flags)), 4) if len(flags) else None, "n": len(flags),
+            "correct": int(np.sum(flags))}
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def text_ids(tokenizer: Any, prompt: str, markers: Any | None) -> tuple[list[int], list[tuple[int, int]]]:
+    """Prompt ids and character offsets: ``<s> [Text] words`` on a speech LM, ``<s> words`` on the backbone."""
+    from .prompts import text_prompt_ids
+
+    if markers is not None:
+        tp = text_prompt_ids(tokenizer, prompt, markers)
+        return tp.ids, tp.offsets
+    enc = tokenizer(prompt, return_offsets_mapping=True)
+    return [int(i) for i in enc["input_ids"]], [tuple(map(int, o)) for o in enc["offset_mapping"]]
+
+
+def text_accuracy(model: Any, tokenizer: Any, facts: pd.DataFrame, markers: Any | None,
+                  max_new_tokens: int) -> dict[int, bool]:
+    banned = markers.non_text() if markers is not None else []
+    return {int(r.known_id): _ok(greedy(model, text_ids(tokenizer, str(r.prompt), markers)[0], max_new_tokens,
+                                        tokenizer, banned), str(r.attribute)) for r in facts.itertuples()}
+
+
+def text_subject(tokenizer: Any, prompt: str, subject: str, markers: Any | None) -> tuple[list[int], int, int]:
+    from ..tracing.inputs import subject_token_range
+
+    ids, offsets = text_ids(tokenizer, prompt, markers)
+    s, e = subject_token_range(offsets, prompt, subject)
+    return ids, s, e
+
+
+# ---------------------------------------------------------------------------------------------- noise
+
+
+def first_target(tokenizer: Any, attribute: str) -> int:
+    return int(tokenizer(" " + str(attribute).strip(), add_special_tokens=False)["input_ids"][0])
+
+
+@torch.no_grad()
+def noise_ratios(model: Any, items: Sequence[tuple[list[int], int, int, int]], multiplier: float, samples: int,
+                 seed: int) -> dict[str, Any]:
+    """``items`` = (ids, subject start, subject end, target id). Returns the scale and the per-fact
+    p_clean, p_corrupted and their ratio (median over facts)."""
+    emb = model.get_input_embeddings()
+    subj = torch.cat([emb.weight[torch.tensor(ids[s:e])] for ids, s, e, _ in items])
+    std = float(subj.std())
+    scale = multiplier * std
+    rows = []
+    for k, (ids, s, e, target) in enumerate(items):
+        x = emb(torch.tensor([ids]))
+        p_clean = float(torch.softmax(model(inputs_embeds=x).logits[0, -1], -1)[target])
+        g = np.random.Generator(np.random.PCG64([seed, k]))
+        noise = torch.from_numpy(g.standard_normal((samples, e - s, x.shape[-1])).astype(np.float32)) * scale
+        xs = x.repeat(samples, 1, 1)
+        xs[:, s:e] += noise
+        p_corr = float(torch.softmax(model(inputs_embeds=xs).logits[:, -1], -1)[:, target].mean())
+        rows.append((p_clean, p_corr, p_corr / p_clean if p_clean > 0 else float("nan")))
+    arr = np.array(rows) if rows else np.zeros((0, 3))
+    return {"multiplier": multiplier, "std": round(std, 5), "scale": round(scale, 5), "samples": samples,
+            "n": len(rows), "median_ratio": round(float(np.nanmedian(arr[:, 2])), 4) if rows else None,
+            "median_p_clean": round(float(np.median(arr[:, 0])), 4) if rows else None,
+            "median_p_corrupted": round(float(np.median(arr[:, 1])), 4) if rows else None}
+
+
+# ---------------------------------------------------------------------------------------------- speech
+
+
+def _range(row: Any, margin: int) -> tuple[int, int]:
+    n = len(row.units)
+    return max(0, int(row.subj_start) - margin), min(n, int(row.subj_end) + margin)
+
+
+def speech_accuracy(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFrame, corpus: pd.DataFrame,
+                    max_new_tokens: int) -> dict[int, bool]:
+    from .prompts import speech_prompt_ids
+
+    attrs = dict(zip(facts["known_id"].astype(int), facts["attribute"].astype(str), strict=True))
+    return {int(r.known_id): _ok(greedy(model, speech_prompt_ids(list(r.units), markers), max_new_tokens,
+                                        tokenizer, markers.non_text()), attrs[int(r.known_id)])
+            for r in corpus.itertuples()}
+
+
+def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFrame, main: pd.DataFrame,
+                     margin: int, draws: int, seed: int, max_new_tokens: int,
+                     margins: Sequence[int] = (0, 2)) -> dict[str, Any]:
+    """Random-unit and swapped-subject ablations on the traced facts' main-rendering speech (module doc)."""
+    from .prompts import speech_prompt_ids
+
+    by_id = facts.set_index("known_id")
+    rows = {int(r.known_id): r for r in main.itertuples()}
+    traced = [k for k in by_id.index[by_id["set"] == "traced"] if k in rows]
+    banned = markers.non_text()
+    rng = np.random.Generator(np.random.PCG64(seed))
+
+    def gen(units: list[int]) -> str:
+        return greedy(model, speech_prompt_ids(units, markers), max_new_tokens, tokenizer, banned)
+
+    random_acc: dict[str, Any] = {}
+    for m in sorted({*margins, margin}):
+        per_draw = []
+        for _ in range(draws):
+            ok = []
+            for k in traced:
+                u = list(rows[k].units)
+                s, e = _range(rows[k], m)
+                u[s:e] = [int(x) for x in rng.integers(0, markers.n_units, e - s)]
+                ok.append(_ok(gen(u), str(by_id.loc[k, "attribute"])))
+            per_draw.append(float(np.mean(ok)))
+        random_acc[str(m)] = {"mean": round(float(np.mean(per_draw)), 4), "per_draw": [round(x, 4) for x in per_draw]}
+    followed, kept_orig, n = 0, 0, 0
+    for k in traced:
+        same = [j for j in by_id.index[(by_id["template"] == by_id.loc[k, "template"]) & (by_id["set"] != "carry")]
+                if j != k and j in rows and by_id.loc[j, "attribute"] != by_id.loc[k, "attribute"]]
+        if not same:
+            continue
+        j = int(same[int(rng.integers(0, len(same)))])
+        u = list(rows[k].units)
+        s, e = _range(rows[k], margin)
+        sj, ej = _range(rows[j], margin)
+        g = gen(u[:s] + list(rows[j].units)[sj:ej] + u[e:])
+        f = _ok(g, str(by_id.loc[j, "attribute"])) and not _ok(g, str(by_id.loc[k, "attribute"]))
+        followed += f
+        kept_orig += _ok(g, str(by_id.loc[k, "attribute"]))
+        n += 1
+    return {"margin": margin, "draws": draws, "n_facts": len(traced),
+            "random_units_accuracy": random_acc[str(margin)]["mean"],
+            "random_units_accuracy_by_margin": random_acc,
+            "swap": {"n": n, "followed": round(followed / n, 4) if n else None,
+                     "kept_original": round(kept_orig / n, 4) if n else None}}
+
+
+def speech_noise_items(tokenizer: Any, markers: Any, facts: pd.DataFrame, main: pd.DataFrame,
+                       margin: int) -> list[tuple[list[int], int, int, int]]:
+    from .prompts import speech_prompt_ids
+
+    attrs = facts.set_index("known_id")["attribute"]
+    items = []
+    for r in main.itertuples():
+        s, e = _range(r, margin)
+        p = markers.n_prefix_speech
+        items.append((speech_prompt_ids(list(r.units), markers), p + s, p + e,
+                      first_target(tokenizer, attrs.loc[int(r.known_id)])))
+    return items
+
+
+def text_noise_items(tokenizer: Any, facts: pd.DataFrame, markers: Any | None) -> list[tuple[list[int], int, int, int]]:
+    out = []
+    for r in facts.itertuples():
+        ids, s, e = text_subject(tokenizer, str(r.prompt), str(r.subject), markers)
+        out.append((ids, s, e, first_target(tokenizer, str(r.attribute))))
+    return out
