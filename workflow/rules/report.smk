@@ -81,8 +81,9 @@ rule report_prompt_plots:
         title=lambda wc: f"Per-prompt causal traces: {model_cfg(wc.model).get('label', wc.model)} "
         f"{MOD_LABEL[wc.modality]}",
         dir=lambda wc, input: str(Path(input[0]).parent),
+        prefix=lambda wc: f"{wc.model}_{wc.modality}_",
     log:
         f"{R}/logs/report/prompts_{{model}}_{{modality}}.log",
     shell:
-        "factrace report-images --dir {params.dir:q} --prefix {wildcards.model}_{wildcards.modality}_ "
+        "factrace report-images --dir {params.dir:q} --prefix {params.prefix:q} "
         "--title {params.title:q} --out {output:q} 2> {log:q}"
