@@ -116,3 +116,10 @@ def test_non_ascii_subject_and_glued_suffix():
     pieces = ["The", " Zü", "rich", "'s", " lake", " is"]
     text, offs = pieces_offsets(pieces)
     assert subject_token_range(offs, text, "Zürich", "The {}'s lake is") == (1, 3)
+
+
+def test_a_whitespace_token_inside_the_subject_belongs_to_it():
+    """Byte-level BPE splits "The iPhone 12" as The / ĠiPhone / Ġ / 1 / 2: the lone space is inside the subject."""
+    text = "The iPhone 12 is made by"
+    offsets = [(0, 3), (3, 10), (10, 11), (11, 12), (12, 13), (13, 16), (16, 21), (21, 24)]
+    assert subject_token_range(offsets, text, "iPhone 12", "The {} is made by") == (1, 5)
