@@ -33,3 +33,15 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+onsuccess:
+    # the end of a run: how many rows of the facts file were left out (read-only; not run by dry runs)
+    _skipped = Path(f"{R}/prompts/skipped_facts.parquet")
+    if _skipped.is_file():
+        import pyarrow.parquet as _pq
+
+        _n = _pq.read_metadata(_skipped).num_rows
+        if _n:
+            logger.warning(f"{_n} problem(s) in {FACTS_PATH}: those facts were skipped (file, row, known_id, "
+                           f"reason in {_skipped})")

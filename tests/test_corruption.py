@@ -74,28 +74,3 @@ def test_read_table_names_the_damaged_file(tmp_path, how):
     assert str(path) in msg and "not a readable Parquet file" in msg and "rerun" in msg
     with pytest.raises(ContractError, match="shard-0000.parquet"):
         io.read_tables([path], "prompts")
-
-
-def test_snakemake_rebuilds_damaged_tables(tmp_path):
-    wd = copy_workflow(tmp_path / "wf")
-    targets = ["results/prompts/shard-0000.parquet", "results/prompts/shard-0001.parquet"]
-    first = snakemake(wd, "--cores", "1", *targets)
-    assert first.returncode == 0, first.stderr[-4000:]
-    originals = {t: io.read_table(wd / t, "prompts") for t in targets}
-
-    _damage(wd / targets[0], "truncated")
-    _damage(wd / targets[1], "garbage")
-    for t in targets:
-        with pytest.raises(ContractError, match=Path(t).name):
-            io.read_table(wd / t, "prompts")
-
-    second = snakemake(wd, "--cores", "1", *targets)
-    assert second.returncode == 0, second.stderr[-4000:]
-    log = second.stdout + second.stderr
-    for t in targets:
-        assert f"{t}: unreadable Parquet" in log, log[-3000:]
-        pd.testing.assert_frame_equal(io.read_table(wd / t, "prompts"), originals[t])
-    assert log.count("rule shard:") == 2, log[-3000:]  # both jobs ran again
-
-    third = snakemake(wd, "-n", "--cores", "1", *targets)
-    assert third.returncode == 0 and "Nothing to be done" in third.stdout + third.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_corruption import copy_workflow, snakemake
-from test_paper_config import CHECKPOINTS
+from test_paper_config import place_checkpoint_placeholders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,8 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     wd = copy_workflow(tmp_path_factory.mktemp("lint"))
-    for c in CHECKPOINTS:
-        (wd / c).mkdir(parents=True)
+    place_checkpoint_placeholders(wd)
     return wd
 
 

@@ -37,20 +37,25 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def paper_dir(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("paper")
-    copy_workflow(wd)
+def place_checkpoint_placeholders(wd: Path) -> None:
+    """Empty files where the paper config's checkpoints must be (a dry run or lint never opens them)."""
     import yaml
     from factrace.models.checkpoints import required_checkpoints
 
     for c in required_checkpoints(yaml.safe_load((wd / "config" / "paper.yaml").read_text())):
         if c.made_by_workflow:
             continue
-        (wd / c.path).mkdir(parents=True, exist_ok=True)  # placeholders: a dry run never opens them
+        (wd / c.path).mkdir(parents=True, exist_ok=True)
         for f in c.files:
             (wd / c.path / f).parent.mkdir(parents=True, exist_ok=True)
             (wd / c.path / f).touch()
+
+
+@pytest.fixture(scope="module")
+def paper_dir(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("paper")
+    copy_workflow(wd)
+    place_checkpoint_placeholders(wd)
     return wd
 
 

@@ -133,7 +133,7 @@ def model_cfg(name):
 
 
 def model_path(name):
-    """Where a model's checkpoint is: `{results}/models/<converted|trained>/<name>` when a rule of this workflow
+    """Where a model's checkpoint is: `{results}/models/<converted|backbone|trained>/<name>` when a rule of this workflow
     builds it (`convert:`), the configured `models.<name>.path` otherwise. The one place that derives model paths."""
     m = model_cfg(name)
     if m.get("convert"):
@@ -158,7 +158,7 @@ if not os.environ.get("FACTRACE_PLAN_ONLY"):  # `factrace plan` counts jobs with
 
 
 BUILT_MODEL_DIRS = {  # models.smk, speechlm.smk
-    "smollm2-gguf": "converted", "speechlm-backbone": "trained", "speechlm-offline": "trained",
+    "smollm2-gguf": "converted", "speechlm-backbone": "backbone", "speechlm-offline": "trained",
 }
 
 
@@ -241,7 +241,7 @@ def table_targets():
         if m.get("convert"):
             out.append(model_path(name))
         if m.get("convert") in ("speechlm-backbone", "speechlm-offline"):
-            out.append(f"{R}/speechlm/{name}/eval.json")
+            out.append(speechlm_eval_json(name))
     for name, mod in model_modalities():
         out += shard_paths(f"{R}/filter/{name}/{mod}/shard-{{shard}}.parquet")
         out.append(f"{R}/noise/{name}/{mod}.json")
@@ -259,18 +259,6 @@ def table_targets():
     return out
 
 
-onsuccess:
-    # the end of a run: how many rows of the facts file were left out (read-only; not run by dry runs)
-    _skipped = Path(f"{R}/prompts/skipped_facts.parquet")
-    if _skipped.is_file():
-        import pyarrow.parquet as _pq
-
-        _n = _pq.read_metadata(_skipped).num_rows
-        if _n:
-            logger.warning(f"{_n} problem(s) in {FACTS_PATH}: those facts were skipped (file, row, known_id, "
-                           f"reason in {_skipped})")
-
-
 # ---- speech (speech.smk): backends from config `speech:`
 TTS = SPEECH.get("tts", {})
 ASR = SPEECH.get("asr", {})
@@ -278,6 +266,22 @@ ALIGN = SPEECH.get("alignment", {})
 UNITS = SPEECH.get("units", {})
 UNITS_BACKEND = UNITS.get("backend", "mfcc-kmeans")
 ALIGN_METHOD = ALIGN.get("method", "espeak-onsets")
+
+from factrace.speech.tts_params import TTSConfigError, tts_options  # noqa: E402
+
+try:
+    TTS_OPTS = tts_options(TTS)
+except TTSConfigError as err:
+    raise WorkflowError(str(err)) from None
+for _w in TTS_OPTS.warnings:
+    logger.warning(f"config: {_w}")
+# eSpeak's voice:rate:pitch, the speech LM's main rendering (speechlm.smk)
+ESPEAK_RENDERING = "{voice}:{rate}:{pitch}".format(**tts_options({**TTS, "backend": "espeak"}).options)
+
+
+def melotts_dir(wc):
+    """The MeloTTS worker's output for the shard (rule tts_melotts), for the melotts backend only."""
+    return [f"{R}/speech/melotts/shard-{wc.shard}"] if TTS_OPTS.backend == "melotts" else []
 
 
 def speech_models():
@@ -419,8 +423,14 @@ def figure2_rows():
     return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
 
 
+def speechlm_eval_json(name):
+    """The build's evaluation of an offline speech LM stage (speechlm.smk)."""
+    stage = "backbone_eval" if model_cfg(name).get("convert") == "speechlm-backbone" else "eval"
+    return f"{R}/speechlm/{name}/{stage}.json"
+
+
 def converted_models(kind):
-    """Wildcard constraint: the names of the models that a rule builds with `convert: kind`."""
+    """Wildcard constraint: the names of the models built with `convert: kind` (a regex)."""
     return "|".join(n for n, m in config["models"].items() if m.get("convert") == kind) or "^$"
 
 

@@ -3,6 +3,7 @@
 # light rules (seconds, tables only) run on the submitting host under a cluster profile, not as jobs
 localrules:
     shard,
+    skipped_facts,
 
 
 if config["facts"].get("url"):

@@ -1,6 +1,15 @@
 # Report pages: the result tables and the per-prompt trace plots as HTML, shown inline by `snakemake --report`.
 
 
+# light rules (HTML from small tables) run on the submitting host under a cluster profile, not as jobs
+localrules:
+    report_qc,
+    report_effects,
+    report_alignment,
+    report_speechlm_eval,
+    report_prompt_plots,
+
+
 rule report_qc:
     """Every fact's fate per model and modality, and the counts per stage."""
     conda:
@@ -56,7 +65,7 @@ rule report_speechlm_eval:
     conda:
         "../../envs/factrace.yaml"
     input:
-        f"{R}/speechlm/{{model}}/eval.json",
+        lambda wc: speechlm_eval_json(wc.model),
     output:
         report(f"{R}/report/speechlm_eval_{{model}}.html", caption="../report/speechlm.rst", category="Speech LM",
                labels={"model": "{model}"}),

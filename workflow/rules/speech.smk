@@ -8,23 +8,6 @@ localrules:
     alignment_disagreement,
     speech_figures,
 
-from factrace.speech.tts_params import TTSConfigError, tts_options  # noqa: E402
-
-try:
-    TTS_OPTS = tts_options(TTS)
-except TTSConfigError as err:
-    raise WorkflowError(str(err)) from None
-for _w in TTS_OPTS.warnings:
-    logger.warning(f"config: {_w}")
-# eSpeak's voice:rate:pitch, the speech LM's main rendering (speechlm.smk)
-ESPEAK_RENDERING = "{voice}:{rate}:{pitch}".format(**tts_options({**TTS, "backend": "espeak"}).options)
-
-
-def melotts_dir(wc):
-    """The MeloTTS worker's output for the shard (rule tts_melotts), for the melotts backend only."""
-    return [f"{R}/speech/melotts/shard-{wc.shard}"] if TTS_OPTS.backend == "melotts" else []
-
-
 rule tts_melotts:
     """MeloTTS in its own environment (it pins transformers==4.27.4, which the tracing stack cannot share):
     a small module that needs only melo, soundfile, numpy and pyarrow writes WAVs at MeloTTS's rate. In the

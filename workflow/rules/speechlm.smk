@@ -15,8 +15,8 @@ rule build_speechlm_backbone:
         facts=ancient(FACTS_PATH),
         extra=SPEECHLM.get("extra_facts", "resources/speechlm/extra_facts.json"),
     output:
-        model=directory(f"{R}/models/trained/{{model}}"),
-        eval=f"{R}/speechlm/{{model}}/eval.json",  # shown in the report as HTML (report.smk)
+        model=directory(f"{R}/models/backbone/{{model}}"),
+        eval=f"{R}/speechlm/{{model}}/backbone_eval.json",  # shown in the report as HTML (report.smk)
     params:
         steps=SPEECHLM.get("backbone_steps", 600),
         seed=SEED,

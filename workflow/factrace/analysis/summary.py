@@ -97,10 +97,10 @@ def _speech(res: Path) -> Table | None:
             rows.append([f"word onsets, {r.method} vs {r.reference}",
                          f"median {_g(r.median_ms)} ms, p95 {_g(r.p95_ms)} ms ({r.n} words)"])
         sources.append("results/speech/alignment_disagreement.tsv")
-    for ev in sorted(res.glob("speechlm/*/eval.json")):
+    for ev in sorted(res.glob("speechlm/*/*eval.json")):  # backbone_eval.json (stage 1), eval.json (stage 2)
         for key, val in _flatten(json.loads(ev.read_text())):
             rows.append([f"speech LM {ev.parent.name} build: {key}", _g(val, 4)])
-        sources.append(f"results/speechlm/{ev.parent.name}/eval.json")
+        sources.append(f"results/speechlm/{ev.parent.name}/{ev.name}")
     return _table(["what", "measured"], rows, sources) if rows else None
 
 
