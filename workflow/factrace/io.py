@@ -40,12 +40,17 @@ def file_mode() -> int:
 
 
 def apply_umask(root: str | os.PathLike[str]) -> None:
-    """Give every file under ``root`` (or ``root`` itself) the umask's mode: some writers (safetensors) make 0600."""
+    """Give every file and directory under ``root`` (or ``root`` itself) the umask's mode: some writers make 0600
+    files (safetensors) or 0700 directories (temporary staging directories)."""
     root = Path(root)
-    mode = file_mode()
+    mode, dir_mode = file_mode(), 0o777 & ~current_umask()
     for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
-        if path.is_file() and not path.is_symlink():
+        if path.is_symlink():
+            continue
+        if path.is_file():
             os.chmod(path, mode)
+        elif path.is_dir():
+            os.chmod(path, dir_mode)
 
 
 @contextlib.contextmanager
