@@ -115,8 +115,6 @@ def drill(tmp_path_factory) -> Drill:
     cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
     cfg["facts"]["path"] = "facts.json"
     cfg["results"] = RESULTS
-    for m in cfg["models"].values():
-        m["path"] = m["path"].replace("results", RESULTS, 1)
     (wd / "config" / "drill.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     cfg["tracing"]["samples"] = 3
     (wd / "config" / "drill-samples3.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -297,13 +295,15 @@ def _kill_trace_job(drill: Drill, target: str, parts: Path, configfile: str = "c
 
 
 def _traced_window(drill: Drill) -> tuple[str, int]:
-    """A trace window of shard 0000 with at least two facts (so that the kill lands between them)."""
-    for model, mod, lo, hi in (("smollm2", "t2t", 0, 15), ("speechlm", "t2t", 0, 4), ("speechlm", "s2t", 0, 4)):
-        rel = f"trace/{model}/{mod}/mlp/shard-0000/layers-{lo}-{hi}.parquet"
+    """The first kind's trace table of shard 0000 with at least two facts (so that the kill lands between them).
+
+    One trace job per (model, modality, shard) traces every kind in turn, the first kind first."""
+    for model, mod in (("smollm2", "t2t"), ("speechlm", "t2t"), ("speechlm", "s2t")):
+        rel = f"trace/{model}/{mod}/hidden/shard-0000.parquet"
         n = drill.tables[rel]["known_id"].nunique()
         if n >= 2:
             return rel, n
-    raise AssertionError("no trace window of shard 0000 has two facts: the tiny facts changed?")
+    raise AssertionError("no trace table of shard 0000 has two facts: the tiny facts changed?")
 
 
 def test_killed_trace_job_under_other_samples_does_not_mix_parts(drill: Drill):
@@ -331,9 +331,8 @@ def test_killed_trace_job_resumes_its_finished_facts(drill: Drill):
     finished = len(list(parts.glob("known_*.parquet")))
     assert 1 <= finished < n
     snakemake(drill.wd, str(Path(RESULTS) / rel), "--cores", "1")
-    model, mod, kind, shard, window = rel[len("trace/"):].split("/")
-    lo_hi = window[len("layers-"):-len(".parquet")]
-    log = drill.path(f"logs/trace/{model}/{mod}/{kind}/{shard[len('shard-'):]}-{lo_hi}.log").read_text()
+    model, mod, _kind, shard = rel[len("trace/"):].split("/")
+    log = drill.path(f"logs/trace/{model}/{mod}/{shard[len('shard-'):-len('.parquet')]}.log").read_text()
     assert log.count("resumed from") == finished, log[-3000:]
     assert log.count("p_clean=") == n - finished
     pd.testing.assert_frame_equal(pd.read_parquet(out), drill.tables[rel], check_exact=True)
