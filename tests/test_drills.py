@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.drill]
@@ -41,15 +42,6 @@ BAD_ROWS = [  # one bad row of each class: skipped with its reason, the other fa
      "prompt": "The capital of Japan is", "relation_id": "P36"},  # non-string attribute
 ]
 CLEAN_PATH = "/usr/bin:/bin"  # no venv: `factrace` must not come from PATH
-
-
-def copy_workflow(dest: Path) -> None:
-    for name in ("Snakefile", "workflow", "config", "profiles", "resources", "envs", ".test"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
 
 
 def _env() -> dict[str, str]:
