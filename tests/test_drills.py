@@ -56,7 +56,8 @@ def _umask022() -> None:
 
 def snakemake_argv(*args: str, configfile: str = "config/drill.yaml") -> list[str]:
     exe = Path(sys.executable).with_name("snakemake")  # .venv/bin/snakemake, by its absolute path
-    return [str(exe), "--configfile", configfile, *args]
+    # --configfile takes several files: it goes last, so that a target given in ``args`` stays a target
+    return [str(exe), *args, "--configfile", configfile]
 
 
 def snakemake(wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

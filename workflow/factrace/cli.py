@@ -237,7 +237,8 @@ def cmd_qc(args: argparse.Namespace) -> None:
     with io.atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     if args.fates:
-        io.write_table(fates, args.fates, None, {"stage": "qc_fates"})
+        params = {"max_facts_per_shard": args.max_facts_per_shard}
+        io.write_table(fates, args.fates, None, _provenance("qc_fates", params))
     log.info("QC:\n%s", table.to_string(index=False))
 
 
