@@ -107,7 +107,7 @@ def test_factrace_plan_on_the_tiny_config(tiny_dir: Path):
     dry = _snakemake(tiny_dir, "-n", "--profile", "profiles/slurm", "--configfile", cfg)
     per_rule = Counter(rule for rule, _wc in _jobs(dry).elements())
     assert plan["jobs_per_rule"] == dict(per_rule) and plan["jobs"] == sum(per_rule.values())
-    assert plan["jobs_per_rule"]["trace"] == 6  # 2 shards x (smollm2 T->T, speech LM T->T and S->T)
+    assert plan["jobs_per_rule"]["trace"] == 8  # 2 shards x (SmolLM2, backbone T->T; speech LM T->T and S->T)
     assert plan["model_loads"] == sum(per_rule[r] for r in ("filter", "noise_scale", "trace", "modality_gap"))
     assert plan["estimated_gpu_hours"] == 0 and plan["requested_over_estimated"] is None  # CPU config: no model
     assert "no GPU throughput" in proc.stdout
