@@ -56,14 +56,15 @@ def test_models_are_built_under_results_from_a_clean_directory(tmp_path: Path):
     wd.mkdir()
     copy_workflow(wd)
     user_config(wd, res)
-    proc = snakemake(wd, "-n", "--configfile", "my_config.yaml")
+    proc = snakemake(wd, "-n", "--printshellcmds", "--configfile", "my_config.yaml")
     jobs = _planned_jobs(proc.stdout)
-    assert jobs["convert_model"] == 1 and jobs["build_speechlm"] == 1
+    assert jobs["convert_model"] == 1 and jobs["build_speechlm"] == 1 and jobs["build_speechlm_backbone"] == 1
     outs = "\n".join(outputs_of(proc.stdout))
-    assert f"{res}/models/smollm2" in outs and f"{res}/models/speechlm" in outs
+    assert f"{res}/models/converted/smollm2" in outs and f"{res}/models/trained/speechlm" in outs
+    assert f"{res}/models/backbone/speechlm_backbone" in outs
     assert f"{res}/speechlm/speechlm/eval.json" in outs
     # the jobs read the models where they are built
-    assert f'"path": "{res}/models/speechlm"' in proc.stdout and "results/models" not in proc.stdout
+    assert f'"path": "{res}/models/trained/speechlm"' in proc.stdout and "results/models" not in proc.stdout
 
 
 def test_a_speech_lm_in_the_default_results_directory_is_not_reused(tmp_path: Path):
@@ -71,7 +72,7 @@ def test_a_speech_lm_in_the_default_results_directory_is_not_reused(tmp_path: Pa
     wd, res = tmp_path / "wd", tmp_path / "elsewhere"
     wd.mkdir()
     copy_workflow(wd)
-    for name in ("smollm2", "speechlm"):
+    for name in ("converted/smollm2", "backbone/speechlm_backbone", "trained/speechlm"):
         (wd / "results" / "models" / name).mkdir(parents=True)
         (wd / "results" / "models" / name / "config.json").write_text("{}")
     user_config(wd, res)
