@@ -109,7 +109,7 @@ def user_run(tmp_path_factory) -> tuple[Path, Path]:
 def test_the_run_writes_under_results_and_trains_on_the_users_facts(user_run):
     wd, res = user_run
     assert not (wd / "results").exists()
-    vocab = json.loads((res / "models" / "speechlm" / "tokenizer.json").read_text())["model"]["vocab"]
+    vocab = json.loads((res / "models" / "trained" / "speechlm" / "tokenizer.json").read_text())["model"]["vocab"]
     assert {"tokyo", "colosseum"} <= set(vocab)  # the user's facts, not the shipped ones
     assert (res / "speechlm" / "speechlm" / "eval.json").exists()
     assert (res / "figures" / "figure2.png").exists()

@@ -59,7 +59,8 @@ def workdir(tiny_local_run: Path) -> Path:
 
 def test_run_writes_tables_and_figures(workdir: Path):
     res = workdir / "results"
-    assert sorted(p.name for p in (res / "prompts").glob("*.parquet")) == ["shard-0000.parquet", "shard-0001.parquet"]
+    assert sorted(p.name for p in (res / "prompts").glob("shard-*.parquet")) == ["shard-0000.parquet",
+                                                                                "shard-0001.parquet"]
     filt = pd.concat(pd.read_parquet(p) for p in (res / "filter/smollm2/t2t").glob("*.parquet"))
     assert filt["kept"].sum() >= 2, filt
     trace = pd.read_parquet(res / "trace/smollm2/t2t/hidden/shard-0000.parquet")

@@ -26,11 +26,11 @@ rule compare:
         combine=config.get("aggregate", {}).get("combine", "mean"),
         seed=SEED,
         outdir=lambda wc, output: str(Path(output.peaks).parent),
-        traces=lambda wc, input: ["--traces", *input.traces] if input.traces else [],
     log:
         f"{R}/logs/compare.log",
     shell:
-        "factrace compare --aie {input.aie:q} --rows {params.rows:q} {params.traces:q} --n-perm {params.n_perm:q} "
+        "factrace compare --aie {input.aie:q} --rows {params.rows:q} --traces {input.traces:q} "
+        "--n-perm {params.n_perm:q} "
         "--exact-max-n {params.exact_max_n:q} --min-facts {params.min_facts:q} "
         "--combine {params.combine:q} --seed {params.seed:q} --figure {output.figure:q} "
         "--figure-signed {output.signed:q} --outdir {params.outdir:q} 2> {log:q}"
