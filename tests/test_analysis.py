@@ -14,12 +14,12 @@ from factrace.analysis import (
     holm,
     layer_bands,
     log_aie,
-    paired_permutation_tests,
     peak_effects,
     prompt_category_effects,
     sign_flip_test,
 )
 from factrace.analysis.aie import category_masks
+from factrace.analysis.stats import paired_tests
 from factrace.contracts import violations
 from factrace.tracing.categories import AIE_CATEGORIES, CATEGORIES, categories_of, primary_category
 from scipy import stats as sps
@@ -58,7 +58,7 @@ def test_category_masks_match_categories_of():
 
 
 def test_aie_known_answer_with_one_token_subject():
-    out = aie_table(tiny_trace(), n_boot=200, seed=1)
+    out = aie_table(tiny_trace(), combine="mean", n_boot=200, seed=1)
     assert violations(out, "aie") == []
     got = out.set_index("category")
     assert list(out["category"]) == list(AIE_CATEGORIES)  # ROME order, then the prediction position
@@ -78,8 +78,8 @@ def test_aie_known_answer_with_one_token_subject():
 def test_aie_is_seeded_and_groups_independent():
     tr = tiny_trace()
     more = tr.assign(kind="mlp", p_restored=tr["p_restored"] * 0.5)
-    a = aie_table(tr, n_boot=100, seed=3)
-    b = aie_table(pd.concat([more, tr]), n_boot=100, seed=3)
+    a = aie_table(tr, combine="mean", n_boot=100, seed=3)
+    b = aie_table(pd.concat([more, tr]), combine="mean", n_boot=100, seed=3)
     b = b[b["kind"] == "hidden"].reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
 
@@ -152,7 +152,7 @@ def test_collapse_speech_positions(combine, expected):
 
 def test_collapse_leaves_text_rows_alone_and_rejects_bad_rule():
     tr = tiny_trace()
-    out = collapse_speech_positions(pd.concat([tr, speech_trace()], ignore_index=True))
+    out = collapse_speech_positions(pd.concat([tr, speech_trace()], ignore_index=True), "mean")
     assert len(out[out["modality"] == "t2t"]) == len(tr)
     assert len(out[out["modality"] == "s2t"]) == 4
     with pytest.raises(ValueError):
@@ -166,16 +166,16 @@ def test_sign_flip_uniform_under_null_and_small_under_shift():
         base = rng.normal(size=25)
         a = base + rng.laplace(scale=0.5, size=25)
         b = base + rng.laplace(scale=0.5, size=25)
-        ps.append(sign_flip_test(a - b, n_perm=499, seed=rng))
+        ps.append(sign_flip_test(a - b, n_perm=499, seed=rng, exact_max_n=20))
     ps = np.array(ps)
     assert sps.kstest(ps, "uniform").pvalue > 0.01
     frac = (ps < 0.05).mean()
     bound = 3 * np.sqrt(0.05 * 0.95 / 200)
     assert abs(frac - 0.05) < bound
     d = rng.normal(1.0, 1.0, size=25)
-    assert sign_flip_test(d, n_perm=499, seed=0) == pytest.approx(1 / 500)
-    assert sign_flip_test(np.zeros(10), n_perm=99, seed=0) == 1.0
-    assert np.isnan(sign_flip_test(np.array([]), n_perm=10))
+    assert sign_flip_test(d, n_perm=499, seed=0, exact_max_n=20) == pytest.approx(1 / 500)
+    assert sign_flip_test(np.zeros(10), n_perm=99, seed=0, exact_max_n=20) == 1.0
+    assert np.isnan(sign_flip_test(np.array([]), n_perm=10, exact_max_n=20))
 
 
 def test_holm_hand_computed():
@@ -212,7 +212,7 @@ def _effects(rng, shift_band_layers=(6, 7, 8)):
 
 
 def test_paired_permutation_tests_table():
-    res = paired_permutation_tests(_effects(np.random.default_rng(0)), n_perm=999, seed=0)
+    res = paired_tests(_effects(np.random.default_rng(0)), n_perm=999, seed=0, exact_max_n=20).tests
     assert set(res["model"]) == {"slm"}
     assert len(res) == 2 * 3
     assert (res["n"] == 30).all()
@@ -222,7 +222,7 @@ def test_paired_permutation_tests_table():
     others = res.drop(index=late.name)
     assert (others["p_holm"] >= others["p_value"]).all()
     assert not others["reject"].any()
-    again = paired_permutation_tests(_effects(np.random.default_rng(0)), n_perm=999, seed=0)
+    again = paired_tests(_effects(np.random.default_rng(0)), n_perm=999, seed=0, exact_max_n=20).tests
     pd.testing.assert_frame_equal(res, again)
 
 
@@ -279,9 +279,9 @@ def test_figures_write_png_and_pdf(tmp_path):
     one = pd.concat([one.assign(layer=L, kind=k, p_restored=one["p_restored"] * (1 + 0.1 * L))
                      for L in range(4) for k in ("hidden", "mlp")])  # attn missing -> "no data" panel
     _assert_written(figures.prompt_trace_plot(one, ["The", "Eiffel", "Tower", "is", "in", "the", "city"],
-                                              tmp_path / "prompt"))
+                                              tmp_path / "prompt", combine="mean"))
     sp = speech_trace()
-    _assert_written(figures.prompt_trace_plot(sp, ["Paris", "is", "in"], tmp_path / "prompt_s2t"))
+    _assert_written(figures.prompt_trace_plot(sp, ["Paris", "is", "in"], tmp_path / "prompt_s2t", combine="mean"))
 
     rng = np.random.default_rng(0)
     gap = pd.DataFrame([
@@ -299,7 +299,7 @@ def test_figures_write_png_and_pdf(tmp_path):
 
 
 def test_prompt_category_effects_columns():
-    eff = prompt_category_effects(tiny_trace())
+    eff = prompt_category_effects(tiny_trace(), "mean")
     assert list(eff.columns) == ["known_id", "model", "modality", "kind", "layer", "category", "ie",
                                  "n_positions"]
     mid = eff[(eff["known_id"] == 2) & (eff["category"] == "middle subject")].iloc[0]

@@ -47,7 +47,7 @@ def text_rows(known_id=7, ies=(0.0, 0.3, 0.1, 0.6), layer=0, kind="hidden", mode
 
 
 def test_s2t_prediction_position_is_not_averaged_into_the_last_token():
-    aie = aie_table(speech_rows(), n_boot=10).set_index("category")
+    aie = aie_table(speech_rows(), combine="mean", n_boot=10).set_index("category")
     # last token = the speech tokens of the last word only (0.1, 0.3); the [Text] marker is `prediction`
     assert aie.loc["last token", "aie"] == pytest.approx(0.2)
     assert aie.loc["prediction", "aie"] == pytest.approx(0.9)
@@ -59,19 +59,19 @@ def test_s2t_prediction_position_is_not_averaged_into_the_last_token():
 def test_s2t_prediction_found_when_the_marker_maps_to_no_text_token():
     rows = speech_rows()
     rows.loc[rows["position"] == 8, "text_token_index"] = -1  # tracing.text_marker = "none"
-    aie = aie_table(rows, n_boot=10).set_index("category")
+    aie = aie_table(rows, combine="mean", n_boot=10).set_index("category")
     assert aie.loc["prediction", "aie"] == pytest.approx(0.9)
     assert aie.loc["last token", "aie"] == pytest.approx(0.2)
 
 
 def test_t2t_has_both_categories_on_the_same_cells():
-    aie = aie_table(text_rows(), n_boot=10).set_index("category")
+    aie = aie_table(text_rows(), combine="mean", n_boot=10).set_index("category")
     assert list(aie.index) == [c for c in AIE_CATEGORIES if c not in ("middle subject", "further tokens")]
     assert aie.loc["prediction", "aie"] == aie.loc["last token", "aie"] == pytest.approx(0.6)
     assert aie.loc["prediction", "same_cells_as"] == "last token"
     assert aie.loc["last token", "same_cells_as"] == "prediction"
     many = pd.concat([text_rows(k, ies=(0.0, 0.3, 0.1, 0.1 * k)) for k in range(6)])
-    both = aie_table(many, n_boot=50, seed=2).set_index("category")
+    both = aie_table(many, combine="mean", n_boot=50, seed=2).set_index("category")
     cols = ["aie", "ci_low", "ci_high", "n"]  # one set of cells: one CI, not two bootstraps of the same data
     pd.testing.assert_series_equal(both.loc["prediction", cols], both.loc["last token", cols], check_names=False)
 
@@ -120,17 +120,17 @@ def test_category_ratios_compare_the_same_cells():
 # ------------------------------------------------------------------------------------------ 3. tests
 def test_exact_sign_flip_hand_cases():
     # d = (1, 2, 3): |sums| of the 8 sign vectors are 6, 4, 2, 0, 0, 2, 4, 6 -> two reach 6: p = 2/8
-    r = sign_flip(np.array([1.0, 2.0, 3.0]))
+    r = sign_flip(np.array([1.0, 2.0, 3.0]), 10_000, exact_max_n=20)
     assert (r.p_value, r.method, r.n_perm) == (0.25, "exact", 8)
-    assert sign_flip(np.ones(4)).p_value == 2 / 16
-    assert sign_flip(np.array([2.0])).p_value == 1.0  # one fact: both flips as extreme
+    assert sign_flip(np.ones(4), 10_000, exact_max_n=20).p_value == 2 / 16
+    assert sign_flip(np.array([2.0]), 10_000, exact_max_n=20).p_value == 1.0  # one fact: both flips as extreme
     # 16 facts, all positive: p = 2 / 2^16, far below what 2000 random flips can give
-    r16 = sign_flip(np.arange(1.0, 17.0))
+    r16 = sign_flip(np.arange(1.0, 17.0), 10_000, exact_max_n=20)
     assert r16.p_value == pytest.approx(2 / 65536) and r16.n_perm == 65536
     # d = (1, -1, 2, 0.5): |sum| = 2.5; sums >= 2.5 in absolute value: by brute force
     d = np.array([1.0, -1.0, 2.0, 0.5])
     brute = np.mean([abs(np.dot(s, d)) >= 2.5 - 1e-12 for s in itertools.product((1, -1), repeat=4)])
-    assert sign_flip(d).p_value == pytest.approx(brute)
+    assert sign_flip(d, 10_000, exact_max_n=20).p_value == pytest.approx(brute)
 
 
 def test_exact_matches_brute_force_and_monte_carlo_above_the_limit():
@@ -138,8 +138,8 @@ def test_exact_matches_brute_force_and_monte_carlo_above_the_limit():
     d = rng.normal(0.3, 1.0, size=11)
     obs = abs(d.sum())
     brute = np.mean([abs(np.dot(s, d)) >= obs - 1e-9 for s in itertools.product((1, -1), repeat=11)])
-    assert sign_flip(d).p_value == pytest.approx(brute)
-    mc = sign_flip(rng.normal(size=25), n_perm=999, seed=0)
+    assert sign_flip(d, 10_000, exact_max_n=20).p_value == pytest.approx(brute)
+    mc = sign_flip(rng.normal(size=25), n_perm=999, seed=0, exact_max_n=20)
     assert mc.method == "monte carlo" and mc.n_perm == 999
     assert sign_flip(d, exact_max_n=5, n_perm=500, seed=1).method == "monte carlo"
 
@@ -163,7 +163,7 @@ def _effects_for_tests() -> pd.DataFrame:
 
 
 def test_paired_tests_drop_duplicates_zeros_and_small_n_then_holm():
-    res = paired_tests(_effects_for_tests(), bands={"all": (0, 2)}, min_facts=3)
+    res = paired_tests(_effects_for_tests(), bands={"all": (0, 2)}, min_facts=3, n_perm=10_000, exact_max_n=20)
     t, d = res.tests, res.dropped
     assert sorted(t["category"]) == ["last subject", "last token"]
     reasons = dict(zip(d["category"], d["reason"]))
@@ -191,7 +191,7 @@ def test_figure2_shows_n_per_category_and_counts_negative_and_floored_cells(tmp_
 
     sub = aie[aie["modality"] == "t2t"]
     assert _row_labels(sub, ["middle subject", "last token"]) == ["middle subject (n=1)", "last token (n=8)"]
-    text = aie_table(text_rows(), n_boot=5)
+    text = aie_table(text_rows(), combine="mean", n_boot=5)
     assert _row_labels(text, ["prediction"]) == ["prediction = last token (n=1)"]
 
 
@@ -257,8 +257,8 @@ def test_streamed_effects_equal_the_in_memory_ones(tmp_path):
         f = tmp_path / f"t{i}.parquet"
         pd.concat(frames, ignore_index=True).assign(token="x").to_parquet(f)
         files.append(f)
-    whole = prompt_category_effects(pd.concat(parts, ignore_index=True))
-    streamed = effects_from_traces(files)
+    whole = prompt_category_effects(pd.concat(parts, ignore_index=True), "mean")
+    streamed = effects_from_traces(files, "mean")
     key = ["model", "modality", "kind", "known_id", "layer", "category"]
     pd.testing.assert_frame_equal(
         streamed.sort_values(key).reset_index(drop=True), whole.sort_values(key).reset_index(drop=True),

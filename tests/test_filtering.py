@@ -263,7 +263,7 @@ def _prompts_df() -> pd.DataFrame:
 
 
 def test_filter_facts_contract_on_tiny_model(tiny_model, tiny_tokenizer) -> None:
-    df = filter_facts(tiny_model, tiny_tokenizer, _prompts_df(), "tiny", max_new_tokens=3)
+    df = filter_facts(tiny_model, tiny_tokenizer, _prompts_df(), "tiny", "t2t", max_new_tokens=3)
     assert violations(df, "filter") == []
     assert df["known_id"].tolist() == [3, 1, 7]
     assert set(df["match"]) <= {"exact", "partial", "none"}
@@ -276,7 +276,7 @@ def test_filter_facts_contract_on_tiny_model(tiny_model, tiny_tokenizer) -> None
 def test_filter_facts_decision(monkeypatch: pytest.MonkeyPatch, tiny_model, tiny_tokenizer) -> None:
     canned = [" rome , italy", " the city of paris", " rome"]
     monkeypatch.setattr(gen_mod, "greedy_generate", lambda *a, **k: list(canned))
-    df = filter_facts(tiny_model, tiny_tokenizer, _prompts_df(), "tiny", modality="s2t")
+    df = filter_facts(tiny_model, tiny_tokenizer, _prompts_df(), "tiny", modality="s2t", max_new_tokens=8)
     assert df["match"].tolist() == ["exact", "partial", "none"]
     assert df["kept"].tolist() == [True, True, False]
     assert df["reason"].tolist() == ["", "", gen_mod.REASON_NO_MATCH]
@@ -286,7 +286,7 @@ def test_filter_facts_decision(monkeypatch: pytest.MonkeyPatch, tiny_model, tiny
 
 def test_filter_facts_missing_column(tiny_model, tiny_tokenizer) -> None:
     with pytest.raises(ValueError, match="attribute"):
-        filter_facts(tiny_model, tiny_tokenizer, _prompts_df().drop(columns=["attribute"]), "tiny")
+        filter_facts(tiny_model, tiny_tokenizer, _prompts_df().drop(columns=["attribute"]), "tiny", "t2t", 8)
 
 
 # ---------------------------------------------------------------------------------------- offline facts file

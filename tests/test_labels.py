@@ -62,12 +62,12 @@ def ytick_labels(monkeypatch):
 
 def test_text_prompt_plot_shows_decoded_tokens(tmp_path, ytick_labels):
     tokens = ["The", "ĠS", "Ã£o", "ĠPaulo", "Ġis"]
-    prompt_trace_plot(_trace(tokens, list(range(5)), "t2t", (1, 4)), tokens, tmp_path / "t.png")
+    prompt_trace_plot(_trace(tokens, list(range(5)), "t2t", (1, 4)), tokens, tmp_path / "t.png", combine="mean")
     assert ytick_labels[0] == ["The", "S*", "ão*", "Paulo*", "is"]
 
 
 def test_speech_prompt_plot_shows_units_with_their_words(tmp_path, ytick_labels):
     tokens = ["<s>", "[Speech]", "[Hu3]", "[Hu9]", "[Hu1]", "[Text]"]
     df = _trace(tokens, [-1, -1, 0, 1, 1, 2], "s2t", (3, 5))
-    prompt_trace_plot(df, tokens, tmp_path / "s.png", text_tokens={0: "ĠThe", 1: "São", 2: "Ġis"})  # a word vocabulary
+    prompt_trace_plot(df, tokens, tmp_path / "s.png", combine="mean", text_tokens={0: "ĠThe", 1: "São", 2: "Ġis"})  # a word vocabulary
     assert ytick_labels[0] == ["<s>", "[Speech]", "[Hu3] The", "[Hu9] São*", "[Hu1] São*", "[Text]"]

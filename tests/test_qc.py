@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 import pytest
-from factrace import cli
+from factrace.analysis import commands as cli
 from factrace.io import read_table, write_table
 from factrace.qc import fact_fates
 

@@ -91,11 +91,11 @@ def write_trace_inputs(root: Path, facts: list[dict] = FACTS, shard_size: int = 
 def trace_argv(model_dir: Path, inputs: dict[str, Path], out: Path, *, kind: str = "hidden", samples: int = 3,
                max_rows: int = 64, seed: int = 1) -> list[str]:
     return [
-        "trace", "--model", "tiny", "--model-spec", model_spec(model_dir), "--modality", "t2t", "--kind", kind,
+        "trace", "--model", "tiny", "--model-spec", model_spec(model_dir), "--modality", "t2t",
+        "--kind-settings", json.dumps([[kind, {"samples": samples, "seed": seed, "window": 3}]]),
         "--layer-lo", "0", "--layer-hi", str(N_LAYERS), "--prompts", str(inputs["prompts"]),
-        "--filter", str(inputs["filter"]), "--noise", str(inputs["noise"]), "--samples", str(samples),
-        "--window", "3", "--seed", str(seed), "--engine", "reference", "--max-rows", str(max_rows),
-        "--out", str(out),
+        "--filter", str(inputs["filter"]), "--noise", str(inputs["noise"]), "--engine", "reference",
+        "--max-rows", str(max_rows), "--out", str(out),
     ]
 
 

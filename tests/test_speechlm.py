@@ -6,9 +6,6 @@ marker ids ([Text]=32000, [Speech]=32001, [Hu0]=32002..), one in the offline spe
 
 from __future__ import annotations
 
-import argparse
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,8 +148,7 @@ def test_filter_speech_rows_and_reasons(speech_lm, tmp_path) -> None:
     from factrace.speechlm.filtering import filter_speech, filter_text, greedy_ids
 
     sp_path, tm_path, units = _speech_tables(tmp_path)
-    args = argparse.Namespace(model="speechlm", modality="s2t", speech_tokens=str(sp_path), token_map=str(tm_path))
-    df = filter_speech(speech_lm, FACTS, args, max_new_tokens=3)
+    df = filter_speech(speech_lm, FACTS, "speechlm", str(sp_path), str(tm_path), max_new_tokens=3)
     df = df.set_index("known_id")
     assert list(df.index) == [10, 11, 12, 13]
     assert df.loc[12, "reason"].startswith("token map failed") and not df.loc[12, "kept"]
@@ -174,7 +170,7 @@ def test_speech_inputs_prefix_shift_and_mapping(speech_lm, tmp_path) -> None:
     sp_path, tm_path, units = _speech_tables(tmp_path)
     kept = pd.DataFrame({"known_id": [10, 11], "target_token_id": [5, 6]}).set_index("known_id")
     rows = FACTS[FACTS["known_id"].isin([10, 11])]
-    pairs = speech_trace_inputs(speech_lm, rows, kept, str(sp_path), [str(tm_path)])
+    pairs = speech_trace_inputs(speech_lm, rows, kept, str(sp_path), [str(tm_path)], 0)
     (a, ta), (b, tb) = pairs
     m = markers_from_tokenizer(speech_lm.tokenizer)
     assert (ta, tb) == (5, 6)
@@ -200,7 +196,7 @@ def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_pat
     sp_path, tm_path, units = _speech_tables(tmp_path)
     kept = pd.DataFrame({"known_id": [11], "target_token_id": [5]}).set_index("known_id")
     (inp, target), = speech_trace_inputs(speech_lm, FACTS[FACTS["known_id"] == 11], kept, str(sp_path),
-                                         str(tm_path))
+                                         str(tm_path), 0)
     s, e = inp.corrupt
     layout = Layout.of(speech_lm.model)
     seen = {}
@@ -222,7 +218,7 @@ def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_pat
     assert inp.input_ids[0, s:e].tolist() == [m.units[u] for u in units[11][4:12]]
     res = trace_prompt(speech_lm.model, inp.input_ids, inp.corrupt, target, noise, kinds=("hidden",), max_rows=64)
     assert res.restored["hidden"].shape == (3, inp.n_tokens)
-    ns = noise_scale_speech(speech_lm, FACTS, [str(sp_path)], [str(tm_path)], 3.0)
+    ns = noise_scale_speech(speech_lm, FACTS, [str(sp_path)], [str(tm_path)], 3.0, 0)
     assert ns["n_tokens"] == (16 - 12) + (12 - 4) and ns["n_skipped"] == 2
     assert ns["scale"] == pytest.approx(3.0 * ns["std"])
 
@@ -239,7 +235,7 @@ def test_modality_gap_matches_hidden_states(speech_lm, tmp_path) -> None:
     assert df["cosine"].between(-1.0001, 1.0001).all() and (df["euclidean"] >= 0).all()
     # block outputs of layers < last equal HF's hidden_states[layer + 1] (the last one is after the final norm)
     kept = pd.DataFrame({"known_id": [10], "target_token_id": [0]}).set_index("known_id")
-    (inp, _), = speech_trace_inputs(speech_lm, FACTS[FACTS["known_id"] == 10], kept, str(sp_path), str(tm_path))
+    (inp, _), = speech_trace_inputs(speech_lm, FACTS[FACTS["known_id"] == 10], kept, str(sp_path), str(tm_path), 0)
     m = markers_from_tokenizer(speech_lm.tokenizer)
     from factrace.speechlm.inputs import text_trace_inputs_speechlm
 
@@ -253,16 +249,21 @@ def test_modality_gap_matches_hidden_states(speech_lm, tmp_path) -> None:
     assert row["cosine"] == pytest.approx(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), abs=1e-5)
 
 
-def test_cli_registers_subcommands() -> None:
-    from factrace.speechlm.cli import register
+def test_subject_margin_widens_the_corrupted_speech_range_within_the_prompt(speech_lm, tmp_path) -> None:
+    """`tracing.subject_margin_s2t`: the noise scale and the traces corrupt the subject's speech range plus the
+    margin on each side, clipped to the speech tokens (never the markers); categories keep the token map's words."""
+    from factrace.speech.token_map import widen
+    from factrace.speechlm.inputs import noise_scale_speech, speech_trace_inputs
 
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="command")
-    register(sub)
-    a = p.parse_args(["build-speechlm", "--facts", "f.json", "--backbone", "b", "--out-dir", "o"])
-    assert a.steps == 800 and a.units is None and a.backbone == "b" and a.subject_margin == 0
-    a = p.parse_args(["build-speechlm-backbone", "--facts", "f.json", "--out-dir", "o"])
-    assert a.steps == 600 and a.extra_facts is None
-    a = p.parse_args(["modality-gap", "--model", "m", "--model-spec", json.dumps({"loader": "spiritlm", "path": "x"}),
-                      "--prompts", "p", "--speech-tokens", "s", "--token-map", "t", "--out", "o"])
-    assert a.filters is None
+    assert widen(4, 12, 20, 2) == (2, 14) and widen(1, 19, 20, 3) == (0, 20) and widen(4, 12, 20, 0) == (4, 12)
+    with pytest.raises(ValueError):
+        widen(4, 12, 20, -1)
+    sp_path, tm_path, _ = _speech_tables(tmp_path)
+    kept = pd.DataFrame({"known_id": [10, 11], "target_token_id": [5, 6]}).set_index("known_id")
+    rows = FACTS[FACTS["known_id"].isin([10, 11])]
+    (a, _), (b, _) = speech_trace_inputs(speech_lm, rows, kept, str(sp_path), str(tm_path), 3)
+    assert a.corrupt == (2 + 12 - 3, 2 + 19) and b.corrupt == (2 + 4 - 3, 2 + 12 + 3)
+    (a0, _), _ = speech_trace_inputs(speech_lm, rows, kept, str(sp_path), str(tm_path), 0)
+    assert a.text_subject == a0.text_subject and a.text_token_index == a0.text_token_index
+    ns = noise_scale_speech(speech_lm, FACTS, [str(sp_path)], [str(tm_path)], 3.0, 3)
+    assert ns["n_tokens"] == (19 - 9) + (15 - 1)

@@ -18,6 +18,7 @@ from factrace.speechlm.corpus import (
     subject_word_span,
 )
 from factrace.speechlm.offline import (
+    Architecture,
     EvalSettings,
     Rendering,
     SpeechData,
@@ -37,8 +38,9 @@ FACTS = [
     {"known_id": 5, "subject": "Volkswagen", "attribute": "Germany", "template": "{} is a car manufacturer based in",
      "prediction": "Germany", "prompt": "Volkswagen is a car manufacturer based in", "relation_id": "P17"},
 ]
-TINY = TrainSettings(steps=12, batch=8, warmup=3)
-TINY_EVAL = EvalSettings(samples=2, draws=1, max_new_tokens=2)
+TINY = TrainSettings(steps=12, seed=1, batch=8, warmup=3)
+TINY_ARCH = Architecture(hidden=128, intermediate=384, layers=4)
+TINY_EVAL = EvalSettings(noise_multiplier=3.0, subject_margin=0, seed=1, samples=2, draws=1, max_new_tokens=2)
 
 
 def test_rendering_parsing() -> None:
@@ -100,11 +102,12 @@ def test_build_rejects_bad_rendering_roles(tmp_path) -> None:
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(FACTS))
     with pytest.raises(ValueError, match="held-out"):
-        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m",
-                               data=SpeechData(renderings=(Rendering("en-us", 160),), held_out=Rendering("en-us", 160)))
+        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL,
+                               data=SpeechData(1, renderings=(Rendering("en-us", 160),),
+                                               held_out=Rendering("en-us", 160)))
     with pytest.raises(ValueError, match="main rendering"):
-        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m",
-                               data=SpeechData(renderings=(Rendering("en-us", 160),), main=Rendering("en", 120)))
+        build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL,
+                               data=SpeechData(1, renderings=(Rendering("en-us", 160),), main=Rendering("en", 120)))
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +116,8 @@ def tiny_build(tmp_path_factory):
     d = tmp_path_factory.mktemp("offline")
     facts = d / "facts.json"
     facts.write_text(json.dumps(FACTS))
-    bb_ev = build_backbone(facts, d / "backbone", DEFAULT_EXTRA, settings=TINY, max_extra=3, ev_settings=TINY_EVAL,
+    bb_ev = build_backbone(facts, d / "backbone", DEFAULT_EXTRA, settings=TINY, arch=TINY_ARCH, max_extra=3,
+                           ev_settings=TINY_EVAL,
                            eval_json=d / "backbone_eval.json")
     data = SpeechData(renderings=(Rendering("en-us", 160, 50),), held_out=Rendering("en", 178, 54),
                       unheard=None, extra_renderings=1)
@@ -175,4 +179,5 @@ def test_speechlm_refuses_a_backbone_of_other_facts(tiny_build, tmp_path) -> Non
     other = tmp_path / "facts.json"
     other.write_text(json.dumps(FACTS[:2]))
     with pytest.raises(ValueError, match="other facts"):
-        build_offline_speechlm(other, None, d / "backbone", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL)
+        build_offline_speechlm(other, None, d / "backbone", tmp_path / "m", data=SpeechData(1), settings=TINY,
+                               ev_settings=TINY_EVAL)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from factrace.speech import melotts_worker, tts
-from factrace.speech.tts_params import TTSConfigError, tts_options
+from factrace.speech.tts_params import TTSConfigError, migrate_flat_keys, tts_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,31 +44,47 @@ def fake_melo(monkeypatch):
     return FakeTTS
 
 
+def filled(tts: dict) -> tuple[dict, list[str]]:
+    """``speech.tts`` as the workflow sees it: deprecated flat keys moved (with their warnings), then the schema's
+    defaults filled in (common.smk does the same, in that order)."""
+    from snakemake.utils import validate
+
+    tts = json.loads(json.dumps(tts))
+    warnings = migrate_flat_keys(tts)
+    cfg = {"facts": {"path": "f.json"}, "models": {"m": {"loader": "hf", "n_layers": 1}}, "tracing": {},
+           "speech": {"tts": tts}}
+    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    return cfg["speech"]["tts"], warnings
+
+
 def test_paper_config_gives_melotts_a_speed_factor_and_its_device():
     import yaml
 
     cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-    opts = tts_options(cfg["speech"]["tts"])
-    assert opts.backend == "melotts" and opts.warnings == []
+    tts, warnings = filled(cfg["speech"]["tts"])
+    opts = tts_options(tts)
+    assert opts.backend == "melotts" and warnings == []
     assert 0.5 <= opts.options["speed"] <= 2.0 and opts.options["device"] == cfg["speech"]["tts"]["melotts"]["device"]
     assert "rate" not in opts.options
 
 
 def test_old_flat_keys_still_work_with_a_deprecation_warning():
-    old_paper = {"backend": "melotts", "speaker": "EN-BR", "device": "cuda", "rate": 160}
+    old_paper, warnings = filled({"backend": "melotts", "speaker": "EN-BR", "device": "cuda", "rate": 160})
     opts = tts_options(old_paper)
     assert opts.options["speaker"] == "EN-BR" and opts.options["device"] == "cuda"
     assert opts.options["speed"] == 1.0  # eSpeak's 160 words/min never becomes MeloTTS's speed
-    assert any("speech.tts.rate" in w and "espeak.rate" in w for w in opts.warnings)
-    espeak = tts_options({"backend": "espeak", "voice": "en-gb", "rate": 200})
-    assert espeak.options == {"voice": "en-gb", "rate": 200, "pitch": 50} and len(espeak.warnings) == 2
+    assert any("speech.tts.rate" in w and "espeak.rate" in w for w in warnings)
+    tts, warnings = filled({"backend": "espeak", "voice": "en-gb", "rate": 200})
+    assert tts_options(tts).options == {"voice": "en-gb", "rate": 200, "pitch": 50} and len(warnings) == 2
+    tts, warnings = filled({"backend": "espeak", "rate": 200, "espeak": {"rate": 175}})  # the new key wins
+    assert tts_options(tts).options["rate"] == 175 and "ignored" in warnings[0]
 
 
 def test_out_of_range_parameters_name_the_config_key():
     with pytest.raises(TTSConfigError, match="speech.tts.melotts.speed"):
         tts_options({"backend": "melotts", "melotts": {"speed": 160}})
     with pytest.raises(TTSConfigError, match="speech.tts.espeak.rate"):
-        tts_options({"backend": "espeak", "espeak": {"rate": 1.0}})
+        tts_options({"backend": "espeak", "espeak": {"rate": 1.0, "pitch": 50}})
 
 
 def test_melotts_worker_passes_speed_and_device_to_melo(tmp_path, fake_melo, monkeypatch):
@@ -142,7 +158,7 @@ def test_tts_stage_writes_the_manifest_from_the_melotts_worker(tmp_path, fake_me
                        "template": ["{} is in"], "relation_id": ["P17"], "shard": [0]})
     io.write_table(df, prompts, "prompts", Provenance(stage="shard"))
     melotts_worker.main(["--prompts", str(prompts), "--out-dir", str(tmp_path / "raw"), "--device", "cpu"])
-    opts = tts_options({"backend": "melotts", "melotts": {"device": "cpu"}}).options
+    opts = tts_options(filled({"backend": "melotts", "melotts": {"device": "cpu"}})[0]).options
     manifest = stages.run_tts(prompts, tmp_path / "a.parquet", tmp_path / "wav", "melotts", options=opts,
                               melotts_dir=tmp_path / "raw")
     assert manifest["ok"].all() and set(manifest["sample_rate"]) == {16000} and set(manifest["voice"]) == {"EN-US"}

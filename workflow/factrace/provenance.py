@@ -47,6 +47,11 @@ class Provenance:
         return asdict(self)
 
 
+def stage_provenance(stage: str, params: dict[str, Any], **kw: Any) -> Provenance:
+    """The provenance of a table written by ``stage`` with the settings ``params`` (hashed and kept)."""
+    return Provenance(stage=stage, config_hash=config_hash(params), extra={"params": params}, **kw)
+
+
 IDENTITY_KEYS = ("model_id", "weights_sha256", "seed", "package_version")
 
 

@@ -16,8 +16,8 @@ rule aie:
     output:
         f"{R}/aie/{{model}}/{{modality}}.parquet",
     params:
-        n_boot=config.get("aggregate", {}).get("n_boot", 1000),
-        combine=config.get("aggregate", {}).get("combine", "mean"),
+        n_boot=config["aggregate"]["n_boot"],
+        combine=config["aggregate"]["combine"],
         seed=SEED,
     log:
         f"{R}/logs/aie/{{model}}/{{modality}}.log",
@@ -55,7 +55,8 @@ rule prompt_plots:
     output:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
     params:
-        n=config.get("figures", {}).get("prompt_plots", 3),
+        n=config["figures"]["prompt_plots"],
+        combine=config["aggregate"]["combine"],
         outdir=lambda wc, output: str(Path(output[0]).parent),
         prefix=lambda wc: f"{wc.model}_{wc.modality}",
         token_map=lambda wc, input: ["--token-map", *input.token_map] if input.token_map else [],
@@ -63,7 +64,7 @@ rule prompt_plots:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
         "factrace figure prompts --traces {input.traces:q} {params.token_map:q} --n {params.n:q} "
-        "--outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
+        "--combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
 
 
 rule qc:
@@ -82,7 +83,7 @@ rule qc:
         fates=f"{R}/qc/fates.parquet",
     params:
         max_facts=(
-            ["--max-facts-per-shard", TRACING["max_facts_per_shard"]] if TRACING.get("max_facts_per_shard") else []
+            ["--max-facts-per-shard", TRACING["max_facts_per_shard"]] if TRACING["max_facts_per_shard"] else []
         ),
     log:
         f"{R}/logs/qc.log",

@@ -10,27 +10,39 @@ from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
+# The schema is the one source of defaults: validate() fills every key it does not find, so below the config is
+# indexed, never read with a default of its own (tests/test_defaults.py checks it).
+_MARGIN_GIVEN = "subject_margin_s2t" in config.get("tracing", {})
+from factrace.speech.tts_params import TTSConfigError, migrate_flat_keys, tts_options  # noqa: E402
+
+# deprecated flat `speech.tts` keys move into their backend's section before the schema fills the defaults
+_TTS_WARNINGS = migrate_flat_keys(config["speech"]["tts"]) if isinstance(config.get("speech", {}).get("tts"), dict) else []
 validate(config, "../schemas/config.schema.yaml")
 
 from factrace.facts.known import FactsError, load_facts, shard_name, shards as facts_shards  # noqa: E402
 
-R = config.get("results", "results")
-SEED = config.get("seed", 1)
+R = config["results"]
+SEED = config["seed"]
 FACTS_PATH = config["facts"]["path"]
-SHARD_SIZE = config["facts"].get("shard_size", 8)
-LIMIT = config["facts"].get("limit")
-FACTS_URL = config["facts"].get("url")
+SHARD_SIZE = config["facts"]["shard_size"]
+LIMIT = config["facts"]["limit"]
+FACTS_URL = config["facts"]["url"]
 TRACING = config["tracing"]
-KINDS = TRACING.get("kinds", ["hidden", "mlp", "attn"])
-SPEECH = config.get("speech", {})
+KINDS = TRACING["kinds"]
+SPEECH = config["speech"]
 for _key, _old in (("tracing.layer_window", TRACING.get("layer_window")),
-                   ("resources.trace.gpus", config.get("resources", {}).get("trace", {}).get("gpus")),
-                   ("resources.trace.mem_mb", config.get("resources", {}).get("trace", {}).get("mem_mb"))):
+                   ("resources.trace.gpus", config["resources"]["trace"].get("gpus")),
+                   ("resources.trace.mem_mb", config["resources"]["trace"].get("mem_mb"))):
     if _old:
         logger.warning(f"`{_key}` is deprecated and ignored: trace jobs trace every kind and layer of one shard, and "
                        "GPUs and memory follow from the model's device, size and dtype (factrace/resources.py)")
-SPEECH_ENABLED = SPEECH.get("enabled", False)
-SPEECHLM = SPEECH.get("speechlm", {})
+SPEECH_ENABLED = SPEECH["enabled"]
+SPEECHLM = SPEECH["speechlm"]
+if "subject_margin" in SPEECHLM:  # renamed: one margin for the traces and the speech LM's evaluation
+    logger.warning("`speech.speechlm.subject_margin` is deprecated: use `tracing.subject_margin_s2t` (it sets the "
+                   "margin of the S->T noise scale and traces too)")
+    if not _MARGIN_GIVEN:
+        TRACING["subject_margin_s2t"] = SPEECHLM["subject_margin"]
 
 
 def _factrace_shell_prefix():
@@ -67,7 +79,7 @@ def _downloaded_ids():
     A downloaded file is identified by its URL, sha256 and ids, not by its content: the shard digests are then
     the same before and after the download, so the download reruns nothing. A file whose ids differ from the
     expected ones is an error (the plan made before the download would be wrong)."""
-    lo, hi = config["facts"].get("expected_ids") or [0, 0]
+    lo, hi = config["facts"].get("expected_ids") or [0, 0]  # optional: no default
     if hi <= lo:
         raise WorkflowError(
             f"`facts.url` is set: set `facts.expected_ids: [first, last)` so that the shards of {FACTS_PATH} are "
@@ -94,7 +106,7 @@ def _plan_shards():
         groups = {}
         for i in _downloaded_ids():
             groups.setdefault(shard_name(i // SHARD_SIZE), []).append(i)
-        src = [FACTS_URL, config["facts"].get("sha256")]
+        src = [FACTS_URL, config["facts"]["sha256"]]
         return {name: (_digest([*src, ids]), len(ids)) for name, ids in groups.items()}
     try:
         groups = facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT)
@@ -111,7 +123,7 @@ SHARD_FACTS = {name: n for name, (_d, n) in SHARD_PLAN.items()}
 def subjects_digest():
     """Digest of the (known_id, subject) pairs: the noise scale depends on the subjects only."""
     if FACTS_URL:
-        return _digest([FACTS_URL, config["facts"].get("sha256"), _downloaded_ids()])
+        return _digest([FACTS_URL, config["facts"]["sha256"], _downloaded_ids()])
     facts = [f for fs in facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT).values() for f in fs]
     return _digest(sorted((f.known_id, f.subject) for f in facts))
 
@@ -130,6 +142,11 @@ wildcard_constraints:
 
 def model_cfg(name):
     return config["models"][name]
+
+
+def model_label(name):
+    """How figures and the report name a model: `models.<name>.label`, or its name."""
+    return model_cfg(name).get("label") or name
 
 
 def model_path(name):
@@ -200,7 +217,7 @@ def facts_digest():
     """Digest of every fact in the facts file (limit not applied): what a model trained on the facts (the offline
     speech LM) learnt from. A params value of such a rule, so that other facts rebuild the model."""
     if FACTS_URL:  # the same before and after the download (see _downloaded_ids)
-        return _digest([FACTS_URL, config["facts"].get("sha256"), _downloaded_ids()])
+        return _digest([FACTS_URL, config["facts"]["sha256"], _downloaded_ids()])
     return _digest([f.__dict__ for f in sorted(load_facts(FACTS_PATH), key=lambda f: f.known_id)])
 
 
@@ -208,7 +225,7 @@ FACTS_DIGEST = facts_digest()
 
 
 def model_modalities():
-    return [(name, mod) for name, m in config["models"].items() for mod in m.get("modalities", ["t2t"])]
+    return [(name, mod) for name, m in config["models"].items() for mod in m["modalities"]]
 
 
 def shard_paths(pattern, **kw):
@@ -250,7 +267,7 @@ def table_targets():
         for table in ("speech/audio/shard-{shard}.parquet", "speech/asr/shard-{shard}.parquet",
                       "speech/alignment/shard-{shard}.parquet"):
             out += shard_paths(f"{R}/{table}")
-        for method in ALIGN.get("compare") or []:
+        for method in ALIGN["compare"]:
             out += shard_paths(f"{R}/speech/alignment-{method}/shard-{{shard}}.parquet")
         if UNITS_BACKEND == "mfcc-kmeans":
             out.append(f"{R}/speech/units/mfcc_kmeans.npz")
@@ -260,23 +277,22 @@ def table_targets():
 
 
 # ---- speech (speech.smk): backends from config `speech:`
-TTS = SPEECH.get("tts", {})
-ASR = SPEECH.get("asr", {})
-ALIGN = SPEECH.get("alignment", {})
-UNITS = SPEECH.get("units", {})
-UNITS_BACKEND = UNITS.get("backend", "mfcc-kmeans")
-ALIGN_METHOD = ALIGN.get("method", "espeak-onsets")
-
-from factrace.speech.tts_params import TTSConfigError, tts_options  # noqa: E402
+TTS = SPEECH["tts"]
+ASR = SPEECH["asr"]
+ALIGN = SPEECH["alignment"]
+UNITS = SPEECH["units"]
+UNITS_BACKEND = UNITS["backend"]
+ALIGN_METHOD = ALIGN["method"]
 
 try:
-    TTS_OPTS = tts_options(TTS)
+    TTS_OPTS = tts_options(TTS)  # the configured backend's
+    MELOTTS_OPTS = tts_options(TTS, "melotts").options  # rule tts_melotts
+    # eSpeak's voice:rate:pitch, the speech LM's main rendering (speechlm.smk)
+    ESPEAK_RENDERING = "{voice}:{rate}:{pitch}".format(**tts_options(TTS, "espeak").options)
 except TTSConfigError as err:
     raise WorkflowError(str(err)) from None
-for _w in TTS_OPTS.warnings:
+for _w in _TTS_WARNINGS:
     logger.warning(f"config: {_w}")
-# eSpeak's voice:rate:pitch, the speech LM's main rendering (speechlm.smk)
-ESPEAK_RENDERING = "{voice}:{rate}:{pitch}".format(**tts_options({**TTS, "backend": "espeak"}).options)
 
 
 def melotts_dir(wc):
@@ -298,7 +314,7 @@ def speech_targets():
     out += shard_paths(f"{R}/speech/tokens/shard-{{shard}}.parquet")
     for m in speech_models():
         out += shard_paths(f"{R}/speech/token_map/{m}/shard-{{shard}}.parquet")
-    if ALIGN.get("compare"):
+    if ALIGN["compare"]:
         out.append(f"{R}/speech/alignment_disagreement.tsv")
     return out
 
@@ -345,27 +361,34 @@ def noise_speech_inputs(wc):
 
 def noise_multiplier(wc):
     """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
-    base = TRACING.get("noise_multiplier", 3.0)
-    return (TRACING.get("noise_multiplier_s2t") or base) if wc.modality == "s2t" else base
+    base = TRACING["noise_multiplier"]
+    return (TRACING["noise_multiplier_s2t"] or base) if wc.modality == "s2t" else base
 
 
 def noise_speech_args(wc, input):
     """The speech inputs of an S->T noise-scale job, as a list of arguments (quoted one by one in the shell)."""
     if wc.modality != "s2t":
         return []
-    return ["--speech-tokens", *input.speech_tokens, "--token-map", *input.token_map]
+    return ["--speech-tokens", *input.speech_tokens, "--token-map", *input.token_map, *subject_margin_args(wc)]
 
 
 def trace_speech_args(wc, input):
     """The speech inputs of an S->T trace job, as a list of arguments (quoted one by one in the shell)."""
-    return ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map] if wc.modality == "s2t" else []
+    if wc.modality != "s2t":
+        return []
+    return ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map, *subject_margin_args(wc)]
+
+
+def subject_margin_args(wc):
+    """`tracing.subject_margin_s2t` for the S->T jobs that corrupt the subject (noise scale, trace)."""
+    return ["--subject-margin", TRACING["subject_margin_s2t"]] if wc.modality == "s2t" else []
 
 
 def kind_settings(kind):
     """The settings that one kind's trace depends on: `tracing.window` only for mlp and attn."""
-    out = {"samples": TRACING.get("samples", 10), "seed": SEED}
+    out = {"samples": TRACING["samples"], "seed": SEED}
     if kind != "hidden":
-        out["window"] = TRACING.get("window", 10)
+        out["window"] = TRACING["window"]
     return out
 
 
@@ -418,9 +441,9 @@ def figure2_rows():
     """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last."""
     order = sorted(
         model_modalities(),
-        key=lambda mm: (ROLE_ORDER[model_cfg(mm[0]).get("role", "backbone")], mm[0], mm[1] != "t2t"),
+        key=lambda mm: (ROLE_ORDER[model_cfg(mm[0])["role"]], mm[0], mm[1] != "t2t"),
     )
-    return [[m, mod, f"{model_cfg(m).get('label', m)} {MOD_LABEL[mod]}"] for m, mod in order]
+    return [[m, mod, f"{model_label(m)} {MOD_LABEL[mod]}"] for m, mod in order]
 
 
 def speechlm_eval_json(name):
@@ -434,16 +457,26 @@ def converted_models(kind):
     return "|".join(n for n, m in config["models"].items() if m.get("convert") == kind) or "^$"
 
 
+def backbone_architecture_args(name):
+    """The size of an offline backbone to build, from its config entry (hidden, intermediate, n_layers)."""
+    m = model_cfg(name)
+    missing = [k for k in ("hidden", "intermediate") if k not in m]
+    if missing:
+        raise WorkflowError(f"model {name!r} (convert: speechlm-backbone) needs `models.{name}.{missing[0]}`: the "
+                            "size of the backbone to build")
+    return ["--hidden", m["hidden"], "--intermediate", m["intermediate"], "--layers", m["n_layers"]]
+
+
 def speechlm_backbone_input(wc):
     """The stage-1 checkpoint the speech LM is adapted from (`speech.speechlm.backbone`, a model name)."""
-    name = SPEECHLM.get("backbone", "speechlm_backbone")
+    name = SPEECHLM["backbone"]
     if model_cfg(name).get("convert") != "speechlm-backbone":
         raise WorkflowError(f"speech.speechlm.backbone: model {name!r} is not built by build_speechlm_backbone")
     return model_input(name)
 
 
 def both_modality_traces():
-    models = [m for m in config["models"] if {"t2t", "s2t"} <= set(model_cfg(m).get("modalities", []))]
+    models = [m for m in config["models"] if {"t2t", "s2t"} <= set(model_cfg(m)["modalities"])]
     return [
         f"{R}/trace/{m}/{mod}/{k}/shard-{s}.parquet"
         for m in models
@@ -464,7 +497,7 @@ def compare_tables():
 def report_targets():
     out = [f"{R}/report/qc.html", f"{R}/report/effects.html"]
     out += [f"{R}/report/prompts_{m}_{mod}.html" for m, mod in model_modalities()]
-    if SPEECH_ENABLED and ALIGN.get("compare"):
+    if SPEECH_ENABLED and ALIGN["compare"]:
         out.append(f"{R}/report/alignment.html")
     out += [
         f"{R}/report/speechlm_eval_{m}.html" for m, c in config["models"].items()

@@ -20,10 +20,10 @@ rule compare:
         cells=f"{R}/compare/figure2_cells.csv",
     params:
         rows=json.dumps(figure2_rows()),
-        n_perm=config.get("aggregate", {}).get("n_perm", 10000),
-        exact_max_n=config.get("aggregate", {}).get("exact_max_n", 20),
-        min_facts=config.get("aggregate", {}).get("min_facts", 5),
-        combine=config.get("aggregate", {}).get("combine", "mean"),
+        n_perm=config["aggregate"]["n_perm"],
+        exact_max_n=config["aggregate"]["exact_max_n"],
+        min_facts=config["aggregate"]["min_facts"],
+        combine=config["aggregate"]["combine"],
         seed=SEED,
         outdir=lambda wc, output: str(Path(output.peaks).parent),
     log:

@@ -6,7 +6,7 @@ localrules:
     skipped_facts,
 
 
-if config["facts"].get("url"):
+if config["facts"]["url"]:
 
     # a download runs where the workflow is started (the login node), never as a compute job: compute nodes
     # usually have no internet (`factrace fetch-checkpoints` fetches it beforehand too)
@@ -20,7 +20,7 @@ if config["facts"].get("url"):
             FACTS_PATH,
         params:
             url=config["facts"]["url"],
-            sha256=["--sha256", config["facts"]["sha256"]] if config["facts"].get("sha256") else [],
+            sha256=["--sha256", config["facts"]["sha256"]] if config["facts"]["sha256"] else [],
         log:
             f"{R}/logs/download_facts.log",
         shell:

@@ -13,7 +13,7 @@ rule filter:
         f"{R}/filter/{{model}}/{{modality}}/shard-{{shard}}.parquet",
     params:
         spec=lambda wc: model_spec_json(wc.model),
-        max_new_tokens=config.get("filter", {}).get("max_new_tokens", 8),
+        max_new_tokens=config["filter"]["max_new_tokens"],
         speech=lambda wc, input: (
             ["--speech-tokens", input.speech_tokens, "--token-map", input.token_map, "--asr", input.asr[0]]
             if wc.modality == "s2t"

@@ -8,10 +8,10 @@ rule convert_model:
     output:
         directory(f"{R}/models/converted/{{model}}"),
     params:
-        dtype=lambda wc: model_cfg(wc.model).get("dtype", "float32"),
+        dtype=lambda wc: model_cfg(wc.model)["dtype"],
     log:
         f"{R}/logs/convert_model/{{model}}.log",
     wildcard_constraints:
-        model="|".join(n for n, m in config["models"].items() if m.get("convert") == "smollm2-gguf") or "^$",
+        model=converted_models("smollm2-gguf"),
     shell:
         "factrace convert-model --dtype {params.dtype:q} --out {output:q} 2> {log:q}"

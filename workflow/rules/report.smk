@@ -87,7 +87,7 @@ rule report_prompt_plots:
         report(f"{R}/report/prompts_{{model}}_{{modality}}.html", caption="../report/prompts.rst",
                category="Per-prompt traces", labels={"model": "{model}", "modality": "{modality}"}),
     params:
-        title=lambda wc: f"Per-prompt causal traces: {model_cfg(wc.model).get('label', wc.model)} "
+        title=lambda wc: f"Per-prompt causal traces: {model_label(wc.model)} "
         f"{MOD_LABEL[wc.modality]}",
         dir=lambda wc, input: str(Path(input[0]).parent),
         prefix=lambda wc: f"{wc.model}_{wc.modality}_",

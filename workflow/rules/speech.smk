@@ -19,11 +19,11 @@ rule tts_melotts:
     output:
         directory(f"{R}/speech/melotts/shard-{{shard}}"),
     params:
-        speaker=TTS_OPTS.options.get("speaker", "EN-US"),
-        speed=TTS_OPTS.options.get("speed", 1.0),
-        device=TTS_OPTS.options.get("device", "auto"),
-        language=TTS_OPTS.options.get("language", "EN"),
-        cache_dir=TTS_OPTS.options.get("cache_dir", "checkpoints/melotts"),
+        speaker=MELOTTS_OPTS["speaker"],
+        speed=MELOTTS_OPTS["speed"],
+        device=MELOTTS_OPTS["device"],
+        language=MELOTTS_OPTS["language"],
+        cache_dir=MELOTTS_OPTS["cache_dir"],
         seed=SEED,
     log:
         f"{R}/logs/tts_melotts/{{shard}}.log",
@@ -64,9 +64,9 @@ rule asr:
     output:
         f"{R}/speech/asr/shard-{{shard}}.parquet",
     params:
-        model=ASR.get("model", "offline"),
-        device=ASR.get("device", "cpu"),
-        threshold=["--wer-threshold", ASR["wer_threshold"]] if ASR.get("wer_threshold") is not None else [],
+        model=ASR["model"],
+        device=ASR["device"],
+        threshold=["--wer-threshold", ASR["wer_threshold"]] if ASR["wer_threshold"] is not None else [],
     log:
         f"{R}/logs/asr/{{shard}}.log",
     shell:
@@ -133,13 +133,13 @@ rule alignment_disagreement:
         reference=shard_paths(f"{R}/speech/audio/shard-{{shard}}.onsets.parquet"),
         others=expand(
             f"{R}/speech/alignment-{{method}}/shard-{{shard}}.parquet",
-            method=ALIGN.get("compare", []),
+            method=ALIGN["compare"],
             shard=sorted(SHARDS),
         ),
     output:
         f"{R}/speech/alignment_disagreement.tsv",  # shown in the report as HTML (report.smk)
     params:
-        methods=ALIGN.get("compare", []),
+        methods=ALIGN["compare"],
     log:
         f"{R}/logs/alignment_disagreement.log",
     shell:
@@ -159,7 +159,7 @@ rule fit_units:
     output:
         f"{R}/speech/units/mfcc_kmeans.npz",
     params:
-        k=UNITS.get("k", 100),
+        k=UNITS["k"],
         seed=SEED,
     log:
         f"{R}/logs/fit_units.log",
@@ -177,9 +177,9 @@ rule speech_tokens:
         f"{R}/speech/tokens/shard-{{shard}}.parquet",
     params:
         backend=UNITS_BACKEND,
-        dedup="--dedup" if UNITS.get("dedup", True) else "--no-dedup",
+        dedup="--dedup" if UNITS["dedup"] else "--no-dedup",
         units=lambda wc, input: ["--units", input.units[0]] if input.units else [],
-        ckpt=["--checkpoints-dir", UNITS["checkpoints_dir"]] if UNITS.get("checkpoints_dir") else [],
+        ckpt=["--checkpoints-dir", UNITS["checkpoints_dir"]] if UNITS["checkpoints_dir"] else [],
     log:
         f"{R}/logs/speech_tokens/{{shard}}.log",
     shell:
@@ -219,7 +219,7 @@ rule speech_figures:
     output:
         touch(f"{R}/figures/speech/alignment.done"),
     params:
-        n=config.get("figures", {}).get("spectrograms", 3),
+        n=config["figures"]["spectrograms"],
         outdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         f"{R}/logs/speech_figures.log",

@@ -13,14 +13,15 @@ rule build_speechlm_backbone:
         "../../envs/factrace.yaml"
     input:
         facts=ancient(FACTS_PATH),
-        extra=SPEECHLM.get("extra_facts", "resources/speechlm/extra_facts.json"),
+        extra=SPEECHLM["extra_facts"],
     output:
         model=directory(f"{R}/models/backbone/{{model}}"),
         eval=f"{R}/speechlm/{{model}}/backbone_eval.json",  # shown in the report as HTML (report.smk)
     params:
-        steps=SPEECHLM.get("backbone_steps", 600),
+        steps=SPEECHLM["backbone_steps"],
+        arch=lambda wc: backbone_architecture_args(wc.model),
         seed=SEED,
-        noise=TRACING.get("noise_multiplier", 3.0),
+        noise=TRACING["noise_multiplier"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-backbone"),
@@ -30,8 +31,8 @@ rule build_speechlm_backbone:
         f"{R}/logs/build_speechlm_backbone/{{model}}.log",
     shell:
         "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
-        "--out-dir {output.model:q} --steps {params.steps:q} --seed {params.seed:q} --threads {threads:q} "
-        "--noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
+        "--out-dir {output.model:q} --steps {params.steps:q} {params.arch:q} --seed {params.seed:q} "
+        "--threads {threads:q} --noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule build_speechlm:
@@ -48,12 +49,12 @@ rule build_speechlm:
         model=directory(f"{R}/models/trained/{{model}}"),
         eval=f"{R}/speechlm/{{model}}/eval.json",  # shown in the report as HTML (report.smk)
     params:
-        steps=SPEECHLM.get("steps", 800),
+        steps=SPEECHLM["steps"],
         seed=SEED,
         main=ESPEAK_RENDERING,
-        extra_renderings=SPEECHLM.get("extra_renderings", 3),
-        margin=SPEECHLM.get("subject_margin", 0),
-        noise=TRACING.get("noise_multiplier", 3.0),
+        extra_renderings=SPEECHLM["extra_renderings"],
+        margin=TRACING["subject_margin_s2t"],
+        noise=TRACING["noise_multiplier"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-offline"),

@@ -49,9 +49,9 @@ rule trace:
     params:
         spec=lambda wc: model_spec_json(wc.model),
         kinds=trace_kind_settings,
-        engine=TRACING.get("engine", "fast"),
-        max_rows=TRACING.get("max_rows", 256),
-        max_facts=["--max-facts", TRACING["max_facts_per_shard"]] if TRACING.get("max_facts_per_shard") else [],
+        engine=TRACING["engine"],
+        max_rows=TRACING["max_rows"],
+        max_facts=["--max-facts", TRACING["max_facts_per_shard"]] if TRACING["max_facts_per_shard"] else [],
         speech=trace_speech_args,
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{shard}}.log",

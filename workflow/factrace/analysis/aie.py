@@ -70,7 +70,7 @@ def _with_ie(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def collapse_speech_positions(df: pd.DataFrame, combine: Combine = "mean") -> pd.DataFrame:
+def collapse_speech_positions(df: pd.DataFrame, combine: Combine) -> pd.DataFrame:
     """Combine the speech-token rows of each text token into one text-token row.
 
     Only rows whose modality is in :data:`SPEECH_MODALITIES` are collapsed; other rows are returned
@@ -208,7 +208,7 @@ def expand_categories(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[df["category"].isin(AIE_CATEGORIES)].reset_index(drop=True)
 
 
-def prompt_category_effects(trace: pd.DataFrame, combine: Combine = "mean") -> pd.DataFrame:
+def prompt_category_effects(trace: pd.DataFrame, combine: Combine) -> pd.DataFrame:
     """Per-prompt IE per category: columns known_id, model, modality, kind, layer, category, ie, n_positions.
 
     Speech rows are first collapsed to text tokens with ``combine``. This is the per-fact table that
@@ -237,7 +237,7 @@ def _rng_for(seed: int, key: Hashable) -> np.random.Generator:
 
 def bootstrap_mean_ci(
     values: np.ndarray,
-    n_boot: int = 1000,
+    n_boot: int,
     seed: int | np.random.Generator = 0,
     ci: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -291,7 +291,7 @@ def coinciding_groups(effects: pd.DataFrame) -> set[tuple[str, str, str]]:
 
 
 def aggregate_aie(
-    effects: pd.DataFrame, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+    effects: pd.DataFrame, n_boot: int, seed: int = 0, ci: float = 0.95
 ) -> pd.DataFrame:
     """AIE table (the ``aie`` contract) from per-prompt effects (:func:`prompt_category_effects`).
 
@@ -334,8 +334,8 @@ def aggregate_aie(
 
 def aie_table(
     trace: pd.DataFrame,
-    combine: Combine = "mean",
-    n_boot: int = 1000,
+    combine: Combine,
+    n_boot: int,
     seed: int = 0,
     ci: float = 0.95,
 ) -> pd.DataFrame:

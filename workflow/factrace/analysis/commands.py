@@ -1,4 +1,4 @@
-"""The analysis commands: ``factrace aie``, ``factrace compare`` and ``factrace summarize``.
+"""The analysis commands: ``aie``, ``compare``, ``qc``, ``figure heatmaps|prompts|gap`` and ``summarize``.
 
 ``compare`` writes, next to Figure 2 (log AIE, negative cells hatched) and its signed twin:
 ``peaks`` (grid maxima and their ratio), ``category_peaks`` (every category, with n and eligibility),
@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def _provenance(stage: str, params: dict, **kw):
-    from ..provenance import Provenance, config_hash
+    from ..provenance import stage_provenance
 
-    return Provenance(stage=stage, config_hash=config_hash(params), extra={"params": params}, **kw)
+    return stage_provenance(stage, params, **kw)
 
 
 def cmd_aie(args: argparse.Namespace) -> None:
@@ -108,12 +108,67 @@ def cmd_summarize(args: argparse.Namespace) -> None:
             print(f"<!-- factrace:summary {name} -->\n{text}<!-- /factrace:summary -->\n")
 
 
+def cmd_qc(args: argparse.Namespace) -> None:
+    from .. import io
+    from ..qc import fact_fates, qc_table, read_traced
+
+    prompts = io.read_tables(args.prompts, "prompts")
+    filters = io.read_tables(args.filters, "filter")
+    traces = read_traced(args.traces)
+    fates = fact_fates(prompts, filters, traces, args.max_facts_per_shard)
+    table = qc_table(prompts, filters, traces, fates)
+    with io.atomic_path(args.out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    if args.fates:
+        params = {"max_facts_per_shard": args.max_facts_per_shard}
+        io.write_table(fates, args.fates, None, _provenance("qc_fates", params))
+    log.info("QC:\n%s", table.to_string(index=False))
+
+
+def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
+    import shutil
+    import tempfile
+
+    from .. import io
+    from .figures import aie_heatmaps
+
+    aie = io.read_table(args.aie, "aie")
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        written = aie_heatmaps(aie, Path(tmp) / "aie")
+        if len(written) != 1:
+            raise SystemExit(f"{args.aie}: expected one (model, modality), found {sorted(written)}")
+        for path in next(iter(written.values())):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), out.with_suffix(path.suffix))
+
+
+def cmd_figure_prompts(args: argparse.Namespace) -> None:
+    from .. import io
+    from .figures import prompt_trace_plots
+
+    trace = io.read_tables(args.traces, "trace")
+    maps = [p for p in args.token_map if p]
+    prompt_trace_plots(trace, io.read_tables(maps) if maps else None, Path(args.outdir), args.prefix, args.n,
+                       args.combine)
+
+
+def cmd_figure_gap(args: argparse.Namespace) -> None:
+    from .. import io
+    from .figures import modality_gap_plot
+
+    gap = io.read_table(args.gap)
+    labels = {"last_subject": "last subject", "last": "last token"}
+    gap = gap.assign(position=gap["position_kind"].map(labels).fillna(gap["position_kind"]))
+    modality_gap_plot(gap, args.out)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("aie", help="average indirect effects with bootstrap CIs")
     s.add_argument("--inputs", nargs="+", required=True)
-    s.add_argument("--n-boot", type=int, default=1000)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
+    s.add_argument("--n-boot", type=int, required=True, help="aggregate.n_boot")
+    s.add_argument("--seed", type=int, required=True, help="seed")
+    s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_aie)
 
@@ -121,11 +176,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--aie", nargs="+", required=True)
     s.add_argument("--rows", required=True, help="JSON list of [model, modality, label]")
     s.add_argument("--traces", nargs="*", default=[], help="trace tables of models traced in both modalities")
-    s.add_argument("--n-perm", type=int, default=10000, help="Monte Carlo sign flips when n > --exact-max-n")
-    s.add_argument("--exact-max-n", type=int, default=20, help="enumerate all 2^n sign flips up to this n")
-    s.add_argument("--min-facts", type=int, default=5, help="categories with fewer facts: no peak, ratio, test")
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--combine", default="mean", choices=["mean", "max", "sum"])
+    s.add_argument("--n-perm", type=int, required=True,
+                   help="aggregate.n_perm: Monte Carlo sign flips when n > --exact-max-n")
+    s.add_argument("--exact-max-n", type=int, required=True,
+                   help="aggregate.exact_max_n: enumerate all 2^n sign flips up to this n")
+    s.add_argument("--min-facts", type=int, required=True,
+                   help="aggregate.min_facts: categories with fewer facts get no peak, ratio or test")
+    s.add_argument("--seed", type=int, required=True, help="seed")
+    s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
     s.add_argument("--figure", required=True)
     s.add_argument("--figure-signed", default=None, help="Figure 2 on the signed AIE (diverging colours)")
     s.add_argument("--outdir", required=True)
@@ -138,3 +196,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", default="resources/demo-summary", help="directory of summary.json")
     s.add_argument("--readme", default=None, help="rewrite the marked blocks of this README in place")
     s.set_defaults(func=cmd_summarize)
+
+    s = sub.add_parser("qc", help="facts counted at each stage with the reasons they left")
+    s.add_argument("--prompts", nargs="+", required=True)
+    s.add_argument("--filters", nargs="+", required=True)
+    s.add_argument("--traces", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--fates", help="Parquet: one row per fact x model x modality with its fate and reason")
+    s.add_argument("--max-facts-per-shard", type=int, default=None, help="tracing.max_facts_per_shard")
+    s.set_defaults(func=cmd_qc)
+
+    fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
+    s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
+    s.add_argument("--aie", required=True)
+    s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
+    s.set_defaults(func=cmd_figure_heatmaps)
+
+    s = fig.add_parser("prompts", help="per-prompt trace plots")
+    s.add_argument("--traces", nargs="+", required=True)
+    s.add_argument("--n", type=int, required=True, help="figures.prompt_plots")
+    s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--prefix", required=True)
+    s.add_argument("--token-map", nargs="*", default=[], help="S->T: token maps, to label speech tokens with words")
+    s.set_defaults(func=cmd_figure_prompts)
+
+    s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
+    s.add_argument("--gap", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_figure_gap)

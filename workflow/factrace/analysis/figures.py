@@ -82,7 +82,7 @@ def figure2_grid(
 
 
 def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | os.PathLike[str],
-                      combine: str = "mean", text_tokens: dict[int, str] | None = None) -> list[Path]:
+                      combine: str, text_tokens: dict[int, str] | None = None) -> list[Path]:
     """ROME-style causal trace of one prompt: hidden / MLP / attention panels of p_restored (token x layer).
 
     ``tokens`` label the positions 0..len-1; subject tokens (``subject_start`` to ``subject_end``, exclusive)
@@ -198,3 +198,22 @@ def wer_histogram(asr_df: pd.DataFrame, out: str | os.PathLike[str], bins: int =
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return save_figure(fig, out)
+
+
+def prompt_trace_plots(trace: pd.DataFrame, token_map: pd.DataFrame | None, outdir: Path, prefix: str,
+                       n: int, combine: str) -> list[Path]:
+    """:func:`prompt_trace_plot` of the first ``n`` facts of ``trace`` as ``<prefix>_known<id>.png``; speech
+    tokens are labelled with the text token (word) the token map gives them."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kid in sorted(trace["known_id"].unique())[:n]:
+        one = trace[trace["known_id"] == kid]
+        tokens = one.drop_duplicates("position").sort_values("position")["token"].tolist()
+        words = None
+        if token_map is not None and len(token_map):
+            m = token_map[token_map["known_id"] == kid]
+            words = dict(zip(m["text_token_index"].astype(int), m["text_token"].astype(str), strict=True))
+        path = outdir / f"{prefix}_known{kid}.png"
+        prompt_trace_plot(one, tokens, path, combine=combine, text_tokens=words)
+        written.append(path)
+    return written

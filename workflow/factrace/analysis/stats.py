@@ -34,7 +34,6 @@ from .peaks import peak_effects  # noqa: F401  (kept importable from here)
 log = logging.getLogger(__name__)
 
 BAND_NAMES = ("early", "middle", "late")
-EXACT_MAX_N = 20
 DROP_REASONS = {
     "duplicate": "same facts and values on both sides as a test kept",
     "all zero": "both modalities are zero for every fact",
@@ -53,8 +52,7 @@ class SignFlip:
 
 
 def sign_flip(
-    d: np.ndarray, n_perm: int = 10_000, seed: int | np.random.Generator = 0, chunk: int = 1 << 15,
-    exact_max_n: int = EXACT_MAX_N,
+    d: np.ndarray, n_perm: int, seed: int | np.random.Generator = 0, chunk: int = 1 << 15, *, exact_max_n: int,
 ) -> SignFlip:
     """Two-sided paired sign-flip test of ``mean(d) == 0``: exact for ``len(d) <= exact_max_n``, else Monte
     Carlo with ``n_perm`` draws (+1 corrected). NaNs are dropped; an empty ``d`` gives NaN."""
@@ -90,8 +88,7 @@ def sign_flip(
 
 
 def sign_flip_test(
-    d: np.ndarray, n_perm: int = 10_000, seed: int | np.random.Generator = 0, chunk: int = 1 << 15,
-    exact_max_n: int = EXACT_MAX_N,
+    d: np.ndarray, n_perm: int, seed: int | np.random.Generator = 0, chunk: int = 1 << 15, *, exact_max_n: int,
 ) -> float:
     """The p-value of :func:`sign_flip`."""
     return sign_flip(d, n_perm=n_perm, seed=seed, chunk=chunk, exact_max_n=exact_max_n).p_value
@@ -186,11 +183,12 @@ def paired_tests(
     modality_b: str = "s2t",
     bands: Mapping[str, tuple[int, int]] | None = None,
     n_bands: int = 3,
-    n_perm: int = 10_000,
+    *,
+    n_perm: int,
+    exact_max_n: int,
     seed: int = 0,
     alpha: float = 0.05,
     min_facts: int = 1,
-    exact_max_n: int = EXACT_MAX_N,
 ) -> PairedTests:
     """Paired T->T vs S->T sign-flip tests per (model, kind, category, layer band), Holm-corrected.
 
@@ -241,8 +239,4 @@ def paired_tests(
              int(tests["reject"].sum()) if len(tests) else 0, alpha, len(drop), reasons)
     return PairedTests(tests, drop)
 
-
-def paired_permutation_tests(effects: pd.DataFrame, **kw) -> pd.DataFrame:
-    """The ``tests`` table of :func:`paired_tests`."""
-    return paired_tests(effects, **kw).tests
 

@@ -42,7 +42,7 @@ def read_trace_columns(path: str | os.PathLike[str], columns: list[str] = NEEDED
     return pf.read(columns=columns).to_pandas()
 
 
-def effects_from_traces(paths: Iterable[str | os.PathLike[str]], combine: Combine = "mean") -> pd.DataFrame:
+def effects_from_traces(paths: Iterable[str | os.PathLike[str]], combine: Combine) -> pd.DataFrame:
     """Per-fact effects (known_id, model, modality, kind, layer, category, ie, n_positions) of all ``paths``,
     computed one table at a time."""
     parts = []

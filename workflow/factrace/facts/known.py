@@ -215,3 +215,9 @@ def shards(facts: list[Fact], shard_size: int, limit: int | None = None) -> dict
     for f in ordered:
         out.setdefault(shard_name(shard_of(f.known_id, shard_size)), []).append(f)
     return out
+
+
+def shard_frame(path: str | Path, shard: str, shard_size: int, limit: int | None) -> pd.DataFrame:
+    """The `prompts` table of shard ``shard`` (its name) of the facts file at ``path``: its usable facts, of the
+    first ``limit`` by known_id when ``limit`` is set."""
+    return facts_frame(shards(load_facts(path), shard_size, limit).get(shard, []), shard_size)

@@ -114,8 +114,8 @@ def filter_facts(
     tokenizer: Any,
     prompts_df: pd.DataFrame,
     model_name: str,
-    modality: str = "t2t",
-    max_new_tokens: int = 8,
+    modality: str,
+    max_new_tokens: int,
 ) -> pd.DataFrame:
     """The ``filter`` table for ``prompts_df`` (columns known_id, prompt, attribute; one row per fact).
 

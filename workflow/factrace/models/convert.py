@@ -32,7 +32,7 @@ def packaged_gguf(package: str = SMOLLM2_PACKAGE, filename: str = SMOLLM2_FILE) 
     return path
 
 
-def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float32") -> Path:
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dtype: str) -> Path:
     """Load a GGUF checkpoint with transformers and save it as safetensors + tokenizer under ``out_dir``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -247,3 +247,12 @@ def subject_speech_range(map_df: pd.DataFrame) -> tuple[int, int]:
     if subj.empty:
         raise TokenMapError("no subject token with a non-empty speech range")
     return int(subj["speech_start"].min()), int(subj["speech_end"].max())
+
+
+def widen(start: int, end: int, n_units: int, margin: int) -> tuple[int, int]:
+    """A subject's speech range ``[start, end)`` widened by ``margin`` speech tokens on each side, within the
+    ``n_units`` speech tokens of the prompt (`tracing.subject_margin_s2t`: the subject's sound spills past the
+    aligned boundaries at 25 Hz, README "The offline speech LM")."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    return max(0, start - margin), min(n_units, end + margin)

@@ -123,8 +123,9 @@ def noise_ratios(model: Any, items: Sequence[tuple[list[int], int, int, int]], m
 
 
 def _range(row: Any, margin: int) -> tuple[int, int]:
-    n = len(row.units)
-    return max(0, int(row.subj_start) - margin), min(n, int(row.subj_end) + margin)
+    from ..speech.token_map import widen
+
+    return widen(int(row.subj_start), int(row.subj_end), len(row.units), margin)
 
 
 def speech_accuracy(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFrame, corpus: pd.DataFrame,

@@ -79,7 +79,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return df.astype({"known_id": "int64", "target_token_id": "int64", "kept": "bool"})
 
 
-def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_tokens: int = 8) -> pd.DataFrame:
+def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_tokens: int) -> pd.DataFrame:
     """The t2t ``filter`` table for any model: ``[Text]`` + prompt for a speech LM, the plain prompt otherwise."""
     if not is_speech_lm(loaded.tokenizer):
         from ..filtering.generate import filter_facts
@@ -151,18 +151,15 @@ def read_token_maps(paths: Any) -> pd.DataFrame | None:
     return pd.concat([read_table(p, "token_map") for p in paths], ignore_index=True)
 
 
-def filter_speech(loaded: Any, prompts_df: pd.DataFrame, args: Any, max_new_tokens: int = 8) -> pd.DataFrame:
-    """The ``filter`` table for modality ``s2t`` (``args.speech_tokens``, ``args.token_map``, ``args.model``).
+def filter_speech(loaded: Any, prompts_df: pd.DataFrame, model_name: str, speech_tokens: Any, token_map: Any,
+                  max_new_tokens: int) -> pd.DataFrame:
+    """The ``filter`` table for modality ``s2t``: greedy continuation of each fact's speech prompt.
 
-    ``args.modality`` other than ``s2t`` raises; facts without speech tokens or with a failed token map are
-    ``kept = False`` rows with the reason.
+    Facts without speech tokens or with a failed token map are ``kept = False`` rows with the reason.
     """
-    modality = getattr(args, "modality", "s2t")
-    if modality != "s2t":
-        raise ValueError(f"filter_speech handles modality 's2t', not {modality!r}")
     markers = markers_from_tokenizer(loaded.tokenizer)
-    speech = read_speech(args.speech_tokens)
-    tmap = read_token_maps(getattr(args, "token_map", None))
+    speech = read_speech(speech_tokens)
+    tmap = read_token_maps(token_map)
     if tmap is None:
         log.warning("no token map given: facts are filtered without checking their subject speech range")
     rows = []
@@ -170,7 +167,7 @@ def filter_speech(loaded: Any, prompts_df: pd.DataFrame, args: Any, max_new_toke
         kid = int(r.known_id)
         tid, ttext = target_for(loaded.tokenizer, str(r.prompt), str(r.attribute), markers)
         problem = speech_problems(speech, tmap, kid)
-        row = {"known_id": kid, "model": args.model, "modality": "s2t", "target_token_id": tid,
+        row = {"known_id": kid, "model": model_name, "modality": "s2t", "target_token_id": tid,
                "target_attribute": traced_attribute(str(r.attribute)),
                "target_token": ttext}
         if problem:
@@ -184,7 +181,33 @@ def filter_speech(loaded: Any, prompts_df: pd.DataFrame, args: Any, max_new_toke
                      "reason": "" if kept else REASON_NO_MATCH})
     df = _frame(rows)
     counts = df["match"].value_counts().to_dict()
-    log.info("filter %s/s2t: %d facts, kept %d (exact %d, partial %d), %d without usable speech", args.model,
+    log.info("filter %s/s2t: %d facts, kept %d (exact %d, partial %d), %d without usable speech", model_name,
              len(df), int(df["kept"].sum()), counts.get("exact", 0), counts.get("partial", 0),
              int((df["reason"] != "").sum() - (df["reason"] == REASON_NO_MATCH).sum()))
-    return check(df, "filter", source=f"filter[{args.model}/s2t]")
+    return check(df, "filter", source=f"filter[{model_name}/s2t]")
+
+
+def drop_by_asr(filt: pd.DataFrame, asr: pd.DataFrame) -> pd.DataFrame:
+    """S->T facts whose prompt audio failed the ASR check (`speech.asr.wer_threshold`) are dropped, with a reason."""
+    if "kept" not in asr.columns:
+        return filt
+    bad = asr.loc[~asr["kept"].astype(bool)].set_index("known_id")["reason"]
+    hit = filt["known_id"].isin(bad.index) & filt["kept"]
+    if not hit.any():
+        return filt
+    filt = filt.copy()
+    filt.loc[hit, "reason"] = [f"ASR check: {bad[k]}" for k in filt.loc[hit, "known_id"]]
+    filt.loc[hit, "kept"] = False
+    return filt
+
+
+def filter_modality(loaded: Any, prompts_df: pd.DataFrame, model_name: str, modality: str, max_new_tokens: int,
+                    speech_tokens: Any = None, token_map: Any = None, asr: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``filter`` table of one (model, modality): T->T from the text prompt (with ``[Text]`` on a speech LM),
+    S->T from the speech prompt, minus the facts the ASR check dropped."""
+    if modality == "t2t":
+        return filter_text(loaded, prompts_df, model_name, max_new_tokens)
+    if modality != "s2t":
+        raise ValueError(f"unknown modality {modality!r}; expected 't2t' or 's2t'")
+    df = filter_speech(loaded, prompts_df, model_name, speech_tokens, token_map, max_new_tokens)
+    return drop_by_asr(df, asr) if asr is not None else df

@@ -41,10 +41,11 @@ class SpeechInputsError(ValueError):
 
 def speech_inputs(
     tokenizer: Any, markers: Markers, known_id: int, units: Sequence[int], fact_map: pd.DataFrame,
-    text_marker: str = "last",
+    text_marker: str = "last", subject_margin: int = 0,
 ) -> TraceInputs:
-    """TraceInputs of one fact's speech prompt from its units and its token-map rows."""
-    from ..speech.token_map import subject_speech_range
+    """TraceInputs of one fact's speech prompt from its units and its token-map rows; the corrupted range is the
+    subject's speech range widened by ``subject_margin`` speech tokens on each side (:func:`widen`)."""
+    from ..speech.token_map import subject_speech_range, widen
 
     if text_marker not in ("last", "none"):
         raise ValueError(f"text_marker must be 'last' or 'none', got {text_marker!r}")
@@ -59,6 +60,7 @@ def speech_inputs(
     n_units = len(units)
     if e > n_units:
         raise SpeechInputsError(f"known_id={known_id}: subject speech range ends at {e} > {n_units} speech tokens")
+    s, e = widen(s, e, n_units, subject_margin)
     ids = speech_prompt_ids(units, markers)
     prefix = markers.n_prefix_speech
     tti = np.full(len(ids), -1, dtype=np.int64)
@@ -84,7 +86,7 @@ def speech_inputs(
 
 def speech_trace_inputs(
     loaded: Any, rows: pd.DataFrame, kept: pd.DataFrame, speech_tokens_path: Any, token_map_path: Any,
-    text_marker: str = "last",
+    subject_margin: int, text_marker: str = "last",
 ) -> list[tuple[TraceInputs, int]]:
     """(TraceInputs, target id) of every fact in ``rows`` (prompts of kept facts); target from ``kept``
     (the filter table indexed by known_id). A kept fact without usable speech raises (rerun the filter)."""
@@ -100,7 +102,8 @@ def speech_trace_inputs(
         if problem:
             raise SpeechInputsError(f"known_id={kid} was kept by the filter but {problem}; rerun the filter")
         inp = speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
-                            tmap[tmap["known_id"] == kid], text_marker=text_marker)
+                            tmap[tmap["known_id"] == kid], text_marker=text_marker,
+                            subject_margin=subject_margin)
         out.append((inp, int(kept.loc[kid, "target_token_id"])))
     return out
 
@@ -139,6 +142,7 @@ def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) 
 @torch.no_grad()
 def noise_scale_speech(
     loaded: Any, prompts_df: pd.DataFrame, speech_tokens_paths: Any, token_map_paths: Any, multiplier: float,
+    subject_margin: int,
 ) -> dict:
     """Std over all values of the input embeddings of every fact's subject speech tokens (ROME's rule on the
     speech side), and ``scale = multiplier * std``. Facts without usable speech are skipped (and counted)."""
@@ -154,9 +158,50 @@ def noise_scale_speech(
             skipped += 1
             continue
         inputs.append(speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
-                                    tmap[tmap["known_id"] == kid]))
+                                    tmap[tmap["known_id"] == kid], subject_margin=subject_margin))
     if not inputs:
         raise ValueError("no fact with usable speech tokens to estimate the noise scale from")
     if skipped:
         log.info("noise scale (speech): skipped %d facts without usable speech", skipped)
     return {**noise_scale(loaded, inputs, multiplier), "n_skipped": skipped}
+
+
+def text_rows_trace_inputs(loaded: Any, rows: pd.DataFrame, kept: pd.DataFrame) -> list[tuple[TraceInputs, int]]:
+    """(TraceInputs, target id) of every fact in ``rows`` in T->T; a subject not found raises naming the fact."""
+    from ..tracing.inputs import SubjectNotFoundError
+
+    out = []
+    for r in rows.sort_values("known_id").itertuples():
+        try:
+            inp = text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, r.template)
+        except SubjectNotFoundError as err:
+            raise SubjectNotFoundError(f"known_id={r.known_id}: {err}") from err
+        out.append((inp, int(kept.loc[r.known_id, "target_token_id"])))
+    return out
+
+
+# ---- the one place where the modality picks the inputs (text prompt or speech prompt)
+def trace_inputs(loaded: Any, modality: str, rows: pd.DataFrame, kept: pd.DataFrame, *, speech_tokens: Any = None,
+                 token_map: Any = None, subject_margin: int | None = None) -> list[tuple[TraceInputs, int]]:
+    """The tracing inputs of ``rows`` (prompts of kept facts) in ``modality`` (``t2t`` or ``s2t``; S->T needs the
+    speech tables and ``subject_margin``)."""
+    if modality == "t2t":
+        return text_rows_trace_inputs(loaded, rows, kept)
+    return speech_trace_inputs(loaded, rows, kept, speech_tokens, token_map, _s2t_margin(modality, subject_margin))
+
+
+def noise_scale_of(loaded: Any, modality: str, prompts: pd.DataFrame, multiplier: float, *,
+                   speech_tokens: Any = None, token_map: Any = None, subject_margin: int | None = None) -> dict:
+    """The noise scale of one (model, modality): the std of what the traces corrupt, times ``multiplier``."""
+    if modality == "t2t":
+        return noise_scale_text_any(loaded, prompts, multiplier)
+    return noise_scale_speech(loaded, prompts, speech_tokens, token_map, multiplier,
+                              _s2t_margin(modality, subject_margin))
+
+
+def _s2t_margin(modality: str, subject_margin: int | None) -> int:
+    if modality != "s2t":
+        raise ValueError(f"unknown modality {modality!r}; expected 't2t' or 's2t'")
+    if subject_margin is None:
+        raise ValueError("S->T inputs need the subject margin (tracing.subject_margin_s2t; --subject-margin)")
+    return subject_margin

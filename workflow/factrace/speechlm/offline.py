@@ -24,29 +24,34 @@ from typing import Any
 
 import pandas as pd
 
-from .corpus import DEFAULT_EXTRA, HELD_OUT, MAIN, TRAIN, UNHEARD, Rendering, all_facts, parse_renderings
+from .corpus import HELD_OUT, MAIN, TRAIN, UNHEARD, Rendering, all_facts, parse_renderings
 from .train import Architecture, SpeechMix, TrainSettings, build_tokenizer
 
 log = logging.getLogger(__name__)
 
 
+BACKBONE_BATCH = 32  # stage 1's batch (stage 2: TrainSettings.batch)
+
+
 @dataclass(frozen=True)
 class EvalSettings:
-    noise_multiplier: float = 3.0  # tracing.noise_multiplier
-    samples: int = 10
-    subject_margin: int = 0  # units added on each side of the subject's speech range (ablation and noise)
+    """What eval.json measures with: the config's noise and subject margin, and the evaluation's own sizes."""
+
+    noise_multiplier: float  # tracing.noise_multiplier
+    subject_margin: int | None  # tracing.subject_margin_s2t: units added on each side of the subject (stage 2)
+    seed: int  # seed
+    samples: int = 10  # noise samples per fact
     draws: int = 2  # random-unit ablation draws
     max_new_tokens: int = 4
-    seed: int = 1
 
 
 @dataclass(frozen=True)
 class SpeechData:
+    extra_renderings: int  # speech.speechlm.extra_renderings: extra facts are spoken in the first N renderings
     renderings: tuple[Rendering, ...] = TRAIN
     held_out: Rendering = HELD_OUT
     unheard: Rendering | None = UNHEARD
     main: Rendering = MAIN
-    extra_renderings: int = 3  # extra facts are spoken in the first N trained renderings
     mix: SpeechMix = field(default_factory=SpeechMix)
 
 
@@ -98,10 +103,9 @@ def _write(ev: dict[str, Any], meta: dict[str, Any], tmp: Path, name: str) -> No
 # ---------------------------------------------------------------------------------------------- stage 1
 
 
-def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str | Path | None = DEFAULT_EXTRA,
-                   settings: TrainSettings | None = None, arch: Architecture | None = None,
-                   max_extra: int | None = None, ev_settings: EvalSettings = EvalSettings(),
-                   eval_json: str | Path | None = None) -> dict[str, Any]:
+def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str | Path | None,
+                   settings: TrainSettings, arch: Architecture, ev_settings: EvalSettings,
+                   max_extra: int | None = None, eval_json: str | Path | None = None) -> dict[str, Any]:
     """Stage 1 into ``out_dir``; returns its evaluation (text accuracy per fact set, T->T noise ratio)."""
     from ..io import sha256_file, write_json, write_table
     from ..provenance import Provenance, config_hash
@@ -109,8 +113,6 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
     from .train import train_backbone
 
     t0 = time.monotonic()
-    settings = settings or TrainSettings(steps=600, batch=32)
-    arch = arch or Architecture()
     facts = all_facts(facts_json, extra_json, max_extra)
     tok = build_tokenizer(_texts(facts))
     with _staging(out_dir) as tmp, _threads(settings.threads):
@@ -168,8 +170,8 @@ def _check(data: SpeechData) -> None:
 
 def build_offline_speechlm(
     facts_json: str | Path, units_npz: str | Path | None, backbone_dir: str | Path, out_dir: str | Path,
-    data: SpeechData = SpeechData(), settings: TrainSettings | None = None, k: int = 100,
-    ev_settings: EvalSettings = EvalSettings(), eval_json: str | Path | None = None,
+    data: SpeechData, settings: TrainSettings, ev_settings: EvalSettings, k: int | None = None,
+    eval_json: str | Path | None = None,
 ) -> dict[str, Any]:
     """Stage 2 into ``out_dir`` from the stage-1 checkpoint ``backbone_dir``; returns the evaluation.
 
@@ -185,7 +187,6 @@ def build_offline_speechlm(
 
     _check(data)
     t0 = time.monotonic()
-    settings = settings or TrainSettings(steps=800)
     facts = read_table(Path(backbone_dir) / "facts.parquet")
     traced_now = load_traced(facts_json)
     if sorted(traced_now["prompt"]) != sorted(facts.loc[facts["set"] == "traced", "prompt"]):
@@ -194,6 +195,8 @@ def build_offline_speechlm(
         if units_npz is None:
             from ..speech.units import fit_mfcc_kmeans
 
+            if k is None:
+                raise ValueError("without a unit model (units_npz), give k: the number of units to fit")
             units_model = fit_mfcc_kmeans(render_waves(traced_now, data.renderings), k=k, seed=settings.seed)
             units_model.save(tmp / "units.npz")
             units_src = str(Path(out_dir) / "units.npz")

@@ -36,20 +36,22 @@ SPECIALS = ("<unk>", "<s>", "</s>")
 class TrainSettings:
     """One stage's optimisation (the architecture is fixed by the backbone)."""
 
-    steps: int = 1000
+    steps: int  # speech.speechlm.backbone_steps or .steps
+    seed: int  # seed
     batch: int = 24
     lr: float = 3e-3
     warmup: int = 100
     weight_decay: float = 0.01
-    seed: int = 1
     threads: int = 1  # torch CPU threads (the rule's threads)
 
 
 @dataclass(frozen=True)
 class Architecture:
-    hidden: int = 128
-    intermediate: int = 384
-    layers: int = 4
+    """The backbone's size: models.<backbone>.hidden, .intermediate and .n_layers; heads is fixed."""
+
+    hidden: int
+    intermediate: int
+    layers: int
     heads: int = 4
 
 

@@ -59,13 +59,16 @@ def inputs_digest(paths: Sequence[str | Path | None]) -> str:
     return h.hexdigest()[:16]
 
 
-def kind_params(job: KindJob, *, modality: str, noise_scale: float, inputs: str, weights: str | None) -> dict:
-    """What a kind's table depends on (``window`` only for mlp/attn, never ``max_rows``, a batching knob)."""
+def kind_params(job: KindJob, *, modality: str, noise_scale: float, inputs: str, weights: str | None,
+                corruption: dict[str, Any] | None = None) -> dict:
+    """What a kind's table depends on (``window`` only for mlp/attn, never ``max_rows``, a batching knob;
+    ``corruption``: settings of what is corrupted, e.g. the S->T subject margin)."""
     s = job.settings.as_dict()
     s.pop("max_rows")
     if job.settings.kind == "hidden":
         s.pop("window")
-    return {**s, "noise_scale": noise_scale, "modality": modality, "inputs": inputs, "weights": weights}
+    return {**s, "noise_scale": noise_scale, "modality": modality, "inputs": inputs, "weights": weights,
+            **(corruption or {})}
 
 
 def is_current(out: Path, key: str) -> bool:
@@ -81,12 +84,13 @@ def is_current(out: Path, key: str) -> bool:
 
 def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequence[KindJob], *, model: str,
                 modality: str, noise_scale: float, inputs_key: str,
-                provenance: Callable[[TraceSettings], Provenance], weights: str | None = None) -> list[Path]:
+                provenance: Callable[[TraceSettings], Provenance], weights: str | None = None,
+                corruption: dict[str, Any] | None = None) -> list[Path]:
     """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables. ``provenance`` gives
     the provenance of a kind's table; its kind key is added here."""
     for job in jobs:
         key = config_hash(kind_params(job, modality=modality, noise_scale=noise_scale, inputs=inputs_key,
-                                      weights=weights))
+                                      weights=weights, corruption=corruption))
         if is_current(job.out, key):
             log.info("%s: kind %s unchanged (settings and inputs); kept", job.out, job.settings.kind)
             continue

@@ -1,7 +1,8 @@
 """Subcommands of the speech-LM stage: ``build-speechlm-backbone``, ``build-speechlm`` and ``modality-gap``.
 
-``register(subparsers)`` adds them to the main CLI (``factrace.cli._register_optional``); the handlers import
-their modules only when run.
+``register(subparsers)`` adds them to the main CLI (:mod:`factrace.cli`); the handlers import their modules only
+when run. Options that are config values have no default here (the rules pass them; the schema holds defaults);
+the build's own knobs default to the dataclasses of :mod:`factrace.speechlm.offline` and ``.train``.
 """
 
 from __future__ import annotations
@@ -10,22 +11,27 @@ import argparse
 import json
 
 
+def _given(a: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` given on the command line (the others keep their dataclass defaults)."""
+    return {n: getattr(a, n) for n in names if getattr(a, n) is not None}
+
+
 def _eval_settings(a: argparse.Namespace):
     from .offline import EvalSettings
 
-    return EvalSettings(noise_multiplier=a.noise_multiplier, samples=a.samples, subject_margin=a.subject_margin,
-                        draws=a.draws, max_new_tokens=a.max_new_tokens, seed=a.seed)
+    return EvalSettings(noise_multiplier=a.noise_multiplier, subject_margin=getattr(a, "subject_margin", None),
+                        seed=a.seed,
+                        **_given(a, "samples", "draws", "max_new_tokens"))
 
 
 def _build_backbone(a: argparse.Namespace) -> int:
-    from .corpus import DEFAULT_EXTRA
-    from .offline import Architecture, TrainSettings, build_backbone
+    from .offline import BACKBONE_BATCH, Architecture, TrainSettings, build_backbone
 
-    extra = None if a.extra_facts == "none" else (a.extra_facts or DEFAULT_EXTRA)
+    extra = None if a.extra_facts == "none" else a.extra_facts
     build_backbone(
         a.facts, a.out_dir, extra_json=extra,
-        settings=TrainSettings(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads),
-        arch=Architecture(hidden=a.hidden, intermediate=a.intermediate, layers=a.layers, heads=a.heads),
+        settings=TrainSettings(steps=a.steps, seed=a.seed, threads=a.threads, batch=a.batch or BACKBONE_BATCH),
+        arch=Architecture(hidden=a.hidden, intermediate=a.intermediate, layers=a.layers, **_given(a, "heads")),
         max_extra=a.max_extra, ev_settings=_eval_settings(a), eval_json=a.eval_json,
     )
     return 0
@@ -53,19 +59,20 @@ def _build(a: argparse.Namespace) -> int:
     )
     build_offline_speechlm(
         a.facts, a.units, a.backbone, a.out_dir, data=data,
-        settings=TrainSettings(steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, lr=a.lr),
+        settings=TrainSettings(steps=a.steps, seed=a.seed, threads=a.threads, **_given(a, "batch", "lr")),
         k=a.k, ev_settings=_eval_settings(a), eval_json=a.eval_json,
     )
     return 0
 
 
-def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--noise-multiplier", type=float, default=3.0, help="tracing.noise_multiplier (eval.json)")
-    p.add_argument("--samples", type=int, default=10, help="noise samples per fact (eval.json)")
-    p.add_argument("--subject-margin", type=int, default=0,
-                   help="units added on each side of the subject's speech range in the evaluation")
-    p.add_argument("--draws", type=int, default=2, help="random-unit subject ablation draws")
-    p.add_argument("--max-new-tokens", type=int, default=4)
+def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
+    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier (eval.json)")
+    if speech:
+        p.add_argument("--subject-margin", type=int, required=True,
+                       help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
+    p.add_argument("--samples", type=int, default=None, help="noise samples per fact (eval.json; EvalSettings)")
+    p.add_argument("--draws", type=int, default=None, help="random-unit subject ablation draws (EvalSettings)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="greedy tokens per answer (EvalSettings)")
     p.add_argument("--eval-json", default=None, help="also write the evaluation here")
 
 
@@ -97,19 +104,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build-speechlm-backbone",
                               help="stage 1 of the offline speech LM: its text backbone (loader hf)")
     p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format): the traced facts")
-    p.add_argument("--extra-facts", default=None, help="extra (subject, attribute) pairs per template, or 'none' "
-                   "(default: resources/speechlm/extra_facts.json)")
+    p.add_argument("--extra-facts", required=True,
+                   help="speech.speechlm.extra_facts: extra (subject, attribute) pairs per template, or 'none'")
     p.add_argument("--max-extra", type=int, default=None, help="at most N extra facts per template")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--intermediate", type=int, default=384)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--steps", type=int, required=True, help="speech.speechlm.backbone_steps")
+    p.add_argument("--hidden", type=int, required=True, help="models.<backbone>.hidden")
+    p.add_argument("--intermediate", type=int, required=True, help="models.<backbone>.intermediate")
+    p.add_argument("--layers", type=int, required=True, help="models.<backbone>.n_layers")
+    p.add_argument("--seed", type=int, required=True, help="seed")
+    p.add_argument("--batch", type=int, default=None, help="sequences per step (offline.BACKBONE_BATCH)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (train.Architecture)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1)
-    _eval_args(p)
+    _eval_args(p, speech=False)
     p.set_defaults(func=_build_backbone)
 
     p = subparsers.add_parser("build-speechlm",
@@ -123,15 +130,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--held-out", default=None, help="held-out rendering voice:rate:pitch (default: corpus.HELD_OUT)")
     p.add_argument("--unheard", default=None, help="unheard-voice rendering, or 'none' (default: corpus.UNHEARD)")
     p.add_argument("--main", default=None, help="the rendering traced later (default en-us:160:50)")
-    p.add_argument("--extra-renderings", type=int, default=3,
-                   help="the extra facts are spoken in the first N trained renderings")
-    p.add_argument("--k", type=int, default=100, help="units to fit when --units is not given")
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch", type=int, default=24)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--extra-renderings", type=int, required=True,
+                   help="speech.speechlm.extra_renderings: the extra facts are spoken in the first N renderings")
+    p.add_argument("--k", type=int, default=None, help="speech.units.k: units to fit when --units is not given")
+    p.add_argument("--steps", type=int, required=True, help="speech.speechlm.steps")
+    p.add_argument("--seed", type=int, required=True, help="seed")
+    p.add_argument("--batch", type=int, default=None, help="sequences per step (train.TrainSettings)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (train.TrainSettings)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1)
-    _eval_args(p)
+    _eval_args(p, speech=True)
     p.set_defaults(func=_build)
 
     p = subparsers.add_parser("modality-gap", help="per-layer cosine / Euclidean gap of text vs speech states")

@@ -1,0 +1,52 @@
+"""Commands of the facts stage: ``download-facts``, ``validate-facts`` and ``shard`` (one shard's prompts table)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def cmd_download_facts(args: argparse.Namespace) -> None:
+    from .download import download_facts
+
+    download_facts(args.url, args.out, sha256=args.sha256)
+
+
+def cmd_validate_facts(args: argparse.Namespace) -> None:
+    from .known import load_facts
+
+    facts = load_facts(args.facts)
+    print(f"{args.facts}: {len(facts)} facts, valid")
+
+
+def cmd_shard(args: argparse.Namespace) -> None:
+    from .. import io
+    from ..provenance import stage_provenance
+    from .known import shard_frame
+
+    df = shard_frame(args.facts, args.shard, args.shard_size, args.limit)
+    params = {"shard_size": args.shard_size, "limit": args.limit}
+    io.write_table(df, args.out, "prompts", stage_provenance("shard", params))
+    log.info("shard %s: %d facts", args.shard, len(df))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("download-facts", help="download Known-1000 and validate it")
+    s.add_argument("--url", required=True)
+    s.add_argument("--sha256", default=None, help="facts.sha256 (none: not checked)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_download_facts)
+
+    s = sub.add_parser("validate-facts", help="validate a facts file")
+    s.add_argument("facts")
+    s.set_defaults(func=cmd_validate_facts)
+
+    s = sub.add_parser("shard", help="write one shard of the facts as a `prompts` table")
+    s.add_argument("--facts", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--shard-size", type=int, required=True, help="facts.shard_size")
+    s.add_argument("--limit", type=int, default=None, help="facts.limit (none: every fact)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_shard)

@@ -1,0 +1,33 @@
+"""Commands on stage tables of any contract: ``merge`` (concatenate, sorted, with merged provenance) and
+``provenance`` (print what a Parquet table records about how it was made)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import io
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    df = io.read_tables(args.inputs, args.contract)
+    sort = [c for c in ("known_id", "kind", "layer", "position") if c in df.columns]
+    if sort:
+        df = df.sort_values(sort, ignore_index=True)
+    io.write_table(df, args.out, args.contract, io.merged_provenance(args.inputs))
+
+
+def cmd_provenance(args: argparse.Namespace) -> None:
+    print(json.dumps(io.read_provenance(args.file), indent=2, sort_keys=True))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("merge", help="concatenate tables of one contract")
+    s.add_argument("--contract", required=True)
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_provenance)

@@ -1,0 +1,132 @@
+"""Commands of the tracing stage: ``noise-scale``, ``trace`` (one job: every kind of one shard), ``estimate`` and
+``bench tracing`` (which parses its own options: :mod:`factrace.tracing.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from ..models.commands import load_from_args, model_args
+
+log = logging.getLogger(__name__)
+
+
+def cmd_noise_scale(args: argparse.Namespace) -> None:
+    from .. import io
+    from ..speechlm.inputs import noise_scale_of
+
+    prompts = io.read_tables(args.prompts, "prompts")
+    loaded = load_from_args(args)
+    res = noise_scale_of(loaded, args.modality, prompts, args.multiplier, speech_tokens=args.speech_tokens,
+                         token_map=args.token_map, subject_margin=args.subject_margin)
+    res.update(model=args.model, modality=args.modality, weights_sha256=loaded.weights_sha256)
+    if args.modality == "s2t":
+        res["subject_margin"] = args.subject_margin
+    io.write_json(res, args.out)
+    log.info("noise scale for %s/%s: %.4f (std %.4f over %d tokens)", args.model, args.modality, res["scale"],
+             res["std"], res["n_tokens"])
+
+
+def layer_range(model: str, n_layers: int, lo: int | None, hi: int | None) -> tuple[int, int]:
+    """The centre layers ``[lo, hi)`` a job traces (default: all ``n_layers``); beyond the model is an error."""
+    lo, hi = lo or 0, n_layers if hi is None else hi
+    if hi > n_layers:
+        raise SystemExit(f"model {model!r} has {n_layers} layers but the job traces layers up to {hi}; set "
+                         f"`models.{model}.n_layers: {n_layers}` in the config")
+    return lo, hi
+
+
+def cmd_trace(args: argparse.Namespace) -> None:
+    from .. import io
+    from ..provenance import stage_provenance
+    from ..speechlm.inputs import trace_inputs
+    from .inputs import SubjectNotFoundError
+    from .job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds
+    from .stage import check_layer_count
+
+    prompts = io.read_table(args.prompts, "prompts")
+    filt = io.read_table(args.filter, "filter")
+    noise = json.loads(Path(args.noise).read_text())
+    loaded = load_from_args(args)
+    n_layers = loaded.model.config.num_hidden_layers
+    check_layer_count(args.model, json.loads(args.model_spec).get("n_layers"), n_layers)
+    layers = layer_range(args.model, n_layers, args.layer_lo, args.layer_hi)
+    jobs = kind_jobs(parse_kind_settings(args.kind_settings), args.out, layers=layers, engine=args.engine,
+                     max_rows=args.max_rows)
+    kept = filt[filt["kept"]].set_index("known_id")
+    rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
+    if args.max_facts is not None and len(rows) > args.max_facts:
+        log.info("tracing the first %d of %d kept facts (tracing.max_facts_per_shard)", args.max_facts, len(rows))
+        rows = rows.head(args.max_facts)
+    try:
+        inputs = trace_inputs(loaded, args.modality, rows, kept, speech_tokens=args.speech_tokens,
+                              token_map=args.token_map, subject_margin=args.subject_margin)
+    except SubjectNotFoundError as err:
+        raise SystemExit(f"{args.prompts}: {err}") from err
+    corruption = {"subject_margin": args.subject_margin} if args.modality == "s2t" else {}
+    key = inputs_digest([args.prompts, args.filter, args.noise, args.speech_tokens, args.token_map])
+    trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
+                inputs_key=key, weights=loaded.weights_sha256, corruption=corruption,
+                provenance=lambda st: stage_provenance(
+                    "trace", {**st.as_dict(), "noise_scale": noise["scale"], "modality": args.modality, **corruption},
+                    seed=st.seed, model_id=args.model, weights_sha256=loaded.weights_sha256))
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .estimate import estimate_table, format_table, totals
+
+    config = yaml.safe_load(Path(args.configfile).read_text())
+    rows = estimate_table(config)
+    util = config.get("resources", {}).get("trace", {}).get("utilisation", 0.35)
+    print(f"cost of tracing {args.configfile} (dense bf16 peak x utilisation {util}; assumptions in "
+          "factrace/tracing/estimate.py)")
+    print(format_table(rows))
+    print(json.dumps(totals(rows)))
+
+
+def speech_args(s: argparse.ArgumentParser, nargs: str | None = None) -> None:
+    """The S->T inputs of a command: the speech tokens, the token map and the subject margin."""
+    s.add_argument("--speech-tokens", nargs=nargs, default=None, help="s2t: speech-token tables")
+    s.add_argument("--token-map", nargs=nargs, default=None, help="s2t: token-map tables")
+    s.add_argument("--subject-margin", type=int, default=None,
+                   help="s2t: tracing.subject_margin_s2t (speech tokens added on each side of the subject)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("noise-scale", help="noise scale = multiplier x std of subject input embeddings")
+    model_args(s)
+    s.add_argument("--modality", required=True, choices=["t2t", "s2t"])
+    s.add_argument("--prompts", nargs="+", required=True)
+    speech_args(s, nargs="*")
+    s.add_argument("--multiplier", type=float, required=True, help="tracing.noise_multiplier[_s2t]")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_noise_scale)
+
+    s = sub.add_parser("trace", help="causal tracing of one shard: one table per kind, the model loaded once")
+    model_args(s)
+    s.add_argument("--modality", required=True, choices=["t2t", "s2t"])
+    s.add_argument("--kind-settings", required=True,
+                   help='JSON [[kind, {"samples": n, "seed": n, "window": n}], ...], one per --out')
+    s.add_argument("--layer-lo", type=int, default=None, help="first centre layer (none: 0)")
+    s.add_argument("--layer-hi", type=int, default=None, help="end of the centre layers (none: all)")
+    s.add_argument("--prompts", required=True)
+    s.add_argument("--filter", required=True)
+    s.add_argument("--noise", required=True)
+    speech_args(s)
+    s.add_argument("--engine", required=True, choices=["fast", "reference"], help="tracing.engine")
+    s.add_argument("--max-rows", type=int, required=True, help="tracing.max_rows")
+    s.add_argument("--max-facts", type=int, default=None, help="tracing.max_facts_per_shard (none: every fact)")
+    s.add_argument("--out", nargs="+", required=True, help="one trace table per kind, in the kinds' order")
+    s.set_defaults(func=cmd_trace)
+
+    s = sub.add_parser("estimate", help="cells, FLOPs and GPU-hours of a config, engine vs reference")
+    s.add_argument("--configfile", required=True)
+    s.set_defaults(func=cmd_estimate)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    bench.add_parser("tracing", help="engine vs reference on the offline model (a table, then one JSON line); "
+                     "`factrace bench tracing --help` for its options")
