@@ -55,11 +55,12 @@ def is_spoken(word: str) -> bool:
     return any(ch.isalnum() for ch in word)
 
 
-def synthesize(text: str, out_wav: str | os.PathLike[str], backend: str = "espeak", **opts: Any) -> SynthResult:
+def synthesize(text: str, out_wav: str | os.PathLike[str], backend: str, **opts: Any) -> SynthResult:
     """Synthesise ``text`` into ``out_wav`` (16 kHz mono PCM16 WAV, written atomically).
 
-    espeak options: ``voice`` (default ``en-us``), ``rate`` (words per minute, 80-450, default 175),
-    ``pitch`` (0-100, default 50). melotts options: ``raw_dir``, the MeloTTS worker's output for the shard.
+    espeak options: ``voice``, ``rate`` (words per minute, 80-450) and ``pitch`` (0-100), all required (the
+    config's ``speech.tts.espeak``), and ``seed`` (eSpeak's random seed, default 0). melotts options:
+    ``raw_dir``, the MeloTTS worker's output for the shard.
     """
     if not text or not text.strip():
         raise TTSError(f"{out_wav}: nothing to synthesise (empty text). Check the prompts table.")

@@ -45,8 +45,8 @@ def _espeak_child(text: str, voice: str, rate: int, pitch: int, seed: int):
 
 
 def synthesize_espeak(
-    text: str, out_wav: str | os.PathLike[str], voice: str = "en-us", rate: int = 175, pitch: int = 50,
-    seed: int = 0, **_ignored: Any,
+    text: str, out_wav: str | os.PathLike[str], voice: str, rate: int, pitch: int, seed: int = 0,
+    **_ignored: Any,
 ) -> SynthResult:
     """Synthesise ``text`` into ``out_wav`` (16 kHz mono PCM16) with word onsets and ends."""
     pcm, events, n_phones, native_sr, version = run_forked(
@@ -71,7 +71,7 @@ def synthesize_espeak(
     )
 
 
-def espeak_phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
+def espeak_phonemes(text: str, voice: str) -> list[list[str]]:
     """eSpeak's IPA pronunciation of ``text`` (one list of phonemes per spoken word)."""
     return run_forked(_espeak_phonemes_child, text, voice)
 

@@ -137,7 +137,7 @@ class EspeakNG:
             wave = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             return wave, list(self._events)
 
-    def phonemes_ipa(self, text: str, voice: str = "en-us") -> list[list[str]]:
+    def phonemes_ipa(self, text: str, voice: str) -> list[list[str]]:
         """eSpeak's own pronunciation of ``text``: IPA phonemes, one list per spoken word."""
         with self._lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
