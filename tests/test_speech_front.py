@@ -234,7 +234,8 @@ def test_stages_tts_and_align(tmp_path):
     assert set(out["known_id"]) == {1, 3} and out["aligned"].all() and (out["field"] == "prompt").all()
     ps = stages.run_align_offline(man, None, pp, tmp_path / "ps.parquet", "pocketsphinx")
     assert aligners.boundary_disagreement(ps, out)["median_ms"] < 100
-    a = stages.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, cpu_threads=2)
+    a = stages.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, device="cpu",
+                       cpu_threads=2)
     assert list(a["known_id"]) == [1, 3] and (a["field"] == "prompt").all()
     assert (a["kept"] == (a["wer"] <= 0.0)).all() and (a.loc[~a["kept"], "reason"] != "").all()
     assert "corpus_wer" in io.read_provenance(tmp_path / "asr.parquet")["extra"]

@@ -111,9 +111,9 @@ def run_tts(
 
 
 def run_asr(
-    audio_manifest: str | os.PathLike[str], out_parquet: str | os.PathLike[str], model: str = "offline",
-    wer_threshold: float | None = None, fields: tuple[str, ...] = ("prompt",), beam_size: int = 5,
-    device: str = "cpu", offline: bool = True, seed: int = 0, cpu_threads: int | None = None,
+    audio_manifest: str | os.PathLike[str], out_parquet: str | os.PathLike[str], model: str,
+    wer_threshold: float | None, fields: tuple[str, ...] = ("prompt",), beam_size: int = 5, *,
+    device: str, offline: bool = True, seed: int = 0, cpu_threads: int | None = None,
 ) -> pd.DataFrame:
     """Transcribe the manifest's files of ``fields`` (default: the prompt, as the paper) and score them.
 
@@ -179,7 +179,7 @@ def run_asr(
 
 def run_align_offline(
     audio_manifest: str | os.PathLike[str], onsets_parquet: str | os.PathLike[str] | None,
-    prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str = "espeak-onsets",
+    prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str,
     model: str = "offline",
 ) -> pd.DataFrame:
     """Word alignment of the prompt field of every fact, in the ``alignment`` contract (+ field, reason, aligned).
