@@ -191,7 +191,7 @@ def test_spiritlm_backend_errors_name_what_is_missing(tmp_path, monkeypatch):
         with pytest.raises(units.SpeechTokenizerUnavailable, match="package `spiritlm`"):
             units.load_speech_tokenizer("spiritlm", checkpoints_dir=tmp_path)
     with pytest.raises(units.SpeechTokenizerUnavailable, match="fit-units"):
-        units.load_speech_tokenizer("mfcc-kmeans", units_npz=tmp_path / "none.npz")
+        units.load_speech_tokenizer("mfcc-kmeans", units_npz=tmp_path / "none.npz", checkpoints_dir=None)
 
 
 # ---------------------------------------------------------------- tiny HuBERT-CTC in the real on-disk layout
@@ -313,7 +313,8 @@ def test_stages_fit_tokens_map_figures(shard):
 
     npz = run_fit_units([shard / "audio.parquet"], shard / "units.npz", k=6, seed=1)
     for dedup in (True, False):
-        out = run_speech_tokens(shard / "audio.parquet", npz, shard / f"tok{dedup}.parquet", dedup=dedup)
+        out = run_speech_tokens(shard / "audio.parquet", npz, shard / f"tok{dedup}.parquet", dedup=dedup,
+                                backend="mfcc-kmeans", checkpoints_dir=None)
         st = read_table(out)
         assert st.known_id.tolist() == [1, 2, 3] and (st.status == "ok").all()
         for _, r in st.iterrows():

@@ -78,12 +78,13 @@ def test_unreadable_file_names_the_fix(tmp_path):
 
 FACTS = ["The capital of Italy is Rome", "Steve Jobs was employed by Apple",
          "The official language of Brazil is Portuguese"]
+ESPEAK = {"voice": "en-us", "rate": 175, "pitch": 50}  # the library takes them explicitly (no defaults)
 
 
 @pytest.fixture(scope="module")
 def espeak_utts(tmp_path_factory):
     d = tmp_path_factory.mktemp("tts")
-    return [tts.synthesize(t, d / f"{i}.wav", "espeak") for i, t in enumerate(FACTS)]
+    return [tts.synthesize(t, d / f"{i}.wav", "espeak", **ESPEAK) for i, t in enumerate(FACTS)]
 
 
 def test_espeak_audio_and_onsets(espeak_utts, tmp_path):
@@ -97,14 +98,14 @@ def test_espeak_audio_and_onsets(espeak_utts, tmp_path):
         assert starts == sorted(starts) and starts[0] < 0.05 and starts[-1] < res.duration_s
         assert all(e > s for (_, s), (_, e) in zip(res.word_onsets, res.word_ends))
     # deterministic: same text and settings -> identical bytes (and onsets)
-    again = tts.synthesize(FACTS[0], tmp_path / "again.wav", "espeak")
+    again = tts.synthesize(FACTS[0], tmp_path / "again.wav", "espeak", **ESPEAK)
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (espeak_utts[0].path, again.path)]
     assert digest[0] == digest[1] and again.word_onsets == espeak_utts[0].word_onsets
 
 
 def test_espeak_joined_words_and_punctuation(tmp_path):
     text = "Danielle Darrieux — a native speaker of the French language"
-    res = tts.synthesize(text, tmp_path / "j.wav", "espeak", rate=200, pitch=40)
+    res = tts.synthesize(text, tmp_path / "j.wav", "espeak", voice="en-us", rate=200, pitch=40)
     words = text.split()
     assert 2 not in res.word_indices  # the em dash is not spoken
     k_the = words.index("the")
@@ -130,7 +131,7 @@ def test_unknown_backend_and_empty_text(tmp_path):
     with pytest.raises(tts.TTSError, match="unknown TTS backend"):
         tts.synthesize("hello", tmp_path / "x.wav", "nope")
     with pytest.raises(tts.TTSError, match="empty text"):
-        tts.synthesize("  ", tmp_path / "x.wav")
+        tts.synthesize("  ", tmp_path / "x.wav", "espeak", **ESPEAK)
 
 
 # --------------------------------------------------------------------------------------------------- asr
@@ -182,7 +183,7 @@ def test_pocketsphinx_agrees_with_espeak_onsets(espeak_utts):
 
 
 def test_pocketsphinx_oov_and_mismatch_are_recorded_not_raised(espeak_utts, tmp_path):
-    res = tts.synthesize("Danielle Darrieux was born in 1917", tmp_path / "oov.wav")
+    res = tts.synthesize("Danielle Darrieux was born in 1917", tmp_path / "oov.wav", "espeak", **ESPEAK)
     df = aligners.align_pocketsphinx(5, "Danielle Darrieux was born in 1917", res.path)
     assert df["aligned"].all()
     assert df["reason"].str.contains("out of vocabulary").any()
@@ -233,7 +234,8 @@ def test_stages_tts_and_align(tmp_path):
     assert set(out["known_id"]) == {1, 3} and out["aligned"].all() and (out["field"] == "prompt").all()
     ps = stages.run_align_offline(man, None, pp, tmp_path / "ps.parquet", "pocketsphinx")
     assert aligners.boundary_disagreement(ps, out)["median_ms"] < 100
-    a = stages.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, cpu_threads=2)
+    a = stages.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, device="cpu",
+                       cpu_threads=2)
     assert list(a["known_id"]) == [1, 3] and (a["field"] == "prompt").all()
     assert (a["kept"] == (a["wer"] <= 0.0)).all() and (a.loc[~a["kept"], "reason"] != "").all()
     assert "corpus_wer" in io.read_provenance(tmp_path / "asr.parquet")["extra"]

@@ -113,7 +113,8 @@ def test_melotts_worker_passes_speed_and_device_to_melo(tmp_path, fake_melo, mon
 
 def test_melotts_worker_refuses_words_per_minute(tmp_path, fake_melo):
     with pytest.raises(ValueError, match="not words per minute"):
-        melotts_worker.synthesize_all([("1_prompt", "hello")], str(tmp_path), speed=160)
+        melotts_worker.synthesize_all([("1_prompt", "hello")], str(tmp_path), speaker="EN-US", speed=160,
+                                      device="auto", language="EN")
 
 
 def test_melotts_worker_imports_nothing_heavy_of_factrace():

@@ -9,8 +9,8 @@ with NaN times and a reason, never an exception.
 Methods
 -------
 ``espeak-onsets``
-    The synthesiser's own word events (see :mod:`factrace.speech.tts`): exact onsets. Words eSpeak joins to
-    the previous one ("in the") are split by phoneme count and carry a reason saying so. score = 1.
+    The synthesiser's own word events (see :mod:`factrace.speech.tts_onsets`): exact onsets. Words eSpeak
+    joins to the previous one ("in the") are split by phoneme count and carry a reason saying so. score = 1.
 ``pocketsphinx``
     Forced alignment with the en-us acoustic model and CMU dictionary shipped in the ``pocketsphinx`` wheel
     (10 ms frames). Text is lowercased and stripped of punctuation; hyphenated words are split. A token that
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tts import text_words
+from .tts import is_spoken, text_words
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ PAD_S = 0.25  # silence added on both sides before pocketsphinx alignment
 DITHER = 1e-4  # amplitude of the seeded Gaussian dither added before pocketsphinx alignment
 
 ALIGN_COLUMNS = ["known_id", "word_index", "word", "start_s", "end_s", "score", "method", "reason", "aligned"]
-
-
-def _spoken(word: str) -> bool:
-    return any(ch.isalnum() for ch in word)
 
 
 def alignment_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -97,7 +93,7 @@ def align_espeak_onsets(known_id: int, text: str, synth: Any) -> pd.DataFrame:
             t0, t1, it = timed[k]
             reason = "onset split by phoneme count: eSpeak spoke it joined to the previous word" if it else ""
             rows.append(_row(known_id, k, w, method, t0, t1, 0.5 if it else 1.0, reason))
-        elif not _spoken(w):
+        elif not is_spoken(w):
             rows.append(_row(known_id, k, w, method, reason="punctuation only: not spoken"))
         else:
             rows.append(_row(known_id, k, w, method, reason="eSpeak emitted no word event for it"))
@@ -181,7 +177,7 @@ class PocketsphinxAligner:
         """(dictionary word for ``token`` or None, note). OOV tokens get eSpeak's pronunciation."""
         if self.decoder.lookup_word(token) is not None:
             return token, ""
-        from .tts import espeak_phonemes
+        from .tts_espeak import espeak_phonemes
 
         try:
             phones = ipa_to_arpabet([p for w in espeak_phonemes(token, self.voice) for p in w])

@@ -175,7 +175,7 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 
 
 def load_model(
-    model: str = OFFLINE_MODEL, device: str = "cpu", compute_type: str = "default", offline: bool = True,
+    model: str, device: str = "cpu", compute_type: str = "default", offline: bool = True,
     cpu_threads: int | None = None,
 ) -> Any:
     """A cached ``faster_whisper.WhisperModel``; ``offline=True`` forbids any download."""
@@ -225,7 +225,7 @@ TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def transcribe(
-    paths: list[str | os.PathLike[str]], model: str | Any = OFFLINE_MODEL, word_timestamps: bool = False,
+    paths: list[str | os.PathLike[str]], model: str | Any, word_timestamps: bool = False,
     beam_size: int = 5, language: str = "en", pad_s: float = 0.25, seed: int = 0,
     temperature: float | tuple[float, ...] = TEMPERATURES, **load_opts: Any,
 ) -> list[str] | list[Transcript]:
@@ -289,7 +289,7 @@ def asr_table(
     return df
 
 
-def apply_wer_threshold(df: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+def apply_wer_threshold(df: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
     """Add ``kept`` (bool) and ``reason`` (str, "" when kept). ``threshold=None`` keeps every row.
 
     A dropped row stays in the table with its reason, so that every drop is visible downstream.

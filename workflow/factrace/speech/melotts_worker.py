@@ -64,8 +64,8 @@ def read_texts(prompts_parquet: str, fields: tuple[str, ...] = FIELDS) -> list[t
 
 
 def synthesize_all(
-    items: list[tuple[str, str]], out_dir: str, speaker: str = "EN-US", speed: float = 1.0, device: str = "auto",
-    language: str = "EN", seed: int = 0,
+    items: list[tuple[str, str]], out_dir: str, speaker: str, speed: float, device: str, language: str,
+    seed: int = 0,
 ) -> dict:
     """Synthesise every (stem, text) into ``out_dir/<stem>.wav``; returns (and writes) ``synth.json``."""
     import soundfile as sf

@@ -38,9 +38,9 @@ def onsets_path(manifest_path: str | os.PathLike[str]) -> Path:
 
 def run_tts(
     prompts_parquet: str | os.PathLike[str], out_manifest_parquet: str | os.PathLike[str],
-    audio_dir: str | os.PathLike[str], backend: str = "espeak", voice: str = "en-us", rate: float = 175,
-    pitch: int = 50, seed: int = 0, fields: tuple[str, ...] = FIELDS, options: dict[str, Any] | None = None,
-    melotts_dir: str | os.PathLike[str] | None = None,
+    audio_dir: str | os.PathLike[str], backend: str, voice: str | None = None, rate: float | None = None,
+    pitch: int | None = None, seed: int = 0, fields: tuple[str, ...] = FIELDS,
+    options: dict[str, Any] | None = None, melotts_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Synthesise prompt, subject and attribute of every fact of the shard.
 
@@ -48,8 +48,8 @@ def run_tts(
     text, voice, ok, reason) and the espeak word onsets beside it (:func:`onsets_path`).
     ``options`` are the backend's own parameters (:func:`factrace.speech.tts_params.tts_options`: eSpeak
     ``voice``/``rate`` (words per minute)/``pitch``; MeloTTS ``speaker``/``speed`` (factor)/``device``...);
-    without them ``voice``/``rate``/``pitch`` are eSpeak's. MeloTTS's audio comes from ``melotts_dir``, the
-    output of :mod:`factrace.speech.melotts_worker` (run in MeloTTS's own environment).
+    without them ``voice``/``rate``/``pitch`` (all three needed) are eSpeak's. MeloTTS's audio comes from
+    ``melotts_dir``, the output of :mod:`factrace.speech.melotts_worker` (run in MeloTTS's own environment).
     """
     from .aligners import align_espeak_onsets, alignment_frame
     from .tts import TTSError, synthesize
@@ -60,6 +60,8 @@ def run_tts(
     if options is None:
         if backend != "espeak":
             raise ValueError(f"tts backend {backend!r} needs its options (speech.tts.{backend})")
+        if voice is None or rate is None or pitch is None:
+            raise ValueError("tts backend 'espeak' needs its options (speech.tts.espeak) or voice, rate and pitch")
         options = {"voice": voice, "rate": int(rate), "pitch": int(pitch)}
     params = {"backend": backend, **options, "seed": seed, "fields": list(fields)}
     voice = str(options.get("voice", options.get("speaker", voice)))
@@ -109,9 +111,9 @@ def run_tts(
 
 
 def run_asr(
-    audio_manifest: str | os.PathLike[str], out_parquet: str | os.PathLike[str], model: str = "offline",
-    wer_threshold: float | None = None, fields: tuple[str, ...] = ("prompt",), beam_size: int = 5,
-    device: str = "cpu", offline: bool = True, seed: int = 0, cpu_threads: int | None = None,
+    audio_manifest: str | os.PathLike[str], out_parquet: str | os.PathLike[str], model: str,
+    wer_threshold: float | None, fields: tuple[str, ...] = ("prompt",), beam_size: int = 5, *,
+    device: str, offline: bool = True, seed: int = 0, cpu_threads: int | None = None,
 ) -> pd.DataFrame:
     """Transcribe the manifest's files of ``fields`` (default: the prompt, as the paper) and score them.
 
@@ -177,7 +179,7 @@ def run_asr(
 
 def run_align_offline(
     audio_manifest: str | os.PathLike[str], onsets_parquet: str | os.PathLike[str] | None,
-    prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str = "espeak-onsets",
+    prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str,
     model: str = "offline",
 ) -> pd.DataFrame:
     """Word alignment of the prompt field of every fact, in the ``alignment`` contract (+ field, reason, aligned).

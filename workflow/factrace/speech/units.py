@@ -195,7 +195,7 @@ class MfccKMeansUnits:
 
 
 def fit_mfcc_kmeans(
-    waves: list[tuple[np.ndarray, int]], k: int = 100, seed: int = 0,
+    waves: list[tuple[np.ndarray, int]], k: int, seed: int = 0,
     settings: FeatureSettings = FeatureSettings(), n_init: int = 3, max_iter: int = 100,
 ) -> MfccKMeansUnits:
     """Fit ``k`` units on the MFCC frames of ``waves`` (list of (wave, sr)); deterministic for a seed."""
@@ -217,7 +217,7 @@ def fit_mfcc_kmeans(
 SPIRITLM_FILES = ("mhubert_base_25hz.pt", "L11_quantizer_500.pt")
 
 
-def spiritlm_checkpoint_paths(checkpoints_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+def spiritlm_checkpoint_paths(checkpoints_dir: str | os.PathLike[str] | None) -> tuple[Path, Path]:
     """The HuBERT and quantizer checkpoint paths; raises SpeechTokenizerUnavailable naming what is missing.
 
     ``checkpoints_dir`` (config ``speech.units.checkpoints_dir``, else env ``SPIRITLM_CHECKPOINTS_DIR``) is
@@ -251,7 +251,7 @@ class SpiritLMUnits:
     max_chunk = 100 * SAMPLE_RATE  # as spiritlm's SpiritLMTokenizer.encode_units
     min_chunk = 1280
 
-    def __init__(self, checkpoints_dir: str | os.PathLike[str] | None = None, device: str = "auto"):
+    def __init__(self, checkpoints_dir: str | os.PathLike[str] | None, device: str = "auto"):
         try:
             from spiritlm.speech_tokenizer.hubert.hubert_tokenizer import HubertTokenizer
         except ImportError as err:
@@ -283,8 +283,8 @@ class SpiritLMUnits:
 
 
 def load_speech_tokenizer(
-    backend: str, units_npz: str | os.PathLike[str] | None = None,
-    checkpoints_dir: str | os.PathLike[str] | None = None, device: str = "auto",
+    backend: str, units_npz: str | os.PathLike[str] | None = None, *,
+    checkpoints_dir: str | os.PathLike[str] | None, device: str = "auto",
 ) -> SpeechTokenizer:
     """``mfcc-kmeans`` (needs ``units_npz``) or ``spiritlm`` (needs the checkpoints)."""
     if backend == "mfcc-kmeans":

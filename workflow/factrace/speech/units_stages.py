@@ -55,7 +55,7 @@ def _prompt_rows(manifest: PathLike) -> pd.DataFrame:
 
 
 def run_fit_units(
-    audio_manifests: Sequence[PathLike], out_npz: PathLike, k: int = 100, seed: int = 0,
+    audio_manifests: Sequence[PathLike], out_npz: PathLike, k: int, seed: int = 0,
     deltas: bool = True, n_init: int = 3,
 ) -> Path:
     """Fit the ``mfcc-kmeans`` speech tokenizer on the prompt audio of all manifests; write the .npz."""
@@ -76,8 +76,8 @@ def run_fit_units(
 
 
 def run_speech_tokens(
-    audio_manifest: PathLike, units_npz: PathLike | None, out_parquet: PathLike, dedup: bool = True,
-    backend: str = "mfcc-kmeans", checkpoints_dir: PathLike | None = None, device: str = "auto",
+    audio_manifest: PathLike, units_npz: PathLike | None, out_parquet: PathLike, dedup: bool, backend: str,
+    checkpoints_dir: PathLike | None, device: str = "auto",
 ) -> Path:
     """Speech tokens of every prompt: known_id, units, run_lengths, n_frames, rate_hz, backend, dedup, status."""
     from .units import deduplicate, load_speech_tokenizer
@@ -227,7 +227,7 @@ def run_token_map(
 
 def run_speech_figures(
     audio_manifest: PathLike, alignment_parquet: PathLike, speech_tokens_parquet: PathLike, out_dir: PathLike,
-    n: int = 3, token_map_parquet: PathLike | None = None,
+    n: int, token_map_parquet: PathLike | None = None,
 ) -> list[Path]:
     """Figure-3-style plots for the first ``n`` aligned facts (by known_id)."""
     from .figures import plot_alignment, unit_onsets
