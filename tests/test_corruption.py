@@ -22,7 +22,7 @@ from factrace.contracts import ContractError
 from factrace.provenance import Provenance
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "resources", "envs")
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "resources", "envs", ".test")
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -45,3 +45,27 @@ def test_no_two_rules_declare_the_same_output():
                 assert key not in seen, f"{key}: declared by rules {seen[key]} and {name}"
                 seen[key] = name
     assert len(seen) > 20  # the parser found the rules' outputs
+
+
+@pytest.mark.parametrize("configfile", [".test/config/config.yaml", "config/config.yaml", "config/paper.yaml"])
+def test_every_command_line_of_the_rules_parses(workflow_copy: Path, configfile: str):
+    """The `factrace ...` lines a dry run prints (every job of the config) parse with the CLI's parser: a required
+    option that a rule does not pass (config values have no CLI defaults) fails here, not in a job."""
+    import shlex
+
+    from factrace.cli import build_parser
+
+    proc = snakemake(workflow_copy, "-n", "-p", "--forceall", "--configfile", configfile, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    parser, seen = build_parser(), set()
+    for line in proc.stdout.splitlines():
+        command = line.split("Shell command: ", 1)[-1].strip()
+        if not command.startswith("factrace "):
+            continue
+        words = shlex.split(command.split(" 2> ")[0])
+        try:
+            args = parser.parse_args(words[1:])
+        except SystemExit as err:
+            raise AssertionError(f"does not parse: {line.strip()}") from err
+        seen.add(args.command)
+    assert {"shard", "filter", "noise-scale", "trace", "aie", "compare", "qc"} <= seen, seen

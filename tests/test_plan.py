@@ -38,7 +38,7 @@ def _jobs(text: str) -> Counter:
 
 # ------------------------------------------------------------------------------------------------ resources
 def _paper_config() -> dict:
-    from factrace.plan import load_config
+    from factrace.config import load_config
 
     return load_config(REPO / "config" / "paper.yaml")
 

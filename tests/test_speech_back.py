@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -338,25 +337,6 @@ def test_stages_fit_tokens_map_figures(shard):
     figs = run_speech_figures(shard / "audio.parquet", shard / "align.parquet", shard / "tokTrue.parquet",
                               shard / "figs", n=1, token_map_parquet=shard / "mapTrue.parquet")
     assert len(figs) == 2 and all(p.stat().st_size > 0 for p in figs)
-
-
-def test_cli_register_parses_all_subcommands():
-    from factrace.speech.cli import register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="cmd"))
-    for argv in (
-        ["tts", "--prompts", "p", "--out", "o", "--audio-dir", "d"],
-        ["asr", "--audio", "a", "--out", "o", "--model", "m"],
-        ["align", "--audio", "a", "--prompts", "p", "--out", "o", "--method", "hubert-ctc", "--model-dir", "m"],
-        ["fit-units", "--audio", "a", "b", "--out", "u.npz", "--k", "10"],
-        ["speech-tokens", "--audio", "a", "--units", "u", "--out", "o", "--no-dedup"],
-        ["token-map", "--prompts", "p", "--alignment", "a", "--speech-tokens", "s", "--tokenizer-dir", "t",
-         "--model", "m", "--out", "o"],
-    ):
-        args = parser.parse_args(argv)
-        assert callable(args.func) and args.cmd == argv[0]
-    assert parser.parse_args(["speech-tokens", "--audio", "a", "--out", "o", "--no-dedup"]).dedup is False
 
 
 def test_usable_alignment_keeps_timed_rows_and_reasons():

@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "factrace.checks",  # check-facts, check-tables
     "factrace.models.commands",  # convert-model
     "factrace.models.fetch",  # fetch-checkpoints
-    "factrace.speech.cli",  # tts, asr, align, fit-units, speech-tokens, token-map, speech-figures
+    "factrace.speech.commands",  # tts, asr, align, fit-units, speech-tokens, token-map, speech-figures
     "factrace.speech.quality",  # wer-summary, align-compare
     "factrace.speechlm.commands",  # build-speechlm-backbone, build-speechlm, modality-gap
     "factrace.filtering.commands",  # filter

@@ -25,7 +25,6 @@ from typing import Any
 from .resources import MODEL_RULES, estimate
 
 log = logging.getLogger(__name__)
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
 PLACEHOLDER_ENV = {"SLURM_ACCOUNT": "plan", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
 
 
@@ -78,23 +77,13 @@ def parse_dry_run(text: str) -> list[PlannedJob]:
     return jobs
 
 
-def load_config(configfile: str | Path) -> dict[str, Any]:
-    """The config with the schema's defaults filled in (as the workflow sees it)."""
-    import yaml
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(Path(configfile).read_text())
-    validate(config, str(SCHEMA), set_default=True)
-    return config
-
-
 def shard_facts(config: dict[str, Any]) -> dict[str, int]:
     """Facts per shard, as the workflow plans them (common.smk: downloaded files from `facts.expected_ids`)."""
     from .facts.known import load_facts, shard_name, shards
 
     f = config["facts"]
-    size, limit = int(f.get("shard_size", 8)), f.get("limit")
-    if f.get("url"):
+    size, limit = int(f["shard_size"]), f["limit"]
+    if f["url"]:
         lo, hi = f.get("expected_ids") or [0, 0]
         ids = list(range(lo, hi))[:limit] if limit else list(range(lo, hi))
         return dict(Counter(shard_name(i // size) for i in ids))
@@ -175,6 +164,8 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
+    from .config import load_config
+
     config = load_config(args.configfile)
     jobs = parse_dry_run(dry_run(args.configfile, args.profile, args.targets, Path(args.directory)))
     summary = summarise(jobs, config)

@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .plan import PLACEHOLDER_ENV, load_config, parse_dry_run
+from .config import load_config
+from .plan import PLACEHOLDER_ENV, parse_dry_run
 
 WORKFLOW = Path(__file__).resolve().parents[2]  # the directory of the Snakefile
 

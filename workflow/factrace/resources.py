@@ -81,11 +81,11 @@ def n_params(m: dict[str, Any]) -> int:
 
 
 def on_gpu(m: dict[str, Any]) -> bool:
-    return str(m.get("device", "auto")).startswith("cuda")
+    return str(m["device"]).startswith("cuda")
 
 
 def weight_bytes(m: dict[str, Any]) -> int:
-    dtype = m.get("dtype", "float32")
+    dtype = m["dtype"]
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPE_BYTES)}")
     return n_params(m) * (DTYPE_BYTES[dtype] if on_gpu(m) else 4)
@@ -136,12 +136,12 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
     load = load_seconds(m, s)
     prof = facts_profile(config)
     if rule == "trace":
-        kinds = config.get("tracing", {}).get("kinds", ["hidden", "mlp", "attn"])
+        kinds = config["tracing"]["kinds"]
         flops = per_prompt_cost(config, model, modality or "t2t", kinds, "engine")["flops"]
         return JobEstimate(load, flops * trace_facts(config, n_facts) / _throughput(s))
     if rule == "filter":
         n = prompt_shape(prof["words"], prof["chars"], modality or "t2t").n_tokens
-        new = int(config.get("filter", {}).get("max_new_tokens", 8))
+        new = int(config["filter"]["max_new_tokens"])
         per_token = weight_bytes(m) / (s.gpu_bandwidth_gb_per_s * 1e9 * GENERATION_BANDWIDTH_USE)
         return JobEstimate(load, n_facts * (new * per_token + _forward_flops(m, n) / _throughput(s)))
     if rule == "noise_scale":  # embedding lookups of the subjects: no forward pass

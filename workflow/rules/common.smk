@@ -331,6 +331,8 @@ def align_args(method):
     """Extra arguments of `factrace align` for ``method``, as a list (quoted element-wise in the shell line)."""
     if method == "hubert-ctc":
         return ["--model-dir", ALIGN["ctc_model"]] if ALIGN.get("ctc_model") else []
+    if method == "whisper":  # the ASR check's faster-whisper model
+        return ["--asr-model", ASR["model"]]
     return []
 
 

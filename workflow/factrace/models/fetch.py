@@ -116,9 +116,9 @@ def run(config: dict[str, Any], dry_run: bool = False) -> list[str]:
 
 
 def _cmd(args: argparse.Namespace) -> None:
-    import yaml
+    from ..config import load_config
 
-    config = yaml.safe_load(Path(args.configfile).read_text())
+    config = load_config(args.configfile)
     lines = run(config, dry_run=args.dry_run)
     print(("would fetch (dry run):\n  " if args.dry_run else "fetched:\n  ") + "\n  ".join(lines))
     manual = [ln for ln in lines if ": manual: " in ln]

@@ -282,7 +282,7 @@ def align_pocketsphinx(known_id: int, text: str, audio: str | os.PathLike[str] |
 
 
 def align_whisper(
-    known_id: int, text: str, audio: str | os.PathLike[str] | None = None, model: str | Any = "offline",
+    known_id: int, text: str, audio: str | os.PathLike[str] | None = None, model: str | Any = None,
     transcript: Any = None, **opts: Any,
 ) -> pd.DataFrame:
     """Word times from faster-whisper word timestamps, matched to the words of ``text``.

@@ -180,7 +180,7 @@ def run_asr(
 def run_align_offline(
     audio_manifest: str | os.PathLike[str], onsets_parquet: str | os.PathLike[str] | None,
     prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str,
-    model: str = "offline",
+    model: str | None = None,
 ) -> pd.DataFrame:
     """Word alignment of the prompt field of every fact, in the ``alignment`` contract (+ field, reason, aligned).
 
@@ -189,6 +189,8 @@ def run_align_offline(
     """
     from .aligners import METHODS, _skip_rows, align_pocketsphinx, align_whisper
 
+    if method == "whisper" and model is None:
+        raise ValueError("whisper alignment needs the faster-whisper model (speech.asr.model; --asr-model)")
     if method not in METHODS:
         raise ValueError(f"unknown alignment method {method!r}; choose one of {', '.join(METHODS)}")
     prompts = io.read_table(prompts_parquet, "prompts").sort_values("known_id")

@@ -75,13 +75,12 @@ def cmd_trace(args: argparse.Namespace) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
-    import yaml
-
+    from ..config import load_config
     from .estimate import estimate_table, format_table, totals
 
-    config = yaml.safe_load(Path(args.configfile).read_text())
+    config = load_config(args.configfile)
     rows = estimate_table(config)
-    util = config.get("resources", {}).get("trace", {}).get("utilisation", 0.35)
+    util = config["resources"]["trace"]["utilisation"]
     print(f"cost of tracing {args.configfile} (dense bf16 peak x utilisation {util}; assumptions in "
           "factrace/tracing/estimate.py)")
     print(format_table(rows))

@@ -63,26 +63,26 @@ def per_prompt_cost(config: dict[str, Any], model: str, modality: str, kinds, me
                     layers: range | None = None) -> dict[str, float]:
     prof = facts_profile(config)
     shape = prompt_shape(prof["words"], prof["chars"], modality)
-    tr = config.get("tracing", {})
+    tr = config["tracing"]
     return estimate_cost(
         **_dims(config["models"][model]), n_tokens=shape.n_tokens, corrupt_start=shape.corrupt_start,
-        corrupt_end=shape.corrupt_end, samples=tr.get("samples", 10), kinds=tuple(kinds),
-        window=tr.get("window", 10), method=method, layers=None if layers is None else list(layers),
+        corrupt_end=shape.corrupt_end, samples=tr["samples"], kinds=tuple(kinds),
+        window=tr["window"], method=method, layers=None if layers is None else list(layers),
     )
 
 
 def throughput(config: dict[str, Any], device: str) -> float:
-    util = config.get("resources", {}).get("trace", {}).get("utilisation", 0.35)
+    util = config["resources"]["trace"]["utilisation"]
     return DEVICE_TFLOPS[device] * 1e12 * util
 
 
 def estimate_table(config: dict[str, Any], devices=("A40", "A100")) -> list[dict[str, Any]]:
     prof = facts_profile(config)
-    kinds = config.get("tracing", {}).get("kinds", ["hidden", "mlp", "attn"])
+    kinds = config["tracing"]["kinds"]
     n_traced = prof["n_facts"] * KEPT_FRACTION
     rows = []
     for name, m in config["models"].items():
-        for modality in m.get("modalities", ["t2t"]):
+        for modality in m["modalities"]:
             shape = prompt_shape(prof["words"], prof["chars"], modality)
             for method in ("engine", "reference"):
                 c = per_prompt_cost(config, name, modality, kinds, method)

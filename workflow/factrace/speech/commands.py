@@ -1,7 +1,8 @@
 """Command-line subcommands of the speech stages: ``register(subparsers)`` adds them to the main CLI.
 
 Each subcommand sets ``func`` to a handler ``handler(args) -> int`` (0 on success). Stage modules are imported
-only when a subcommand runs, so registering costs nothing and works when optional backends are absent.
+only when a subcommand runs, so registering costs nothing and works when optional backends are absent. Options
+that are config values are required (the rules pass them; the schema holds the defaults).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ def _tts(a: argparse.Namespace) -> int:
 
     from .stages import run_tts
 
-    options = json.loads(a.options) if a.options else None
-    run_tts(a.prompts, a.out, a.audio_dir, a.backend, a.voice, a.rate, a.pitch, a.seed, options=options,
+    run_tts(a.prompts, a.out, a.audio_dir, a.backend, seed=a.seed, options=json.loads(a.options),
             melotts_dir=a.melotts_dir)
     return 0
 
@@ -37,7 +37,8 @@ def _align(a: argparse.Namespace) -> int:
     else:
         from .stages import run_align_offline
 
-        run_align_offline(a.audio, a.onsets, a.prompts, a.out, a.method)
+        run_align_offline(a.audio, a.onsets, a.prompts, a.out, a.method,
+                          **({"model": a.asr_model} if a.asr_model else {}))
     return 0
 
 
@@ -77,13 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", required=True)
     p.add_argument("--out", required=True, help="audio manifest parquet")
     p.add_argument("--audio-dir", required=True)
-    p.add_argument("--backend", default="espeak")
-    p.add_argument("--voice", default="en-us")
-    p.add_argument("--rate", type=int, default=160)
-    p.add_argument("--pitch", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--options", default=None,
-                   help="the backend's parameters as JSON (speech.tts.<backend>; overrides --voice/--rate/--pitch)")
+    p.add_argument("--backend", required=True, choices=["espeak", "melotts"], help="speech.tts.backend")
+    p.add_argument("--options", required=True, help="the backend's parameters as JSON (speech.tts.<backend>)")
+    p.add_argument("--seed", type=int, required=True, help="seed")
     p.add_argument("--melotts-dir", default=None, help="melotts: the MeloTTS worker's output for the shard")
     p.set_defaults(func=_tts)
 
@@ -91,16 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", required=True, help="audio manifest parquet")
     p.add_argument("--out", required=True)
     p.add_argument("--model", required=True, help="local faster-whisper model directory")
-    p.add_argument("--wer-threshold", type=float, default=None, help="drop utterances above this WER (off by default)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (speech.asr.device)")
+    p.add_argument("--wer-threshold", type=float, default=None,
+                   help="speech.asr.wer_threshold: drop utterances above this WER (none: keep every one)")
+    p.add_argument("--device", required=True, help="speech.asr.device: cpu, cuda or auto")
     p.set_defaults(func=_asr)
 
     p = subparsers.add_parser("align", help="word alignment of the prompt audio")
     p.add_argument("--audio", required=True, help="audio manifest parquet")
     p.add_argument("--prompts", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--method", default="espeak-onsets",
-                   help="hubert-ctc (CTC forced alignment) or an offline method of speech.stages")
+    p.add_argument("--method", required=True,
+                   help="speech.alignment.method: hubert-ctc (CTC forced alignment) or an offline method")
+    p.add_argument("--asr-model", default=None, help="whisper: speech.asr.model, the faster-whisper model")
     p.add_argument("--onsets", default=None, help="TTS word-onset parquet (offline methods)")
     p.add_argument("--model-dir", default=None, help="hubert-ctc: local facebook/hubert-large-ls960-ft directory")
     p.add_argument("--device", default="auto")
@@ -110,8 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("fit-units", help="fit the mfcc-kmeans speech tokenizer on the prompt audio")
     p.add_argument("--audio", required=True, nargs="+", help="audio manifest parquets")
     p.add_argument("--out", required=True, help=".npz resource")
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, required=True, help="speech.units.k")
+    p.add_argument("--seed", type=int, required=True, help="seed")
     p.add_argument("--no-deltas", action="store_true")
     p.set_defaults(func=_fit_units)
 
@@ -119,10 +118,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio", required=True)
     p.add_argument("--units", default=None, help="mfcc-kmeans .npz resource")
     p.add_argument("--out", required=True)
-    p.add_argument("--backend", default="mfcc-kmeans", choices=["mfcc-kmeans", "spiritlm"])
+    p.add_argument("--backend", required=True, choices=["mfcc-kmeans", "spiritlm"], help="speech.units.backend")
     p.add_argument("--checkpoints-dir", default=None, help="spiritlm: speech.units.checkpoints_dir")
     p.add_argument("--device", default="auto")
-    p.add_argument("--dedup", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--dedup", action=argparse.BooleanOptionalAction, required=True, help="speech.units.dedup")
     p.set_defaults(func=_speech_tokens)
 
     p = subparsers.add_parser("token-map", help="map text tokens to speech-token ranges")
@@ -141,5 +140,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speech-tokens", required=True)
     p.add_argument("--token-map", default=None)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--n", type=int, default=3)
+    p.add_argument("--n", type=int, required=True, help="figures.spectrograms")
     p.set_defaults(func=_speech_figures)
