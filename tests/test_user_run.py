@@ -39,7 +39,7 @@ def user_config(workdir: Path, results: Path, *, quick: bool = False, **model_ex
     for name, extra in model_extra.items():
         cfg["models"][name].update(extra)
     if quick:  # the same stages, fewer steps: the speech LM's training and one trace kind
-        cfg["speech"]["speechlm"] = {"steps": 30}
+        cfg["speech"]["speechlm"]["steps"] = 30
         cfg["tracing"]["kinds"] = ["hidden"]
     path = workdir / "my_config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
