@@ -25,11 +25,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..io import atomic_path
+from ..tracing.method import KINDS
 from .aie import bootstrap_mean_ci, collapse_speech_positions
 
 log = logging.getLogger(__name__)
 
-KINDS = ("hidden", "mlp", "attn")
 KIND_LABEL = {"hidden": "Hidden states", "mlp": "MLP", "attn": "Attention"}
 KIND_CMAP = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}  # ROME's colours
 MODALITY_LABEL = {"t2t": "T\u2192T", "s2t": "S\u2192T"}

@@ -23,8 +23,9 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.patches import Rectangle
 
 from ..tracing.categories import AIE_CATEGORIES, PREDICTION
+from ..tracing.method import KINDS
 from .aie import LOG_AIE_FLOOR, log_aie
-from .figures import KIND_CMAP, KIND_LABEL, KINDS, MODALITY_LABEL, _no_data, _slug, _stem, save_figure
+from .figures import KIND_CMAP, KIND_LABEL, MODALITY_LABEL, _no_data, _slug, _stem, save_figure
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-KINDS = ("hidden", "mlp", "attn")
+from ..tracing.method import KINDS
 
 
 @dataclass(frozen=True)

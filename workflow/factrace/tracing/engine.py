@@ -54,8 +54,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.families import KINDS, Layout
-from .patching import TraceResult, window_layers
+from ..models.families import Layout
+from .method import (
+    DEFAULT_WINDOW,
+    KINDS,
+    TraceResult,
+    add_noise,
+    centre_layers,
+    check_kinds,
+    check_noise,
+    restore,
+    target_probability,
+    window_layers,
+)
 
 _KIND_CODE = {"hidden": 0, "mlp": 1, "attn": 2}
 
@@ -105,7 +116,7 @@ Patch = tuple[torch.Tensor, torch.Tensor] | None  # (row indices, value (d,)) wr
 
 def _apply(out: torch.Tensor, patch: Patch) -> torch.Tensor:
     if patch is not None and patch[0].numel():
-        out[patch[0], 0] = patch[1].to(out.dtype)
+        restore(out, patch[0], 0, patch[1])
     return out
 
 
@@ -137,8 +148,7 @@ class _Runner:
         embeddings of tokens start..end (zeros for the clean row), as the reference's embedding hook does."""
         h = self.layout.embed(ids)
         if rows_noise.shape[1]:
-            h = h.clone()
-            h[:, start : start + rows_noise.shape[1]] += rows_noise.to(device=h.device, dtype=h.dtype)
+            h = add_noise(h, start, rows_noise)
         bb = self.layout.backbone
         n = ids.shape[1]
         pos = torch.arange(n, device=h.device)[None]
@@ -224,8 +234,7 @@ class _Runner:
 
     def probs(self, last: torch.Tensor, target_id: int) -> torch.Tensor:
         """P(target) for final-layer hidden states ``last`` (B, d) at the last position, float32."""
-        logits = self.lm_head(self.layout.final_norm(last)).float()
-        return torch.softmax(logits, dim=-1)[:, target_id]
+        return target_probability(self.lm_head(self.layout.final_norm(last)), target_id)
 
 
 @dataclass
@@ -314,7 +323,7 @@ def trace_prompt_fast(
     target_id: int,
     noise: torch.Tensor,
     kinds: Sequence[str] = KINDS,
-    window: int = 10,
+    window: int = DEFAULT_WINDOW,
     layers: Sequence[int] | None = None,
     max_rows: int = 128,
     progress: Callable[[int, int], None] | None = None,
@@ -341,13 +350,10 @@ def trace_prompt_fast(
     n = ids.shape[1]
     start, end = corrupt
     S = noise.shape[0]
-    if noise.shape[1] != end - start:
-        raise ValueError(f"noise covers {noise.shape[1]} tokens but the corrupted range has {end - start}")
-    for k in kinds:
-        if k not in KINDS:
-            raise ValueError(f"unknown kind {k!r}; expected one of {KINDS}")
+    check_noise(corrupt, noise.shape[1])
+    check_kinds(kinds)
     L = run.n_layers
-    layer_list = list(range(L)) if layers is None else list(layers)
+    layer_list = centre_layers(L, layers)
     noise = noise.to(run.device)
 
     R = _record(run, ids, noise, start, target_id, kinds)
