@@ -46,7 +46,7 @@ def test_family_detection(family_model):
 def test_unsupported_family_names_the_fix():
     m = torch.nn.Linear(2, 2)
     m.config = type("C", (), {"model_type": "t5"})()
-    with pytest.raises(UnsupportedModelError, match="families.py"):
+    with pytest.raises(UnsupportedModelError, match="factrace/models/families/"):
         family_of(m)
 
 
