@@ -131,9 +131,7 @@ class _Runner:
     def __init__(self, model: nn.Module):
         self.layout = Layout.of(model)
         self.steps = self.layout.engine_steps()
-        self.model = model
-        self.blocks = self.layout.blocks
-        self.n_layers = len(self.blocks)
+        self.n_layers = self.layout.n_layers
         impl = getattr(model.config, "_attn_implementation", "eager") or "eager"
         if impl not in ("eager", "sdpa"):
             raise ValueError(
@@ -250,20 +248,12 @@ def _cells_for(kinds: Sequence[str], layer_list: Sequence[int], n_layers: int, w
 
 @torch.no_grad()
 def trace_prompt_fast(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    corrupt: tuple[int, int],
-    target_id: int,
-    noise: torch.Tensor,
-    kinds: Sequence[str] = KINDS,
-    window: int = DEFAULT_WINDOW,
-    layers: Sequence[int] | None = None,
-    max_rows: int = 128,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    max_bytes: int | None = None,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    # the prompt, the method's parameters and the batching, as patching.trace_prompt has them
+    model: nn.Module, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int, noise: torch.Tensor,
+    kinds: Sequence[str] = KINDS, window: int = DEFAULT_WINDOW, layers: Sequence[int] | None = None,
+    max_rows: int = 128, progress: Callable[[int, int], None] | None = None,
+    # the engine's own options
+    *, max_bytes: int | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
 ) -> TraceResult:
     """Trace one prompt; same arguments and result as ``patching.trace_prompt`` (see the module docstring).
 
