@@ -190,7 +190,7 @@ def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_pat
     from factrace.models.families import Layout
     from factrace.speechlm.inputs import noise_scale_speech, speech_trace_inputs
     from factrace.tracing.hooks import add_noise_hook, hooked
-    from factrace.tracing.noise import make_noise
+    from factrace.tracing.method import make_noise
     from factrace.tracing.patching import trace_prompt
 
     sp_path, tm_path, units = _speech_tables(tmp_path)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from factrace.models.families import KINDS, Layout, UnsupportedModelError, family_of
+from factrace.models.families import Layout, UnsupportedModelError, family_of
 from factrace.tracing.categories import CATEGORIES, categories_of, primary_category
 from factrace.tracing.hooks import add_noise_hook, hooked, patch_hook
-from factrace.tracing.noise import make_noise, noise_seed
-from factrace.tracing.patching import clean_outputs, trace_prompt, window_layers
+from factrace.tracing.method import KINDS, make_noise, noise_seed, window_layers
+from factrace.tracing.patching import clean_outputs, trace_prompt
 
 
 def _prompt(seed: int, n: int = 7, vocab: int = 97) -> torch.Tensor:
@@ -46,7 +46,7 @@ def test_family_detection(family_model):
 def test_unsupported_family_names_the_fix():
     m = torch.nn.Linear(2, 2)
     m.config = type("C", (), {"model_type": "t5"})()
-    with pytest.raises(UnsupportedModelError, match="families.py"):
+    with pytest.raises(UnsupportedModelError, match="factrace/models/families/"):
         family_of(m)
 
 

@@ -1,7 +1,7 @@
 """Analysis of causal traces: AIE with bootstrap CIs, modality tests, figures.
 
-Pure functions over pandas DataFrames. ``aie`` and ``stats`` import no plotting library; ``figures`` sets the
-matplotlib Agg backend on import.
+Pure functions over pandas DataFrames. ``aie`` and ``stats`` import no plotting library; ``figures`` and
+``heatmaps`` (through ``plotting``, what every figure shares) set the matplotlib Agg backend on import.
 """
 
 from __future__ import annotations

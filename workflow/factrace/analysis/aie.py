@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from ..contracts import check
-from ..tracing.categories import AIE_CATEGORIES, CATEGORIES, PREDICTION, PREFIX
+from ..tracing.categories import AIE_CATEGORIES, PREDICTION, category_masks, primary_categories
+from ..tracing.method import indirect_effect
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def log_aie(aie: np.ndarray | pd.Series | float, floor: float = LOG_AIE_FLOOR) -
 def _with_ie(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if "ie" not in out.columns:
-        out["ie"] = out["p_restored"].astype(float) - out["p_corrupted"].astype(float)
+        out["ie"] = indirect_effect(out["p_restored"].astype(float), out["p_corrupted"].astype(float))
     return out
 
 
@@ -141,44 +142,6 @@ def _prediction_flags(df: pd.DataFrame) -> np.ndarray:
         return text_rule
     flag = df["is_prediction"]
     return np.where(flag.isna().to_numpy(), text_rule, flag.fillna(False).to_numpy(dtype=bool))
-
-
-def category_masks(
-    position: np.ndarray, start: np.ndarray, end: np.ndarray, n_tokens: np.ndarray,
-    prediction: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Vectorised :func:`factrace.tracing.categories.categories_of`, plus ``prediction``: one mask per category.
-
-    ``prediction`` flags the prediction position; by default (text) the last position ``n_tokens - 1``. A row
-    at ``position >= n_tokens`` (the collapsed ``[Text]`` marker of a speech prompt) is in no ROME category.
-    """
-    p, s, e, n = (np.asarray(a, dtype=np.int64) for a in (position, start, end, n_tokens))
-    last = n - 1
-    inside = p < n
-    pred = (p == last) if prediction is None else np.asarray(prediction, dtype=bool)
-    return {
-        "first subject": (p == s) & inside,
-        "middle subject": (s < p) & (p < e - 1) & inside,
-        "last subject": (p == e - 1) & inside,
-        "first subsequent": (p == e) & inside,
-        "further tokens": (e < p) & (p < last),
-        "last token": (p == last) & (p >= e),
-        PREDICTION: pred,
-    }
-
-
-def primary_categories(
-    position: np.ndarray | pd.Series, start: np.ndarray | pd.Series, end: np.ndarray | pd.Series,
-    n_tokens: np.ndarray | pd.Series, prediction: np.ndarray | pd.Series | None = None,
-) -> np.ndarray:
-    """Vectorised :func:`factrace.tracing.categories.primary_category` (same precedence); a prediction
-    position that is in no ROME category (the speech ``[Text]`` marker) is labelled ``prediction``."""
-    masks = category_masks(np.asarray(position), np.asarray(start), np.asarray(end), np.asarray(n_tokens),
-                           None if prediction is None else np.asarray(prediction))
-    order = ["last token", "last subject", "first subject"] + [
-        c for c in CATEGORIES if c not in ("last token", "last subject", "first subject")
-    ] + [PREDICTION]
-    return np.select([masks[c] for c in order], order, default=PREFIX).astype(object)
 
 
 def expand_categories(df: pd.DataFrame) -> pd.DataFrame:

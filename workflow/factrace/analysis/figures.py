@@ -1,15 +1,14 @@
 """Figures (matplotlib Agg + seaborn): every function writes ``<out>.png`` and ``<out>.pdf`` atomically.
 
 ``out`` may be given with or without a ``.png``/``.pdf`` suffix; both files are written either way and their
-paths returned. Missing data (a category a prompt set lacks, e.g. no middle subject tokens; a kind that was
+paths returned. The AIE heatmaps are drawn by :mod:`.heatmaps` (importable from here too); what every figure
+shares is in :mod:`.plotting`. Missing data (a category a prompt set lacks, e.g. no middle subject tokens; a kind that was
 not traced) is drawn as blank cells or an empty panel saying "no data", never an error.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,64 +20,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
-from ..io import atomic_path
+from ..tracing.method import KINDS
 from .aie import bootstrap_mean_ci, collapse_speech_positions
-
-log = logging.getLogger(__name__)
-
-KINDS = ("hidden", "mlp", "attn")
-KIND_LABEL = {"hidden": "Hidden states", "mlp": "MLP", "attn": "Attention"}
-KIND_CMAP = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}  # ROME's colours
-MODALITY_LABEL = {"t2t": "T\u2192T", "s2t": "S\u2192T"}
-
-
-def _stem(out: str | os.PathLike[str]) -> Path:
-    p = Path(out)
-    return p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
-
-
-def save_figure(fig: Figure, out: str | os.PathLike[str], dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as PNG and PDF next to each other (atomic renames), close it, return both paths."""
-    stem = _stem(out)
-    paths = []
-    for fmt in ("png", "pdf"):
-        final = stem.with_name(stem.name + "." + fmt)
-        with atomic_path(final) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        paths.append(final)
-    plt.close(fig)
-    log.info("wrote %s", ", ".join(str(p) for p in paths))
-    return paths
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
-
-
-def _no_data(ax: Axes, title: str) -> None:
-    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-
-
-def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> dict[tuple[str, str], list[Path]]:
-    """See :func:`factrace.analysis.heatmaps.aie_heatmaps`."""
-    from .heatmaps import aie_heatmaps as _impl
-
-    return _impl(aie_df, out_prefix)
-
-
-def figure2_grid(
-    aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out: str | os.PathLike[str]
-) -> list[Path]:
-    """See :func:`factrace.analysis.heatmaps.figure2_grid`."""
-    from .heatmaps import figure2_grid as _impl
-
-    return _impl(aie_df, rows, out)
+from .heatmaps import aie_heatmaps, figure2_grid  # noqa: F401  (the commands import them from here)
+from .plotting import KIND_CMAP, KIND_LABEL, no_data, save_figure
 
 
 def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | os.PathLike[str],
@@ -114,7 +60,7 @@ def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | 
         ks = df[df["kind"] == kind] if len(df) else df
         title = KIND_LABEL[kind]
         if ks.empty or ks["p_restored"].notna().sum() == 0:
-            _no_data(ax, title)
+            no_data(ax, title)
             continue
         mat = ks.pivot_table(index="position", columns="layer", values="p_restored", aggfunc="mean")
         layers = sorted(int(x) for x in mat.columns)
@@ -150,7 +96,7 @@ def modality_gap_plot(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot:
     metrics = (("cosine", "cosine similarity"), ("euclidean", "Euclidean distance"))
     if gap_df.empty:
         for ax, (_m, lab) in zip(axes[0], metrics):
-            _no_data(ax, lab)
+            no_data(ax, lab)
         return save_figure(fig, out)
     group_cols = ["model", "position"] if "model" in gap_df.columns and gap_df["model"].nunique() > 1 \
         else ["position"]
@@ -180,7 +126,7 @@ def wer_histogram(asr_df: pd.DataFrame, out: str | os.PathLike[str], bins: int =
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     w = asr_df["wer"].astype(float) if len(asr_df) else pd.Series(dtype=float)
     if w.notna().sum() == 0:
-        _no_data(ax, "WER")
+        no_data(ax, "WER")
         return save_figure(fig, out)
     top = max(1.0, float(np.nanmax(w)))
     edges = np.linspace(0.0, top, bins + 1)

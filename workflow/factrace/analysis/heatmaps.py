@@ -23,8 +23,9 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.patches import Rectangle
 
 from ..tracing.categories import AIE_CATEGORIES, PREDICTION
+from ..tracing.method import KINDS
 from .aie import LOG_AIE_FLOOR, log_aie
-from .figures import KIND_CMAP, KIND_LABEL, KINDS, MODALITY_LABEL, _no_data, _slug, _stem, save_figure
+from .plotting import KIND_CMAP, KIND_LABEL, MODALITY_LABEL, figure_stem, no_data, save_figure, slug
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str
            signed: bool, lim: tuple[float, float]) -> None:
     arr = raw.to_numpy(dtype=float)
     if not np.isfinite(arr).any():
-        _no_data(ax, title)
+        no_data(ax, title)
         return
     if signed:
         m = max(abs(lim[0]), abs(lim[1]), LOG_AIE_FLOOR * 10)
@@ -185,9 +186,9 @@ def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> di
     {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched.
     """
     out: dict[tuple[str, str], list[Path]] = {}
-    prefix = _stem(out_prefix)
+    prefix = figure_stem(out_prefix)
     for (model, modality), _sub in aie_df.groupby(["model", "modality"], sort=True):
         label = f"{model} {MODALITY_LABEL.get(modality, modality)}"
-        path = prefix.with_name(f"{prefix.name}_{_slug(model)}_{_slug(modality)}")
+        path = prefix.with_name(f"{prefix.name}_{slug(model)}_{slug(modality)}")
         out[(str(model), str(modality))] = _grid(aie_df, [(model, modality, label)], path, signed=False)[0]
     return out

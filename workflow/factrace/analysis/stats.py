@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..tracing.categories import AIE_CATEGORIES
+from ..tracing.categories import AIE_CATEGORIES, PREDICTION, PRIMARY_ORDER
 from .peaks import peak_effects  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ DROP_REASONS = {
     "few facts": "fewer paired facts than aggregate.min_facts",
 }
 #: which of two duplicate tests is kept: the first in this order (primary_category's precedence)
-KEEP_ORDER = ("last token", "last subject", "first subject", "middle subject", "first subsequent",
-              "further tokens", "prediction")
+KEEP_ORDER = (*PRIMARY_ORDER, PREDICTION)
 
 
 @dataclass(frozen=True)

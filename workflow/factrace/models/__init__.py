@@ -1,1 +1,2 @@
-"""Model families, loaders and the offline checkpoint conversion."""
+"""Models: the supported families (``families/``, one module each), the loaders (``load``, ``spiritlm``, sharing
+``spec``), checkpoints and their fetching, and the offline checkpoint conversion."""

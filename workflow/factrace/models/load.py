@@ -10,98 +10,16 @@ Nothing is downloaded: paths must exist (``local_files_only``).
 
 from __future__ import annotations
 
-import hashlib
-import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import torch
-
-log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelNotFoundError(FileNotFoundError):
-    pass
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    loader: str
-    path: str
-    dtype: str = "float32"
-    device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, name: str, cfg: dict[str, Any]) -> ModelSpec:
-        known = {"loader", "path", "dtype", "device"}
-        return cls(
-            name=name,
-            loader=cfg.get("loader", "hf"),
-            path=str(cfg["path"]),
-            dtype=cfg.get("dtype", "float32"),
-            device=cfg.get("device", "auto"),
-            extra={k: v for k, v in cfg.items() if k not in known},
-        )
-
-
-@dataclass
-class LoadedModel:
-    spec: ModelSpec
-    model: torch.nn.Module
-    tokenizer: Any
-    device: torch.device
-    weights_sha256: str
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """Half precision only on GPU; on the CPU everything runs in float32."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
-    if device.type == "cpu" and dtype != "float32":
-        log.warning("dtype %s requested on CPU; using float32", dtype)
-        return torch.float32
-    return DTYPES[dtype]
-
-
-def weights_fingerprint(path: str | Path, edge: int = 4 << 20) -> str:
-    """sha256 over each weight file's name, size and its first and last ``edge`` bytes.
-
-    Hashing 13 GB of Llama-2 in every job would cost more than some jobs; this fingerprint changes whenever a
-    checkpoint is replaced and is cheap to compute.
-    """
-    h = hashlib.sha256()
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.suffix in {".safetensors", ".bin", ".pt", ".pth", ".gguf"})
-    for p in files:
-        size = p.stat().st_size
-        h.update(f"{p.relative_to(root)}:{size}".encode())
-        with open(p, "rb") as fh:
-            h.update(fh.read(edge))
-            if size > 2 * edge:
-                fh.seek(size - edge)
-                h.update(fh.read(edge))
-    return h.hexdigest()
-
-
-def check_path(spec: ModelSpec) -> Path:
-    path = Path(spec.path)
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"model {spec.name!r}: checkpoint directory {path} does not exist; set `models.{spec.name}.path` in "
-            "the config to a local checkpoint (nothing is downloaded at run time)"
-        )
-    return path
+from .spec import (  # noqa: F401  (re-exported: the loaders' shared names are imported from here)
+    DTYPES,
+    LoadedModel,
+    ModelNotFoundError,
+    ModelSpec,
+    check_path,
+    resolve_device,
+    resolve_dtype,
+    weights_fingerprint,
+)
 
 
 def load_hf(spec: ModelSpec) -> LoadedModel:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 
-from .load import LoadedModel, ModelSpec, check_path, resolve_device, resolve_dtype, weights_fingerprint
+from .spec import LoadedModel, ModelSpec, check_path, resolve_device, resolve_dtype, weights_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int,
 def _prompt(model, tok, name: str, samples: int, seed: int):
     import torch
 
-    from .noise import embedding_std, make_noise
+    from .method import embedding_std, make_noise, noise_scale_for
 
     n, (start, end) = PROMPTS[name]
     ids = None
@@ -84,7 +84,7 @@ def _prompt(model, tok, name: str, samples: int, seed: int):
     with torch.no_grad():
         emb = model.get_input_embeddings()(ids[0, start:end])
         target = int(model(input_ids=ids).logits[0, -1].argmax())
-    noise = make_noise(samples, end - start, emb.shape[-1], 3 * embedding_std(emb), seed)
+    noise = make_noise(samples, end - start, emb.shape[-1], noise_scale_for(embedding_std(emb), 3), seed)
     return ids, (start, end), target, noise
 
 

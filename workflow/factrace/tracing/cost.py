@@ -10,9 +10,10 @@ against ``torch.utils.flop_counter`` (tests/test_cost.py):
 * ``engine`` (``engine.trace_prompt_fast``): one recording forward of ``1 + samples`` rows (LM head at the
   last position only); for every cell at a position t >= the first corrupted token, ``samples`` rows of the
   ``n_tokens - t`` positions t.. run through the layers from the cell's join layer (``hidden`` at l: l+1;
-  ``mlp``/``attn`` with window [a, b): a+1), attending over all ``n_tokens`` keys, the last block's MLP at
-  the last position only, plus the LM head at the last position; an ``attn`` cell also runs one token's MLP at layer a. This is the minimal recomputation
-  that exact restoration needs (see the engine's docstring) and defines the benchmark's ``floor_s``.
+  ``mlp``/``attn`` with window [a, b) (``method.window_bounds``): a+1), attending over all ``n_tokens`` keys,
+  the last block's MLP at the last position only, plus the LM head at the last position; an ``attn`` cell also
+  runs one token's MLP at layer a. This is the minimal recomputation that exact restoration needs (see the
+  engine's docstring) and defines the benchmark's ``floor_s``.
 
 Attention is counted over all ``n_tokens`` keys for every query (what an explicit-mask kernel computes),
 which over-counts the causal minimum by a few per cent at these lengths.
@@ -22,14 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-KINDS = ("hidden", "mlp", "attn")
-
-
-def _window(layer: int, n_layers: int, kind: str, window: int) -> tuple[int, int]:
-    # the same rule as patching.window_layers (kept import-free so that this module stays pure)
-    if kind == "hidden" or window <= 1:
-        return layer, layer + 1
-    return max(0, layer - window // 2), min(n_layers, layer - (-window // 2))
+from .method import DEFAULT_WINDOW, KINDS, centre_layers, check_kinds, window_bounds
 
 
 def estimate_cost(
@@ -41,7 +35,7 @@ def estimate_cost(
     corrupt_start: int,
     samples: int,
     kinds: Sequence[str] = KINDS,
-    window: int = 10,
+    window: int = DEFAULT_WINDOW,
     method: str = "engine",
     *,
     q_dim: int | None = None,
@@ -63,13 +57,11 @@ def estimate_cost(
     """
     if method not in ("engine", "reference"):
         raise ValueError(f"method must be 'engine' or 'reference', not {method!r}")
-    for k in kinds:
-        if k not in KINDS:
-            raise ValueError(f"unknown kind {k!r}")
+    check_kinds(kinds)
     L, d, n, S = n_layers, hidden, n_tokens, samples
     q = d if q_dim is None else q_dim
     kv = d if kv_dim is None else kv_dim
-    layer_list = list(range(L)) if layers is None else list(layers)
+    layer_list = centre_layers(L, layers)
     linear = 2 * d * (q + 2 * kv) + 2 * q * d + mlp_matrices * 2 * d * intermediate  # per token per layer
     mlp_token = mlp_matrices * 2 * d * intermediate
     attn_per_query = 4 * n * q  # QK^T and PV over n keys
@@ -93,7 +85,7 @@ def estimate_cost(
         m = n - t
         for k in kinds:
             for lay in layer_list:
-                a, _b = _window(lay, L, k, window)
+                a, _b = window_bounds(lay, L, k, window)
                 join = a + 1
                 computed += 1
                 token_layers += S * m * (L - join)

@@ -1,5 +1,8 @@
 """Fast causal tracing: the same numbers as ``patching.trace_prompt`` with far less work.
 
+The method (kinds, window, noise, score) is :mod:`factrace.tracing.method`'s; this module only computes it
+faster.
+
 ``trace_prompt_fast`` has the signature and the result of the reference path (``factrace.tracing.patching``)
 and agrees with it to float32 rounding (tests: max abs diff <= 1e-5). It runs the decoder blocks itself, for
 every supported family (llama/qwen2/mistral/qwen3, gpt2, gpt_neox), calling the model's own norm, attention
@@ -32,14 +35,16 @@ and MLP modules, so the arithmetic inside each module is the model's. The exact 
    sorted by join layer, so that the rows active at layer j are a prefix of the batch; a row enters when the
    sweep reaches its join layer. Batches are chunked to a memory bound: the working memory of ``max_rows``
    rows of the full prompt in the reference (a short segment lets more rows into a batch) and optionally
-   ``max_bytes`` (see ``_chunk_cells``). Results do not depend on the chunking beyond float rounding.
+   ``max_bytes`` (``batching.cells_per_batch``). Results do not depend on the chunking beyond float rounding.
 
-Families: all four (llama incl. qwen2/mistral/qwen3, gpt2, gpt_neox with parallel or sequential residual) run
-the manual-block engine above; there is no hook-based fallback. Attention runs through the model's own
-attention module (its ``_attn_implementation``: eager or sdpa) with an explicit additive mask (causal, offset
-for the segment, honouring a sliding window where the layer has one) and a small stand-in cache object
-whose ``update`` prepends the cached prefix. Flash-attention implementations, which ignore an explicit
-mask, are rejected (load the model with ``attn_implementation="sdpa"`` or ``"eager"``).
+Families: every supported family runs the manual-block engine above; there is no hook-based fallback. What
+differs between families (what follows the token embeddings, position embeddings, sliding windows, the
+attention call, the residual/MLP tail of a block) is the family's ``EngineSteps`` in
+``factrace.models.families.<family>``; this module holds only what they share. Attention runs through the
+model's own attention module (its ``_attn_implementation``: eager or sdpa) with an explicit additive mask
+(causal, offset for the segment, honouring a sliding window where the layer has one) and a small stand-in
+cache object whose ``update`` prepends the cached prefix. Flash-attention implementations, which ignore an
+explicit mask, are rejected (load the model with ``attn_implementation="sdpa"`` or ``"eager"``).
 
 Dtype/device: the model is used as loaded (float32 on CPU; bf16/fp16 on GPU, see ``compute_dtype_for``);
 activations follow the model's dtype and device; the softmax over the vocabulary is in float32.
@@ -54,10 +59,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.families import KINDS, Layout
-from .patching import TraceResult, window_layers
-
-_KIND_CODE = {"hidden": 0, "mlp": 1, "attn": 2}
+from ..models.families import Layout
+from .batching import RowDims, batch_plan
+from .method import (
+    DEFAULT_WINDOW,
+    KINDS,
+    TraceResult,
+    add_noise,
+    centre_layers,
+    check_kinds,
+    check_noise,
+    restore,
+    target_probability,
+    window_layers,
+)
 
 
 def compute_dtype_for(device: str | torch.device) -> torch.dtype:
@@ -105,127 +120,72 @@ Patch = tuple[torch.Tensor, torch.Tensor] | None  # (row indices, value (d,)) wr
 
 def _apply(out: torch.Tensor, patch: Patch) -> torch.Tensor:
     if patch is not None and patch[0].numel():
-        out[patch[0], 0] = patch[1].to(out.dtype)
+        restore(out, patch[0], 0, patch[1])
     return out
 
 
 class _Runner:
-    """Family-specific block arithmetic, written to match each transformers decoder layer op for op."""
+    """The engine's view of one model: the generic steps here, the family-specific ones from its family
+    (``factrace.models.families``: embeddings, positions, sliding windows, attention call, block tail)."""
 
     def __init__(self, model: nn.Module):
         self.layout = Layout.of(model)
-        self.model = model
-        self.family = self.layout.family.name
-        self.blocks = self.layout.blocks
-        self.n_layers = len(self.blocks)
-        cfg = model.config
-        impl = getattr(cfg, "_attn_implementation", "eager") or "eager"
+        self.steps = self.layout.engine_steps()
+        self.n_layers = self.layout.n_layers
+        impl = getattr(model.config, "_attn_implementation", "eager") or "eager"
         if impl not in ("eager", "sdpa"):
             raise ValueError(
                 f"the fast engine needs attn_implementation 'eager' or 'sdpa' (explicit masks), got {impl!r}"
             )
-        self.parallel = bool(getattr(cfg, "use_parallel_residual", False))
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        # families.py names GPT-NeoX's head ``embed_out`` (transformers 4); transformers 5 calls it ``lm_head``.
+        # the model's own head first: the families name it for transformers 5 (GPT-NeoX's was ``embed_out``)
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         self.lm_head = head if head is not None else self.layout.lm_head
 
-    # -- embeddings and positions -------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor, rows_noise: torch.Tensor, start: int) -> torch.Tensor:
         """Input of block 0 for ``ids`` (B, n); ``rows_noise`` (B, end-start, d) is added to the token
         embeddings of tokens start..end (zeros for the clean row), as the reference's embedding hook does."""
         h = self.layout.embed(ids)
         if rows_noise.shape[1]:
-            h = h.clone()
-            h[:, start : start + rows_noise.shape[1]] += rows_noise.to(device=h.device, dtype=h.dtype)
-        bb = self.layout.backbone
-        n = ids.shape[1]
-        pos = torch.arange(n, device=h.device)[None]
-        if self.family == "gpt2":
-            h = h + bb.wpe(pos).to(h.device)
-            h = bb.drop(h)
-        elif self.family == "gpt_neox":
-            h = bb.emb_dropout(h)
-        return h
-
-    def position_embeddings(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.family == "gpt2":
-            return None
-        pos = torch.arange(h.shape[1], device=h.device)[None]
-        return self.layout.backbone.rotary_emb(h, position_ids=pos)
+            h = add_noise(h, start, rows_noise)
+        return self.steps.embed(h)
 
     def mask(self, layer: int, t: int, n: int) -> torch.Tensor:
         """Additive mask (1, 1, n-t, n) for queries at positions t..n-1 over keys 0..n-1."""
         q = torch.arange(t, n, device=self.device)[:, None]
         k = torch.arange(n, device=self.device)[None]
         allowed = k <= q
-        attn = self.attn_module(layer)
-        window = getattr(attn, "sliding_window", None)
-        if window is None and self.family == "llama":
-            cfg = self.model.config
-            types = getattr(cfg, "layer_types", None)
-            if getattr(cfg, "model_type", "") == "mistral" or (types and types[layer] == "sliding_attention"):
-                window = getattr(cfg, "sliding_window", None)
+        window = self.steps.sliding_window(layer)
         if window:
             allowed = allowed & (k > q - window)
         m = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device)
         m.masked_fill_(~allowed, torch.finfo(self.dtype).min)
         return m[None, None]
 
-    def attn_module(self, j: int) -> nn.Module:
-        return self.layout.module("attn", j)
-
-    # -- one block -----------------------------------------------------------------------------------------
-    def attention(self, j: int, x: torch.Tensor, cache: _PrefixCache, mask: torch.Tensor, pe) -> torch.Tensor:
-        blk = self.blocks[j]
-        if self.family == "llama":
-            h = blk.input_layernorm(x)
-            return blk.self_attn(hidden_states=h, position_embeddings=pe, attention_mask=mask,
-                                 past_key_values=cache)[0]
-        if self.family == "gpt2":
-            return blk.attn(blk.ln_1(x), past_key_values=cache, attention_mask=mask)[0]
-        return blk.attention(blk.input_layernorm(x), attention_mask=mask, layer_past=cache,
-                             position_embeddings=pe)[0]
-
     def tail(self, j: int, x: torch.Tensor, a: torch.Tensor, mlp_patch: Patch = None,
              f: torch.Tensor | None = None, rec: dict | None = None) -> torch.Tensor:
         """The rest of block j given its input ``x`` and attention output ``a`` (already restored where due).
         ``f`` given: use it as the MLP output instead of computing it."""
-        blk = self.blocks[j]
-        if self.family in ("llama", "gpt2"):  # sequential residual: the same tail, only the norm's name differs
-            mid = x + a
-            if f is None:
-                norm = blk.post_attention_layernorm if self.family == "llama" else blk.ln_2
-                f = _apply(blk.mlp(norm(mid)), mlp_patch)
+
+        def mlp(module: nn.Module, norm: nn.Module, h: torch.Tensor) -> torch.Tensor:
+            out = f if f is not None else _apply(module(norm(h)), mlp_patch)
             if rec is not None:
-                rec["mlp"] = f
-            return mid + f
-        a = blk.post_attention_dropout(a)
-        if self.parallel:
-            if f is None:
-                f = _apply(blk.mlp(blk.post_attention_layernorm(x)), mlp_patch)
-            if rec is not None:
-                rec["mlp"] = f
-            return blk.post_mlp_dropout(f) + a + x
-        mid = a + x
-        if f is None:
-            f = _apply(blk.mlp(blk.post_attention_layernorm(mid)), mlp_patch)
-        if rec is not None:
-            rec["mlp"] = f
-        return blk.post_mlp_dropout(f) + mid
+                rec["mlp"] = out
+            return out
+
+        return self.steps.tail(j, x, a, mlp)
 
     def block(self, j: int, x: torch.Tensor, cache: _PrefixCache, mask: torch.Tensor, pe,
               attn_patch: Patch = None, mlp_patch: Patch = None, rec: dict | None = None) -> torch.Tensor:
-        a = _apply(self.attention(j, x, cache, mask, pe), attn_patch)
+        a = _apply(self.steps.attention(j, x, cache, mask, pe), attn_patch)
         if rec is not None:
             rec["attn"] = a
         return self.tail(j, x, a, mlp_patch, rec=rec)
 
     def probs(self, last: torch.Tensor, target_id: int) -> torch.Tensor:
         """P(target) for final-layer hidden states ``last`` (B, d) at the last position, float32."""
-        logits = self.lm_head(self.layout.final_norm(last)).float()
-        return torch.softmax(logits, dim=-1)[:, target_id]
+        return target_probability(self.lm_head(self.layout.final_norm(last)), target_id)
 
 
 @dataclass
@@ -249,7 +209,7 @@ def _record(run: _Runner, ids: torch.Tensor, noise: torch.Tensor, start: int, ta
     n = ids.shape[1]
     rows_noise = torch.cat([torch.zeros_like(noise[:1]), noise], 0)
     x = run.embed(ids.expand(S + 1, -1), rows_noise, start)
-    pe = run.position_embeddings(x)
+    pe = run.steps.position_embeddings(x)
     xs, ks, vs, attns, cx, ca, cm = [], [], [], [], [], [], []
     for j in range(run.n_layers):
         xs.append(x[1:])
@@ -286,42 +246,14 @@ def _cells_for(kinds: Sequence[str], layer_list: Sequence[int], n_layers: int, w
     return cells
 
 
-def _chunk_cells(n_cells: int, samples: int, seg: int, n_tokens: int, d: int, kv: int, elem: int,
-                 n_heads: int, inter: int, vocab: int, max_rows: int, max_bytes: int | None) -> int:
-    """How many cells of segment length ``seg`` fit in one batch.
-
-    Working memory of one batch row, per layer: activations of its ``seg`` positions (hidden copies, MLP
-    intermediates, attention scores over ``n_tokens`` keys) plus keys/values over all ``n_tokens`` positions
-    and the last position's logits. The bound is what ``max_rows`` rows of the full prompt need in the
-    reference (``seg = n_tokens``, logits at every position), and ``max_bytes`` if given.
-    """
-
-    def row_bytes(m: int, logits_positions: int) -> int:
-        return elem * (m * (8 * d + 3 * inter + n_heads * n_tokens) + 4 * n_tokens * kv) + 4 * vocab * logits_positions
-
-    budget = max(1, max_rows) * row_bytes(n_tokens, n_tokens)
-    if max_bytes is not None:
-        budget = min(budget, max_bytes)
-    per = budget // (samples * row_bytes(seg, 1))
-    return int(max(1, min(per, n_cells)))
-
-
 @torch.no_grad()
 def trace_prompt_fast(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    corrupt: tuple[int, int],
-    target_id: int,
-    noise: torch.Tensor,
-    kinds: Sequence[str] = KINDS,
-    window: int = 10,
-    layers: Sequence[int] | None = None,
-    max_rows: int = 128,
-    progress: Callable[[int, int], None] | None = None,
-    *,
-    max_bytes: int | None = None,
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    # the prompt, the method's parameters and the batching, as patching.trace_prompt has them
+    model: nn.Module, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int, noise: torch.Tensor,
+    kinds: Sequence[str] = KINDS, window: int = DEFAULT_WINDOW, layers: Sequence[int] | None = None,
+    max_rows: int = 128, progress: Callable[[int, int], None] | None = None,
+    # the engine's own options
+    *, max_bytes: int | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
 ) -> TraceResult:
     """Trace one prompt; same arguments and result as ``patching.trace_prompt`` (see the module docstring).
 
@@ -341,13 +273,10 @@ def trace_prompt_fast(
     n = ids.shape[1]
     start, end = corrupt
     S = noise.shape[0]
-    if noise.shape[1] != end - start:
-        raise ValueError(f"noise covers {noise.shape[1]} tokens but the corrupted range has {end - start}")
-    for k in kinds:
-        if k not in KINDS:
-            raise ValueError(f"unknown kind {k!r}; expected one of {KINDS}")
+    check_noise(corrupt, noise.shape[1])
+    check_kinds(kinds)
     L = run.n_layers
-    layer_list = list(range(L)) if layers is None else list(layers)
+    layer_list = centre_layers(L, layers)
     noise = noise.to(run.device)
 
     R = _record(run, ids, noise, start, target_id, kinds)
@@ -359,19 +288,10 @@ def trace_prompt_fast(
 
     cells = sorted(_cells_for(kinds, layer_list, L, window), key=lambda c: c.join)
     first = start if end > start else n  # positions before the first corrupted token are no-ops
-    pe_full = run.position_embeddings(R.x[0])
-    cfg = model.config
+    pe_full = run.steps.position_embeddings(R.x[0])
     d = R.x[0].shape[-1]
-    inter = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d)
-    n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 1))
-    elem = R.x[0].element_size()
-    kv = int(R.k[0].shape[1] * R.k[0].shape[3])
-    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
-
-    plan = []
-    for t in range(first, n) if cells else ():
-        per = _chunk_cells(len(cells), S, n - t, n, d, kv, elem, n_heads, inter, vocab, max_rows, max_bytes)
-        plan += [(t, cells[i : i + per]) for i in range(0, len(cells), per)]
+    dims = RowDims.of(model.config, d, kv=int(R.k[0].shape[1] * R.k[0].shape[3]), elem=R.x[0].element_size())
+    plan = batch_plan(cells, first, n, S, dims, max_rows, max_bytes)
     masks: dict[tuple[int, int], torch.Tensor] = {}
     sample_rows = torch.arange(S, device=run.device)
     for b, (t, chunk) in enumerate(plan):
@@ -396,14 +316,14 @@ def trace_prompt_fast(
             mlp_rows = [c for c in range(ci) if chunk[c].kind == "mlp" and j < chunk[c].last]
             ap = (_rows(attn_rows, sample_rows), R.clean_attn[j][t]) if attn_rows else None
             mp = (_rows(mlp_rows, sample_rows), R.clean_mlp[j][t]) if mlp_rows else None
-            key = (j if _layer_specific_mask(run, j) else -1, t)
+            key = (j if run.steps.layer_specific_mask(j) else -1, t)
             if key not in masks:
                 masks[key] = run.mask(j, t, n)
             cache = _PrefixCache(R.k[j][:, :, :t], R.v[j][:, :, :t])
             if j < L - 1:
                 x[:rows] = run.block(j, x[:rows], cache, masks[key], pe, ap, mp)
             else:  # last block: every position feeds the attention, only the last one needs the rest
-                a = _apply(run.attention(j, x[:rows], cache, masks[key], pe), ap)
+                a = _apply(run.steps.attention(j, x[:rows], cache, masks[key], pe), ap)
                 last = slice(m - 1, m)
                 x[:rows, last] = run.tail(j, x[:rows, last], a[:, last], mp if m == 1 else None)
         probs = run.probs(x[:, -1], target_id).view(C, S).mean(1).cpu().numpy()
@@ -417,12 +337,6 @@ def trace_prompt_fast(
 def _rows(cells: list[int], sample_rows: torch.Tensor) -> torch.Tensor:
     c = torch.tensor(cells, device=sample_rows.device)
     return (c[:, None] * sample_rows.numel() + sample_rows[None]).reshape(-1)
-
-
-def _layer_specific_mask(run: _Runner, j: int) -> bool:
-    cfg = run.model.config
-    return bool(getattr(run.attn_module(j), "sliding_window", None) or getattr(cfg, "layer_types", None)
-                or getattr(cfg, "sliding_window", None))
 
 
 def _join_value(run: _Runner, R: _Runs, cell: _Cell, t: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Forward hooks that add noise to input embeddings, record module outputs and patch them back in."""
+"""Forward hooks for the reference path: add the noise to the input embeddings, record module outputs and
+restore them (the operations themselves are :func:`~factrace.tracing.method.add_noise` and ``restore``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from .method import add_noise, restore
 
 
 def _tensor(out: object) -> torch.Tensor:
@@ -30,13 +33,9 @@ def hooked(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
 
 def add_noise_hook(embed: nn.Module, rows: torch.Tensor, start: int, noise: torch.Tensor):
     """Add ``noise[k]`` (tokens ``start..start+n``) to the embedding output of batch row ``rows[k]``."""
-    end = start + noise.shape[-2]
 
     def hook(_m: nn.Module, _inp: object, out: object) -> object:
-        h = _tensor(out)
-        h = h.clone()
-        h[rows, start:end] += noise.to(device=h.device, dtype=h.dtype)
-        return _replace(out, h)
+        return _replace(out, add_noise(_tensor(out), start, noise, rows))
 
     return embed.register_forward_hook(hook)
 
@@ -54,8 +53,6 @@ def patch_hook(module: nn.Module, rows: torch.Tensor, positions: torch.Tensor, c
     """Overwrite the output at (``rows[k]``, ``positions[k]``) with the clean output at ``positions[k]``."""
 
     def hook(_m: nn.Module, _inp: object, out: object) -> object:
-        h = _tensor(out).clone()
-        h[rows, positions] = clean[positions].to(h.dtype)
-        return _replace(out, h)
+        return _replace(out, restore(_tensor(out).clone(), rows, positions, clean[positions]))
 
     return module.register_forward_hook(hook)

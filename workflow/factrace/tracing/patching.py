@@ -1,15 +1,9 @@
 """Causal tracing by hook-based activation patching: the reference path.
 
-For one prompt this computes, as in Meng et al. (2022):
-
-* the clean probability of the target token at the last position,
-* the corrupted probability, with ``noise[k]`` added to the input embeddings of the corrupted range in sample k,
-* for every (kind, layer, position) cell, the corrupted probability with the clean output of the cell's
-  module(s) restored at that position. ``hidden`` restores one block output; ``mlp`` and ``attn`` restore
-  the sublayer over a window of layers centred on the cell's layer (ROME's ``window``).
-
-Probabilities are averaged over the noise samples (the mean of the per-sample softmax, as ROME does).
-Every cell is one independent forward over ``samples`` rows; cells are batched up to ``max_rows``.
+It runs the method of :mod:`factrace.tracing.method` (what is corrupted, restored and scored) as literally as
+possible: a clean forward that records every traced module's output, a corrupted forward of the noise samples,
+then every cell (kind, centre layer, position) as one independent forward over ``samples`` rows with forward
+hooks that add the noise and restore the clean outputs; cells are batched up to ``max_rows`` rows.
 This path is simple on purpose: the fast engine (``factrace.tracing.engine``) is checked against it.
 """
 
@@ -17,23 +11,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..models.families import KINDS, Layout
+from ..models.families import Layout
 from .hooks import add_noise_hook, hooked, patch_hook, record_hook
+from .method import (
+    DEFAULT_WINDOW,
+    KINDS,
+    TraceResult,
+    centre_layers,
+    check_kinds,
+    check_noise,
+    target_probability,
+    window_layers,
+)
 
 log = logging.getLogger(__name__)
-
-
-def window_layers(layer: int, n_layers: int, kind: str, window: int) -> range:
-    """Layers restored for a cell: one for ``hidden``; ``window`` around ``layer`` for ``mlp``/``attn``."""
-    if kind == "hidden" or window <= 1:
-        return range(layer, layer + 1)
-    return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
 
 
 @dataclass(frozen=True)
@@ -43,21 +40,10 @@ class Cell:
     position: int
 
 
-@dataclass
-class TraceResult:
-    """Probabilities of the target for one prompt; ``restored[kind]`` has shape (n_layers, n_tokens)."""
-
-    p_clean: float
-    p_corrupted: float
-    restored: dict[str, np.ndarray] = field(default_factory=dict)
-    layers: dict[str, list[int]] = field(default_factory=dict)
-
-
 @torch.no_grad()
 def target_probs(model: nn.Module, input_ids: torch.Tensor, target_id: int) -> torch.Tensor:
     """P(target) at the last position for every row of ``input_ids`` (float32)."""
-    logits = model(input_ids=input_ids, use_cache=False).logits[:, -1].float()
-    return torch.softmax(logits, dim=-1)[:, target_id]
+    return target_probability(model(input_ids=input_ids, use_cache=False).logits[:, -1], target_id)
 
 
 @torch.no_grad()
@@ -86,7 +72,7 @@ def trace_prompt(
     target_id: int,
     noise: torch.Tensor,
     kinds: Sequence[str] = KINDS,
-    window: int = 10,
+    window: int = DEFAULT_WINDOW,
     layers: Sequence[int] | None = None,
     max_rows: int = 128,
     progress: Callable[[int, int], None] | None = None,
@@ -101,17 +87,14 @@ def trace_prompt(
     if ids.dim() == 1:
         ids = ids[None]
     n_tokens = ids.shape[1]
-    start, end = corrupt
+    start = corrupt[0]
     samples = noise.shape[0]
-    if noise.shape[1] != end - start:
-        raise ValueError(f"noise covers {noise.shape[1]} tokens but the corrupted range has {end - start}")
-    for k in kinds:
-        if k not in KINDS:
-            raise ValueError(f"unknown kind {k!r}; expected one of {KINDS}")
-    layer_list = list(range(layout.n_layers)) if layers is None else list(layers)
+    check_noise(corrupt, noise.shape[1])
+    check_kinds(kinds)
+    layer_list = centre_layers(layout.n_layers, layers)
 
     p_clean_logits, clean = clean_outputs(model, ids, kinds)
-    p_clean = float(torch.softmax(p_clean_logits, -1)[target_id])
+    p_clean = float(target_probability(p_clean_logits, target_id))
 
     rows = torch.arange(samples, device=device)
     with hooked([add_noise_hook(layout.embed, rows, start, noise)]):

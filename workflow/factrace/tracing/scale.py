@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from .inputs import TraceInputs
-from .noise import embedding_std
+from .method import embedding_std, noise_scale_for
 
 
 @torch.no_grad()
@@ -55,7 +55,7 @@ def noise_scale(loaded, inputs: Iterable[TraceInputs], multiplier: float,
         raise ValueError("no facts to estimate the noise scale from")
     allv = torch.cat(vecs)
     std = embedding_std(allv)
-    out = {"std": std, "multiplier": multiplier, "scale": multiplier * std, "n_tokens": int(allv.shape[0]),
+    out = {"std": std, "multiplier": multiplier, "scale": noise_scale_for(std, multiplier), "n_tokens": int(allv.shape[0]),
            "n_facts": len(vecs)}
     if subjects is not None and getattr(loaded, "tokenizer", None) is not None:
         std_rome, n_rome = rome_embedding_std(loaded, subjects)

@@ -24,8 +24,8 @@ from ..contracts import ContractError
 from ..provenance import Provenance, config_hash
 from .categories import primary_category
 from .inputs import TraceInputs
-from .noise import make_noise, noise_seed
-from .patching import TraceResult, trace_prompt
+from .method import DEFAULT_WINDOW, TraceResult, effective_window, make_noise, noise_seed
+from .patching import trace_prompt
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class TraceSettings:
     kind: str
     layers: tuple[int, int]  # [lo, hi) centre layers of this job
     samples: int = 10
-    window: int = 10
+    window: int = DEFAULT_WINDOW
     seed: int = 1
     engine: str = "fast"
     max_rows: int = 256
@@ -73,7 +73,7 @@ def trace_rows(
     pos_col = np.tile(np.arange(n, dtype=np.int64), len(layers))
     tti = np.asarray(inp.text_token_index, dtype=np.int64)[pos_col]
     cats = [primary_category(int(t), ts, te, inp.n_text_tokens) if t >= 0 else "unmapped" for t in tti]
-    window = 1 if kind == "hidden" else settings.window
+    window = effective_window(kind, settings.window)
     return pd.DataFrame(
         {
             "known_id": np.int64(inp.known_id),
