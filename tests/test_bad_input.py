@@ -177,11 +177,16 @@ def test_config_n_layers_smaller_than_the_model_stops_the_trace(tmp_path):
 def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
     """Issue 11 (8): ctc_model and units.checkpoints_dir are checked before any job (the plan-time check reads
     factrace.models.checkpoints.required_checkpoints); the message names the key, the path and what is expected."""
+    from factrace.config import with_defaults
     from factrace.models.checkpoints import checkpoint_problems
 
-    cfg = {"models": {}, "speech": {
+    def config(speech: dict) -> dict:  # a built model only: the speech section's checkpoints alone
+        return with_defaults({"facts": {"path": "f.json"}, "tracing": {}, "speech": speech, "models": {
+            "m": {"loader": "hf", "n_layers": 1, "convert": "smollm2-gguf"}}})
+
+    cfg = config({
         "enabled": True, "alignment": {"method": "hubert-ctc", "ctc_model": str(tmp_path / "ctc")},
-        "units": {"backend": "spiritlm", "checkpoints_dir": str(tmp_path / "spiritlm")}}}
+        "units": {"backend": "spiritlm", "checkpoints_dir": str(tmp_path / "spiritlm")}})
     problems = checkpoint_problems(cfg)
     assert len(problems) == 2
     assert problems[0].startswith(f"`speech.alignment.ctc_model`: {tmp_path / 'ctc'} not found; expected the HuBERT")
@@ -199,8 +204,8 @@ def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
         (hub / f).touch()
     assert checkpoint_problems(cfg) == []
     # the offline default needs none of them
-    assert checkpoint_problems({"models": {}, "speech": {"enabled": True, "alignment": {"method": "espeak-onsets"},
-                                                         "units": {"backend": "mfcc-kmeans"}}}) == []
+    assert checkpoint_problems(config({"enabled": True, "alignment": {"method": "espeak-onsets"},
+                                       "units": {"backend": "mfcc-kmeans"}})) == []
 
 
 # ---------------------------------------------------------------------------- non-ASCII, digits, symbols: VALID

@@ -52,16 +52,16 @@ def test_cost_model_counts_the_matmuls(name, method):
 
 def test_engine_costs_less_and_no_corruption_costs_only_the_recording_pass():
     dims = {"n_layers": 30, "hidden": 576, "intermediate": 1536, "vocab": 49152, "q_dim": 576, "kv_dim": 192}
-    e = estimate_cost(n_tokens=48, corrupt_start=16, samples=10, method="engine", **dims)
-    r = estimate_cost(n_tokens=48, corrupt_start=16, samples=10, method="reference", **dims)
+    e = estimate_cost(n_tokens=48, corrupt_start=16, samples=10, window=10, method="engine", **dims)
+    r = estimate_cost(n_tokens=48, corrupt_start=16, samples=10, window=10, method="reference", **dims)
     assert e["cells"] == r["cells"] == 3 * 30 * 48
     assert e["computed_cells"] == 3 * 30 * 32 and r["computed_cells"] == r["cells"]
     assert r["flops"] / e["flops"] > 8
     assert e["forward_token_equivalents"] < r["forward_token_equivalents"]
-    none = estimate_cost(n_tokens=48, corrupt_start=16, corrupt_end=16, samples=10, method="engine", **dims)
+    none = estimate_cost(n_tokens=48, corrupt_start=16, corrupt_end=16, samples=10, window=10, method="engine", **dims)
     assert none["computed_cells"] == 0 and none["forward_token_equivalents"] == 11 * 48
     with pytest.raises(ValueError):
-        estimate_cost(n_tokens=4, corrupt_start=1, samples=1, method="fast", **dims)
+        estimate_cost(n_tokens=4, corrupt_start=1, samples=1, window=10, method="fast", **dims)
 
 
 def test_bench_floor_is_the_cost_model_over_the_measured_throughput(monkeypatch):

@@ -156,7 +156,9 @@ def test_no_library_function_repeats_a_config_default():
         if mod.name.endswith(("melotts_worker", "__main__")):  # MeloTTS's own env; `python -m factrace`
             continue
         module = importlib.import_module(mod.name)
-        for _name, fn in inspect.getmembers(module, inspect.isfunction):
+        callables = [fn for _n, fn in inspect.getmembers(module, inspect.isfunction)]
+        callables += [c for _n, c in inspect.getmembers(module, inspect.isclass) if hasattr(c, "__dataclass_fields__")]
+        for fn in callables:
             if fn.__module__ != module.__name__:
                 continue
             for p in inspect.signature(fn).parameters.values():

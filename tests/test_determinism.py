@@ -19,7 +19,8 @@ def _same_table(a, b, contract: str) -> None:
 
 def test_shard_filter_trace_twice_identical(tmp_path, one_thread):  # noqa: F811
     model_dir = save_tiny_model(tmp_path / "model")
-    spec = json.dumps({"loader": "hf", "path": str(model_dir), "n_layers": 6, "device": "cpu"})
+    spec = json.dumps({"loader": "hf", "path": str(model_dir), "n_layers": 6, "dtype": "float32",
+                       "device": "cpu"})
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(FACTS[::-1]))  # file order must not matter either
     outs = {}
@@ -27,7 +28,7 @@ def test_shard_filter_trace_twice_identical(tmp_path, one_thread):  # noqa: F811
         d = tmp_path / run
         run_cli(["shard", "--facts", str(facts), "--shard", "0000", "--shard-size", "8", "--out",
                  str(d / "prompts.parquet")])
-        run_cli(["filter", "--model", "tiny", "--model-spec", spec, "--prompts", str(d / "prompts.parquet"),
+        run_cli(["filter", "--model", "tiny", "--model-spec", spec, "--modality", "t2t", "--prompts", str(d / "prompts.parquet"),
                  "--max-new-tokens", "3", "--out", str(d / "filter.parquet")])
         inputs = write_trace_inputs(d / "inputs")  # a filter table that keeps every fact, and the noise scale
         inputs["prompts"] = d / "prompts.parquet"  # the shard stage's table

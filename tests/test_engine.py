@@ -139,7 +139,7 @@ def test_positions_before_corruption_are_the_corrupted_probability():
     model = tiny("qwen2")
     corrupt = (4, 6)
     ids, noise, target = prompt(model, 8, corrupt, seed=4)
-    fast = trace_prompt_fast(model, ids, corrupt, target, noise)
+    fast = trace_prompt_fast(model, ids, corrupt, target, noise, window=10)
     for k in fast.restored:
         assert np.all(fast.restored[k][:, :4] == fast.p_corrupted)
 
@@ -149,15 +149,15 @@ def test_progress_and_argument_checks():
     corrupt = (1, 3)
     ids, noise, target = prompt(model, 5, corrupt, seed=5)
     seen = []
-    trace_prompt_fast(model, ids[0], corrupt, target, noise, kinds=("hidden",), max_rows=3,
+    trace_prompt_fast(model, ids[0], corrupt, target, noise, window=10, kinds=("hidden",), max_rows=3,
                       progress=lambda i, n: seen.append((i, n)))
     assert seen and seen[-1][0] == seen[-1][1] and [i for i, _ in seen] == list(range(1, len(seen) + 1))
     with pytest.raises(ValueError, match="noise covers"):
-        trace_prompt_fast(model, ids, (1, 4), target, noise)
+        trace_prompt_fast(model, ids, (1, 4), target, noise, window=10)
     with pytest.raises(ValueError, match="unknown kind"):
-        trace_prompt_fast(model, ids, corrupt, target, noise, kinds=("resid",))
+        trace_prompt_fast(model, ids, corrupt, target, noise, window=10, kinds=("resid",))
     with pytest.raises(ValueError, match="dtype"):
-        trace_prompt_fast(model, ids, corrupt, target, noise, dtype=torch.bfloat16)
+        trace_prompt_fast(model, ids, corrupt, target, noise, window=10, dtype=torch.bfloat16)
     assert compute_dtype_for("cpu") == torch.float32
-    empty = trace_prompt_fast(model, ids, corrupt, target, noise, layers=[])
+    empty = trace_prompt_fast(model, ids, corrupt, target, noise, window=10, layers=[])
     assert empty.restored["mlp"].shape == (0, 5) and empty.layers["mlp"] == []

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from factrace.cli import main
+from factrace.config import load_config
 from factrace.models import fetch
 from factrace.models.checkpoints import checkpoint_problems, job_environment, required_checkpoints
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def paper(tmp_path, monkeypatch) -> dict:
     monkeypatch.chdir(tmp_path)
-    return yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    return load_config(ROOT / "config" / "paper.yaml")
 
 
 def test_every_checkpoint_of_the_paper_config_is_listed_with_its_config_key(paper):
@@ -35,8 +36,7 @@ def test_every_checkpoint_of_the_paper_config_is_listed_with_its_config_key(pape
 
 
 def test_offline_config_needs_no_checkpoint():
-    cfg = yaml.safe_load((ROOT / ".test" / "config" / "config.yaml").read_text())
-    assert checkpoint_problems(cfg) == []
+    assert checkpoint_problems(load_config(ROOT / ".test" / "config" / "config.yaml")) == []
 
 
 def test_dry_run_lists_everything_and_fetches_nothing(paper, tmp_path, capsys, monkeypatch):

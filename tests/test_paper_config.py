@@ -39,10 +39,10 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def place_checkpoint_placeholders(wd: Path) -> None:
     """Empty files where the paper config's checkpoints must be (a dry run or lint never opens them)."""
-    import yaml
+    from factrace.config import load_config
     from factrace.models.checkpoints import required_checkpoints
 
-    for c in required_checkpoints(yaml.safe_load((wd / "config" / "paper.yaml").read_text())):
+    for c in required_checkpoints(load_config(wd / "config" / "paper.yaml")):
         if c.made_by_workflow:
             continue
         (wd / c.path).mkdir(parents=True, exist_ok=True)

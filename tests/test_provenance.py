@@ -53,7 +53,7 @@ def _window(tmp_path, lo: int, hi: int, model: str = "tiny"):
 
     df = empty("trace")
     df["token"] = pd.Series(dtype="object")
-    params = {**TraceSettings(kind="mlp", layers=(lo, hi), samples=2).as_dict(), "noise_scale": 1.5,
+    params = {**TraceSettings(kind="mlp", layers=(lo, hi), samples=2, window=10, seed=1, engine="fast", max_rows=256).as_dict(), "noise_scale": 1.5,
               "modality": "t2t"}
     prov = Provenance(stage="trace", config_hash=config_hash(params), seed=1, model_id=model,
                       weights_sha256="ab" * 32, extra={"params": params})
@@ -73,7 +73,8 @@ def test_merged_trace_table_keeps_provenance(tmp_path, capsys):
     prov = json.loads(capsys.readouterr().out)
     assert prov["stage"] == "merge" and prov["contract"] == "trace"
     assert prov["model_id"] == "tiny" and prov["weights_sha256"] == "ab" * 32 and prov["seed"] == 1
-    whole = {**TraceSettings(kind="mlp", layers=(0, 6), samples=2).as_dict(), "noise_scale": 1.5, "modality": "t2t"}
+    whole = {**TraceSettings(kind="mlp", layers=(0, 6), samples=2, window=10, seed=1, engine="fast",
+                                   max_rows=256).as_dict(), "noise_scale": 1.5, "modality": "t2t"}
     assert prov["config_hash"] == config_hash(whole)
     assert [i["layers"] for i in prov["extra"]["inputs"]] == [[0, 3], [3, 6]]
 

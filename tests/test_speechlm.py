@@ -19,6 +19,9 @@ from factrace.speechlm.prompts import (
     text_prompt_ids,
 )
 
+CPU = {"dtype": "float32", "device": "cpu"}  # a model spec's dtype and device (no defaults of their own)
+SPIRITLM_CPU = {**CPU, "extra": {"speech_input": "hubert"}}
+
 WORDS = ["the", "capital", "of", "france", "is", "paris", "eiffel", "tower", "in", "located", "city"]
 
 
@@ -56,7 +59,7 @@ def spiritlm_dir(tmp_path_factory):
 
 
 def test_spiritlm_layout_loads_with_spiritlm_ids(spiritlm_dir) -> None:
-    loaded = load_model(ModelSpec("spiritlm-tiny", "spiritlm", str(spiritlm_dir), device="cpu"))
+    loaded = load_model(ModelSpec("spiritlm-tiny", "spiritlm", str(spiritlm_dir), **SPIRITLM_CPU))
     m = markers_from_tokenizer(loaded.tokenizer)
     assert (m.text, m.speech, m.units[0], m.units[9], m.n_units, m.bos) == (32000, 32001, 32002, 32011, 10, 1)
     assert m.n_prefix_speech == 2 and m.n_prefix_text == 2
@@ -64,7 +67,7 @@ def test_spiritlm_layout_loads_with_spiritlm_ids(spiritlm_dir) -> None:
 
 
 def test_speech_prompt_is_spiritlm_layout(spiritlm_dir) -> None:
-    loaded = load_model(ModelSpec("spiritlm-tiny", "spiritlm", str(spiritlm_dir), device="cpu"))
+    loaded = load_model(ModelSpec("spiritlm-tiny", "spiritlm", str(spiritlm_dir), **SPIRITLM_CPU))
     tok = loaded.tokenizer
     m = markers_from_tokenizer(tok)
     units = [3, 0, 7, 9, 3]
@@ -109,7 +112,7 @@ def speech_lm(tmp_path_factory):
         model.get_input_embeddings().weight.mul_(20.0)
     model.save_pretrained(d)
     tok.save_pretrained(d)
-    return load_model(ModelSpec("speechlm", "spiritlm", str(d), device="cpu"))
+    return load_model(ModelSpec("speechlm", "spiritlm", str(d), **SPIRITLM_CPU))
 
 
 def _speech_tables(tmp_path):
@@ -216,7 +219,7 @@ def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_pat
     assert changed == list(range(s, e))
     m = markers_from_tokenizer(speech_lm.tokenizer)
     assert inp.input_ids[0, s:e].tolist() == [m.units[u] for u in units[11][4:12]]
-    res = trace_prompt(speech_lm.model, inp.input_ids, inp.corrupt, target, noise, kinds=("hidden",), max_rows=64)
+    res = trace_prompt(speech_lm.model, inp.input_ids, inp.corrupt, target, noise, window=10, kinds=("hidden",), max_rows=64)
     assert res.restored["hidden"].shape == (3, inp.n_tokens)
     ns = noise_scale_speech(speech_lm, FACTS, [str(sp_path)], [str(tm_path)], 3.0, 0)
     assert ns["n_tokens"] == (16 - 12) + (12 - 4) and ns["n_skipped"] == 2

@@ -29,6 +29,9 @@ from factrace.speechlm.offline import (
 )
 from factrace.speechlm.prompts import markers_from_tokenizer
 
+CPU = {"dtype": "float32", "device": "cpu"}  # a model spec's dtype and device (no defaults of their own)
+SPIRITLM_CPU = {**CPU, "extra": {"speech_input": "hubert"}}
+
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = [
     {"known_id": 0, "subject": "São Paulo", "attribute": "Brazil", "template": "{} is a city in",
@@ -45,8 +48,10 @@ TINY_EVAL = EvalSettings(noise_multiplier=3.0, subject_margin=0, seed=1, samples
 
 def test_rendering_parsing() -> None:
     assert Rendering.parse("en-us:160:50") == Rendering("en-us", 160, 50)
-    assert Rendering.parse({"voice": "en", "rate": 150}) == Rendering("en", 150, 50)
-    assert parse_renderings("en-us:160,en:150:40") == [Rendering("en-us", 160), Rendering("en", 150, 40)]
+    assert Rendering.parse({"voice": "en", "rate": 150, "pitch": 50}) == Rendering("en", 150, 50)
+    assert parse_renderings("en-us:160:50,en:150:40") == [Rendering("en-us", 160, 50), Rendering("en", 150, 40)]
+    with pytest.raises(ValueError, match="voice:rate:pitch"):
+        Rendering.parse("en-us:160")
     assert parse_renderings('[["en", 150, 40]]') == [Rendering("en", 150, 40)]
 
 
@@ -103,11 +108,12 @@ def test_build_rejects_bad_rendering_roles(tmp_path) -> None:
     facts.write_text(json.dumps(FACTS))
     with pytest.raises(ValueError, match="held-out"):
         build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL,
-                               data=SpeechData(1, renderings=(Rendering("en-us", 160),),
-                                               held_out=Rendering("en-us", 160)))
+                               data=SpeechData(1, renderings=(Rendering("en-us", 160, 50),),
+                                               held_out=Rendering("en-us", 160, 50)))
     with pytest.raises(ValueError, match="main rendering"):
         build_offline_speechlm(facts, None, tmp_path / "bb", tmp_path / "m", settings=TINY, ev_settings=TINY_EVAL,
-                               data=SpeechData(1, renderings=(Rendering("en-us", 160),), main=Rendering("en", 120)))
+                               data=SpeechData(1, renderings=(Rendering("en-us", 160, 50),),
+                                               main=Rendering("en", 120, 50)))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +140,7 @@ def test_tiny_backbone_is_a_text_model_loaded_by_hf(tiny_build) -> None:
     assert set(bb_ev["text"]) == {"traced", "extra", "carry"} and bb_ev["text"]["traced"]["n"] == 3
     assert bb_ev["text"]["extra"]["n"] == 2 * 2 and bb_ev["text"]["carry"]["n"] == 2
     assert 0 < bb_ev["noise_t2t"]["scale"] and bb_ev["noise_t2t"]["n"] == 3
-    loaded = load_model(ModelSpec("backbone", "hf", str(d / "backbone"), device="cpu"))
+    loaded = load_model(ModelSpec("backbone", "hf", str(d / "backbone"), **CPU))
     assert "[Speech]" not in loaded.tokenizer.get_vocab()
     assert loaded.tokenizer("Mumbai is a city in")["input_ids"][0] == loaded.tokenizer.bos_token_id
 
@@ -147,8 +153,8 @@ def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build
               "facts.parquet", "speechlm.json", "eval.json"):
         assert (out / f).is_file(), f
     assert json.loads((d / "eval.json").read_text()) == json.loads((out / "eval.json").read_text())
-    bb = load_model(ModelSpec("b", "hf", str(d / "backbone"), device="cpu"))
-    sp = load_model(ModelSpec("s", "spiritlm", str(out), device="cpu"))
+    bb = load_model(ModelSpec("b", "hf", str(d / "backbone"), **CPU))
+    sp = load_model(ModelSpec("s", "spiritlm", str(out), **SPIRITLM_CPU))
     m = markers_from_tokenizer(sp.tokenizer)
     assert m.n_units == 8 and m.bos is not None
     # stage 2 starts from stage 1: same architecture, word vocabulary first, markers and units appended

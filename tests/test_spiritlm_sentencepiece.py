@@ -15,6 +15,9 @@ from factrace.models.load import ModelSpec
 from factrace.models.spiritlm import SpiritLMLoadError, load_spiritlm
 from factrace.speechlm.prompts import speech_prompt_ids, spiritlm_prompt_string, text_prompt_ids
 
+CPU = {"dtype": "float32", "device": "cpu"}  # a model spec's dtype and device (no defaults of their own)
+SPIRITLM_CPU = {**CPU, "extra": {"speech_input": "hubert"}}
+
 ROOT = Path(__file__).resolve().parents[1]
 N_HU = 20
 CORPUS = ["The capital of Italy is Rome", "Danielle Darrieux was born in Paris", "The Eiffel Tower is in Paris",
@@ -130,5 +133,5 @@ def test_paper_config_states_what_spiritlm_expressive_is_fed(caplog):
 def test_expressive_load_says_what_it_is_fed(tmp_path, caplog):
     path = spiritlm_dir(tmp_path, expressive=True)
     with caplog.at_level(logging.INFO, logger="factrace.models.spiritlm"):
-        load_spiritlm(ModelSpec(name="ex", loader="spiritlm", path=str(path), dtype="float32", device="cpu"))
+        load_spiritlm(ModelSpec(name="ex", loader="spiritlm", path=str(path), **SPIRITLM_CPU))
     assert "HuBERT units only" in caplog.text

@@ -22,6 +22,7 @@ rule build_speechlm_backbone:
         arch=lambda wc: backbone_architecture_args(wc.model),
         seed=SEED,
         noise=TRACING["noise_multiplier"],
+        samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-backbone"),
@@ -32,7 +33,8 @@ rule build_speechlm_backbone:
     shell:
         "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
         "--out-dir {output.model:q} --steps {params.steps:q} {params.arch:q} --seed {params.seed:q} "
-        "--threads {threads:q} --noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
+        "--threads {threads:q} --noise-multiplier {params.noise:q} --samples {params.samples:q} "
+        "--eval-json {output.eval:q} 2> {log:q}"
 
 
 rule build_speechlm:
@@ -55,6 +57,7 @@ rule build_speechlm:
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],
         noise=TRACING["noise_multiplier"],
+        samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-offline"),
@@ -66,7 +69,7 @@ rule build_speechlm:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
         "--threads {threads:q} --extra-renderings {params.extra_renderings:q} --subject-margin {params.margin:q} "
-        "--noise-multiplier {params.noise:q} --eval-json {output.eval:q} 2> {log:q}"
+        "--noise-multiplier {params.noise:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:

@@ -61,12 +61,12 @@ class Checkpoint:
 
 def _model_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
     out = []
-    for name, m in config.get("models", {}).items():
+    for name, m in config["models"].items():
         if m.get("convert"):
             continue  # built by a rule of this workflow (convert_model / build_speechlm)
         key = f"models.{name}.path"
         hub = m.get("hub_id")
-        if m.get("loader") == "spiritlm":
+        if m["loader"] == "spiritlm":
             manual = (f"manual:download SpiritLM's checkpoints after accepting its licence at {SPIRITLM_FORM}; "
                       f"`{key}` is their spiritlm_model/spirit-lm-{m.get('variant', 'base')}-7b directory")
             out.append(Checkpoint(
@@ -84,21 +84,21 @@ def _model_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
 
 
 def _speech_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
-    speech = config.get("speech", {}) or {}
-    if not speech.get("enabled", False):
+    speech = config["speech"]
+    if not speech["enabled"]:
         return []
     out = []
-    tts = speech.get("tts", {}) or {}
-    if tts.get("backend", "espeak") == "melotts":
-        melo = tts.get("melotts", {}) or {}
-        lang = melo.get("language", "EN")
+    tts = speech["tts"]
+    if tts["backend"] == "melotts":
+        melo = tts["melotts"]
+        lang = melo["language"]
         out.append(Checkpoint(
-            "speech.tts.melotts.cache_dir", Path(melo.get("cache_dir", "checkpoints/melotts")),
+            "speech.tts.melotts.cache_dir", Path(melo["cache_dir"]),
             f"MeloTTS's {lang} model, its BERT tokenizers (hub cache in hf/) and NLTK data (nltk_data/)",
             f"melotts:{lang}", files=("hf", "nltk_data"),
         ))
-    asr = speech.get("asr", {}) or {}
-    model = str(asr.get("model", "offline-tiny.en"))
+    asr = speech["asr"]
+    model = str(asr["model"])
     if model not in OFFLINE_ASR:
         hub = asr.get("hub_id") or FASTER_WHISPER_REPOS.get(Path(model).name.removeprefix("faster-whisper-"))
         out.append(Checkpoint(
@@ -106,17 +106,17 @@ def _speech_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
             f"hf:{hub}" if hub else "manual:set `speech.asr.hub_id` to the faster-whisper repository",
             files=("model.bin", "config.json"),
         ))
-    align = speech.get("alignment", {}) or {}
-    if "hubert-ctc" in {align.get("method", "espeak-onsets"), *align.get("compare", [])}:
+    align = speech["alignment"]
+    if "hubert-ctc" in {align["method"], *align["compare"]}:
         out.append(Checkpoint(
             "speech.alignment.ctc_model", Path(align.get("ctc_model") or "checkpoints/hubert-large-ls960-ft"),
             "the HuBERT CTC model directory (config.json, vocab.json, preprocessor_config.json, weights)",
             f"hf:{align.get('ctc_hub_id') or HUBERT_CTC_REPO}",
             files=("config.json", "vocab.json", "preprocessor_config.json"),
         ))
-    units = speech.get("units", {}) or {}
-    if units.get("backend", "mfcc-kmeans") == "spiritlm":
-        base = units.get("checkpoints_dir") or os.environ.get("SPIRITLM_CHECKPOINTS_DIR") or "checkpoints/spiritlm"
+    units = speech["units"]
+    if units["backend"] == "spiritlm":
+        base = units["checkpoints_dir"] or os.environ.get("SPIRITLM_CHECKPOINTS_DIR") or "checkpoints/spiritlm"
         out.append(Checkpoint(
             "speech.units.checkpoints_dir", Path(base),
             "SpiritLM's checkpoints directory with its 25 Hz HuBERT speech tokenizer",
@@ -128,18 +128,19 @@ def _speech_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
 
 
 def required_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
-    """All checkpoints (and downloaded data) that ``config`` needs, in a fixed order.
+    """All checkpoints (and downloaded data) that ``config`` (with the schema's defaults filled in:
+    :func:`factrace.config.with_defaults`) needs, in a fixed order.
 
     Models built by the workflow (``convert``) and the offline backends (eSpeak, the packaged Whisper
     tiny.en, MFCC units) need none. The facts file is listed when the config downloads it (``facts.url``);
     the ``download_facts`` rule makes it too, so the plan-time check skips it.
     """
     out = _model_checkpoints(config) + _speech_checkpoints(config)
-    facts = config.get("facts", {}) or {}
-    if facts.get("url"):
+    facts = config["facts"]
+    if facts["url"]:
         out.append(Checkpoint(
             "facts.path", Path(facts["path"]), "the facts file (Known-1000 JSON)", f"url:{facts['url']}",
-            made_by_workflow=True, options={"sha256": facts.get("sha256")},
+            made_by_workflow=True, options={"sha256": facts["sha256"]},
         ))
     return out
 

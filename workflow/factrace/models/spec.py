@@ -27,19 +27,23 @@ class ModelSpec:
     name: str
     loader: str
     path: str
-    dtype: str = "float32"
-    device: str = "auto"
+    dtype: str  # models.<name>.dtype
+    device: str  # models.<name>.device
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> ModelSpec:
         known = {"loader", "path", "dtype", "device"}
+        missing = sorted(known - set(cfg))
+        if missing:
+            raise ValueError(f"model {name!r}: its spec lacks {', '.join(missing)} (the rules pass the config entry "
+                             "with the schema's defaults filled in)")
         return cls(
             name=name,
-            loader=cfg.get("loader", "hf"),
+            loader=cfg["loader"],
             path=str(cfg["path"]),
-            dtype=cfg.get("dtype", "float32"),
-            device=cfg.get("device", "auto"),
+            dtype=cfg["dtype"],
+            device=cfg["device"],
             extra={k: v for k, v in cfg.items() if k not in known},
         )
 

@@ -56,8 +56,8 @@ def load_spiritlm(spec: ModelSpec) -> LoadedModel:
     if not getattr(tok, "is_fast", False):
         raise SpiritLMLoadError(f"model {spec.name!r}: the tokenizer at {path} is not a fast tokenizer (offsets)")
     markers = markers_from_tokenizer(tok)
-    speech_input = spec.extra.get("speech_input", "hubert")
-    if speech_input != "hubert":
+    speech_input = spec.extra.get("speech_input")  # models.<name>.speech_input (the schema fills it)
+    if speech_input != "hubert":  # also when missing: the spec names what the model reads
         raise SpiritLMLoadError(f"model {spec.name!r}: speech_input {speech_input!r} is not supported (hubert)")
     if markers.extra:
         log.info("%s: the tokenizer has %d pitch/style tokens ([Pi..]/[St..]); S->T prompts feed HuBERT units "

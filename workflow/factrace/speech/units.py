@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -159,7 +159,7 @@ class MfccKMeansUnits:
     std: np.ndarray
     settings: FeatureSettings
     seed: int = 0
-    backend: str = "mfcc-kmeans"
+    backend: str = field(default="mfcc-kmeans", init=False)  # what this class is, not a setting
 
     @property
     def rate_hz(self) -> float:

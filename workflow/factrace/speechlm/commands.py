@@ -20,8 +20,7 @@ def _eval_settings(a: argparse.Namespace):
     from .offline import EvalSettings
 
     return EvalSettings(noise_multiplier=a.noise_multiplier, subject_margin=getattr(a, "subject_margin", None),
-                        seed=a.seed,
-                        **_given(a, "samples", "draws", "max_new_tokens"))
+                        seed=a.seed, samples=a.samples, **_given(a, "draws", "max_new_tokens"))
 
 
 def _build_backbone(a: argparse.Namespace) -> int:
@@ -70,7 +69,7 @@ def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
     if speech:
         p.add_argument("--subject-margin", type=int, required=True,
                        help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
-    p.add_argument("--samples", type=int, default=None, help="noise samples per fact (eval.json; EvalSettings)")
+    p.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact (eval.json)")
     p.add_argument("--draws", type=int, default=None, help="random-unit subject ablation draws (EvalSettings)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="greedy tokens per answer (EvalSettings)")
     p.add_argument("--eval-json", default=None, help="also write the evaluation here")

@@ -37,9 +37,9 @@ DEFAULT_EXTRA = Path(__file__).resolve().parents[3] / "resources" / "speechlm" /
 
 @dataclass(frozen=True)
 class Rendering:
-    voice: str
-    rate: int
-    pitch: int = 50
+    voice: str  # an eSpeak NG voice
+    rate: int  # words per minute
+    pitch: int  # 0-100
 
     @property
     def name(self) -> str:
@@ -47,15 +47,17 @@ class Rendering:
 
     @classmethod
     def parse(cls, obj: Any) -> Rendering:
-        """From a dict, a (voice, rate[, pitch]) sequence or a string ``voice:rate[:pitch]``."""
+        """From a dict, a (voice, rate, pitch) sequence or a string ``voice:rate:pitch``."""
         if isinstance(obj, Rendering):
             return obj
         if isinstance(obj, dict):
-            return cls(str(obj["voice"]), int(obj["rate"]), int(obj.get("pitch", 50)))
+            obj = [obj.get("voice"), obj.get("rate"), obj.get("pitch")]
         if isinstance(obj, str):
             obj = obj.split(":")
         parts = list(obj)
-        return cls(str(parts[0]), int(parts[1]), int(parts[2]) if len(parts) > 2 else 50)
+        if len(parts) != 3 or None in parts:
+            raise ValueError(f"a rendering is voice:rate:pitch (e.g. en-us:160:50), got {obj!r}")
+        return cls(str(parts[0]), int(parts[1]), int(parts[2]))
 
 
 #: The TTS stage's default rendering: the prompt audio that is filtered and traced.

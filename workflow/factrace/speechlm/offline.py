@@ -40,7 +40,7 @@ class EvalSettings:
     noise_multiplier: float  # tracing.noise_multiplier
     subject_margin: int | None  # tracing.subject_margin_s2t: units added on each side of the subject (stage 2)
     seed: int  # seed
-    samples: int = 10  # noise samples per fact
+    samples: int  # tracing.samples: noise samples per fact
     draws: int = 2  # random-unit ablation draws
     max_new_tokens: int = 4
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .method import DEFAULT_WINDOW, KINDS, centre_layers, check_kinds, window_bounds
+from .method import KINDS, centre_layers, check_kinds, window_bounds
 
 
 def estimate_cost(
@@ -34,8 +34,8 @@ def estimate_cost(
     n_tokens: int,
     corrupt_start: int,
     samples: int,
+    window: int,
     kinds: Sequence[str] = KINDS,
-    window: int = DEFAULT_WINDOW,
     method: str = "engine",
     *,
     q_dim: int | None = None,

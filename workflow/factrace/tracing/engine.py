@@ -62,7 +62,6 @@ from torch import nn
 from ..models.families import Layout
 from .batching import RowDims, batch_plan
 from .method import (
-    DEFAULT_WINDOW,
     KINDS,
     TraceResult,
     add_noise,
@@ -250,7 +249,7 @@ def _cells_for(kinds: Sequence[str], layer_list: Sequence[int], n_layers: int, w
 def trace_prompt_fast(
     # the prompt, the method's parameters and the batching, as patching.trace_prompt has them
     model: nn.Module, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int, noise: torch.Tensor,
-    kinds: Sequence[str] = KINDS, window: int = DEFAULT_WINDOW, layers: Sequence[int] | None = None,
+    window: int, kinds: Sequence[str] = KINDS, layers: Sequence[int] | None = None,
     max_rows: int = 128, progress: Callable[[int, int], None] | None = None,
     # the engine's own options
     *, max_bytes: int | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None,

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 #: What a cell restores: the block output, the MLP output or the attention output.
 KINDS = ("hidden", "mlp", "attn")
-#: ROME's window: an ``mlp``/``attn`` cell restores this many layers around its centre layer.
-DEFAULT_WINDOW = 10
 
 
 # -- the arguments ------------------------------------------------------------------------------------------
@@ -150,7 +148,7 @@ class TraceResult:
 
 
 __all__ = [
-    "DEFAULT_WINDOW", "KINDS", "TraceResult", "add_noise", "centre_layers", "check_kinds", "check_noise",
+    "KINDS", "TraceResult", "add_noise", "centre_layers", "check_kinds", "check_noise",
     "effective_window", "embedding_std", "indirect_effect", "make_noise", "noise_scale_for", "noise_seed", "restore",
     "target_probability", "window_bounds", "window_layers",
 ]

@@ -20,7 +20,6 @@ from torch import nn
 from ..models.families import Layout
 from .hooks import add_noise_hook, hooked, patch_hook, record_hook
 from .method import (
-    DEFAULT_WINDOW,
     KINDS,
     TraceResult,
     centre_layers,
@@ -71,8 +70,8 @@ def trace_prompt(
     corrupt: tuple[int, int],
     target_id: int,
     noise: torch.Tensor,
+    window: int,
     kinds: Sequence[str] = KINDS,
-    window: int = DEFAULT_WINDOW,
     layers: Sequence[int] | None = None,
     max_rows: int = 128,
     progress: Callable[[int, int], None] | None = None,

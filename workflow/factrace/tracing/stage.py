@@ -24,7 +24,7 @@ from ..contracts import ContractError
 from ..provenance import Provenance, config_hash
 from .categories import primary_category
 from .inputs import TraceInputs
-from .method import DEFAULT_WINDOW, TraceResult, effective_window, make_noise, noise_seed
+from .method import TraceResult, effective_window, make_noise, noise_seed
 from .patching import trace_prompt
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ log = logging.getLogger(__name__)
 class TraceSettings:
     kind: str
     layers: tuple[int, int]  # [lo, hi) centre layers of this job
-    samples: int = 10
-    window: int = DEFAULT_WINDOW
-    seed: int = 1
-    engine: str = "fast"
-    max_rows: int = 256
+    samples: int  # tracing.samples
+    window: int  # tracing.window (mlp, attn)
+    seed: int  # seed
+    engine: str  # tracing.engine
+    max_rows: int  # tracing.max_rows
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
