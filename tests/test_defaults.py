@@ -166,3 +166,28 @@ def test_no_library_function_repeats_a_config_default():
                         and p.default in defaults[p.name] and not isinstance(p.default, bool):
                     found.append(f"{module.__name__}.{fn.__qualname__}({p.name}={p.default!r})")
     assert not found, "library functions with a config default of their own:\n" + "\n".join(sorted(found))
+
+
+def test_every_module_imports_alone():
+    """No import cycle: each module of the package imports with no other module of the package loaded first."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib, pkgutil, sys
+import factrace
+names = [m.name for m in pkgutil.walk_packages(factrace.__path__, "factrace.") if not m.name.endswith("__main__")]
+failed = []
+for name in names:
+    for loaded in [k for k in sys.modules if k == "factrace" or k.startswith("factrace.")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as err:  # noqa: BLE001
+        failed.append(f"{name}: {type(err).__name__}: {err}")
+print(len(names))
+print("\\n".join(failed))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    n, *failed = proc.stdout.strip().split("\n")
+    assert int(n) > 60 and not [f for f in failed if f], failed

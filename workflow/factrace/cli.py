@@ -28,7 +28,8 @@ COMMAND_MODULES = (
     "factrace.analysis.commands",  # aie, compare, qc, figure ..., summarize
     "factrace.reporting.commands",  # report-tables, report-images
     "factrace.table_commands",  # merge, provenance
-    "factrace.plan",  # plan, bench-plan
+    "factrace.plan",  # plan
+    "factrace.plan_bench",  # bench-plan
 )
 
 

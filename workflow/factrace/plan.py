@@ -191,6 +191,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("targets", nargs="*", help="Snakemake targets (default: the whole workflow)")
     s.set_defaults(func=cmd_plan)
 
-    from .plan_bench import register as register_bench
-
-    register_bench(sub)
