@@ -1,10 +1,8 @@
 """Shared fixtures: tiny random models of each supported family, built in memory (no downloads); one local run of
-the tiny config per test session (tests/test_workflow.py reads it, tests/test_slurm.py compares a Slurm run to it)."""
+the tiny config per test session (tests/tiny_run.py: the drills damage and rebuild it, tests/test_workflow.py
+reads it, tests/test_slurm.py compares a Slurm run of the same facts with it)."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -47,13 +45,8 @@ def family_model(request) -> tuple[str, torch.nn.Module]:
 
 
 @pytest.fixture(scope="session")
-def tiny_local_run(tmp_path_factory) -> Path:
-    """A copy of the workflow in which the tiny config (config/tiny.yaml, facts in facts.json) ran locally."""
-    from test_workflow import FACTS, copy_workflow, snakemake, tiny_config
+def tiny_run(tmp_path_factory):
+    """The session's one local run of the tiny config (tests/tiny_run.py): drills, workflow and Slurm tests."""
+    from tiny_run import tiny_run as run
 
-    wd = tmp_path_factory.mktemp("wf")
-    copy_workflow(wd)
-    (wd / "facts.json").write_text(json.dumps(FACTS, indent=1))
-    tiny_config(wd)
-    snakemake(wd, "--configfile", "config/tiny.yaml", "--cores", "2")
-    return wd
+    return run(tmp_path_factory.mktemp("wf"))

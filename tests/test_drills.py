@@ -1,12 +1,11 @@
-"""Fault drills on the tiny config (issue 11): what happens when things go wrong, on one real run of the workflow.
+"""Fault drills on the session's tiny run (issue 11; tests/tiny_run.py): what happens when things go wrong.
 
-One module-scoped run of `.test/config/config.yaml` whose `results:` lies under a directory named
-`a b;touch INJECTED;c` (a space and `;`), started with `.venv/bin/snakemake` by its absolute path and a PATH
-without the venv (so `factrace` is not on PATH), under umask 022, on a facts file with two bad rows. The drills
-then reuse that run, in order: modes, provenance, skipped rows, a dry run with a damaged table, every kind of
+The run's `results:` lies under a directory named `a b;touch INJECTED;c` (a space and `;`); it was started with
+`.venv/bin/snakemake` by its absolute path and a PATH without the venv, under umask 022, on a facts file with two bad
+rows. The drills reuse it, in order: modes, provenance, skipped rows, a dry run with a damaged table, every kind of
 table deleted (planned for rebuild), a truncated table (named with its rebuilding command, then rebuilt), a trace
 job killed with SIGKILL under other settings and under the same settings (no mixed parts; finished facts
-resumed), and a final run that must give the first run's tables back.
+resumed), and a final run that must give the first run's tables back (the other tests read the run after them).
 
 Run alone: `python -m pytest -m drill tests/test_drills.py`.
 """
@@ -20,52 +19,29 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from test_workflow import copy_workflow
+from tiny_run import (
+    CLEAN_PATH,
+    CONFIG,
+    CONFIG_SAMPLES3,
+    FACTS,
+    RESULTS,
+    TinyRun,
+    clean_env,
+    run_snakemake,
+    snakemake_argv,
+    umask022,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.drill]
-
-WEIRD = "a b;touch INJECTED;c"  # unquoted, a shell line would run `touch INJECTED`
-RESULTS = f"{WEIRD}/results"
-FACTS = json.loads((REPO / ".test" / "data" / "facts.json").read_text())
-BAD_ROWS = [  # one bad row of each class: skipped with its reason, the other facts go on
-    {"known_id": 8, "subject": "Spain", "attribute": "Madrid", "template": "The capital of Spain is",
-     "prediction": "", "prompt": "The capital of Spain is", "relation_id": "P36"},  # template without {}
-    {"known_id": 9, "subject": "Japan", "attribute": 42, "template": "The capital of {} is", "prediction": "",
-     "prompt": "The capital of Japan is", "relation_id": "P36"},  # non-string attribute
-]
-CLEAN_PATH = "/usr/bin:/bin"  # no venv: `factrace` must not come from PATH
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
-    env.update(PATH=CLEAN_PATH, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    return env
-
-
-def _umask022() -> None:
-    os.umask(0o022)
-
-
-def snakemake_argv(*args: str, configfile: str = "config/drill.yaml") -> list[str]:
-    exe = Path(sys.executable).with_name("snakemake")  # .venv/bin/snakemake, by its absolute path
-    # --configfile takes several files: it goes last, so that a target given in ``args`` stays a target
-    return [str(exe), *args, "--configfile", configfile]
 
 
 def snakemake(wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(snakemake_argv(*args), cwd=wd, capture_output=True, text=True, env=_env(),
-                          preexec_fn=_umask022, timeout=1800, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
+    return run_snakemake(wd, *args, check=check)
 
 
 def tables(res: Path) -> dict[str, pd.DataFrame]:
@@ -101,19 +77,9 @@ class Drill:
 
 
 @pytest.fixture(scope="module")
-def drill(tmp_path_factory) -> Drill:
-    wd = tmp_path_factory.mktemp("drill")
-    copy_workflow(wd)
-    (wd / "facts.json").write_text(json.dumps(FACTS + BAD_ROWS, indent=1))
-    cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
-    cfg["facts"]["path"] = "facts.json"
-    cfg["results"] = RESULTS
-    (wd / "config" / "drill.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cfg["tracing"]["samples"] = 3
-    (wd / "config" / "drill-samples3.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+def drill(tiny_run: TinyRun) -> Drill:
     assert shutil.which("factrace", path=CLEAN_PATH) is None
-    first = snakemake(wd, "--cores", "2")
-    return Drill(wd, first)
+    return Drill(tiny_run.wd, tiny_run.first)
 
 
 # ------------------------------------------------------------------------------------ the first run itself
@@ -258,10 +224,10 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _kill_trace_job(drill: Drill, target: str, parts: Path, configfile: str = "config/drill.yaml") -> None:
+def _kill_trace_job(drill: Drill, target: str, parts: Path, configfile: str = CONFIG) -> None:
     """Start the trace job of ``target``; SIGKILL its `factrace trace` process once one fact is finished."""
     argv = snakemake_argv(target, "--cores", "1", configfile=configfile)
-    proc = subprocess.Popen(argv, cwd=drill.wd, env=_env(), preexec_fn=_umask022,  # noqa: PLW1509
+    proc = subprocess.Popen(argv, cwd=drill.wd, env=clean_env(), preexec_fn=umask022,  # noqa: PLW1509
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = False
     deadline = time.monotonic() + 900
@@ -301,7 +267,7 @@ def test_killed_trace_job_under_other_samples_does_not_mix_parts(drill: Drill):
     out = drill.path(rel)
     parts = out.with_name(out.name + ".parts")
     out.unlink()
-    _kill_trace_job(drill, str(Path(RESULTS) / rel), parts, configfile="config/drill-samples3.yaml")
+    _kill_trace_job(drill, str(Path(RESULTS) / rel), parts, configfile=CONFIG_SAMPLES3)
     assert any(parts.glob("*.parquet")) and not out.exists()
     snakemake(drill.wd, str(Path(RESULTS) / rel), "--cores", "1")
     got = pd.read_parquet(out)

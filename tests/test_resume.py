@@ -156,20 +156,9 @@ def test_killed_trace_resumes_and_matches_clean_run(setup, tmp_path, caplog, sig
     model_dir, inputs, clean = setup
     out = tmp_path / "trace.parquet"
     parts = tmp_path / "trace.parquet.parts"
-    argv = factrace_cmd(*trace_argv(model_dir, inputs, out, **SLOW))
-    log1 = tmp_path / "first.log"
-    with open(log1, "w") as fh:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh, env=subprocess_env())
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if parts.is_dir() and any(parts.glob("*.parquet")):
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, f"the job ended before it could be killed:\n{log1.read_text()[-3000:]}"
-        proc.send_signal(sig)
-        proc.wait(timeout=60)
-    assert proc.returncode == -sig
-    finished = sorted(int(re.search(r"known_(\d+)", p.name).group(1)) for p in parts.glob("*.parquet"))
+    returncode, finished = _kill_after_first_part(factrace_cmd(*trace_argv(model_dir, inputs, out, **SLOW)), parts,
+                                                  tmp_path / "first.log", sig)
+    assert returncode == -sig
     assert 1 <= len(finished) < len(FACTS), finished
     assert not out.exists(), "a killed job must not leave a finished-looking table"
     # what a SIGKILL during a part's write leaves: a half-written temporary file (and, from an older job, clutter)
@@ -189,7 +178,10 @@ def test_killed_trace_resumes_and_matches_clean_run(setup, tmp_path, caplog, sig
     pd.testing.assert_frame_equal(io.read_table(out, "trace"), io.read_table(clean, "trace"), check_exact=True)
 
 
-def _kill_after_first_part(argv: list[str], parts: Path, log_path: Path) -> list[int]:
+def _kill_after_first_part(argv: list[str], parts: Path, log_path: Path,
+                           sig: int = signal.SIGKILL) -> tuple[int, list[int]]:
+    """Start ``argv``; send ``sig`` once one fact's part is written. Returns the exit status and the finished
+    facts' known_ids."""
     with open(log_path, "w") as fh:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh, env=subprocess_env())
         deadline = time.monotonic() + 240
@@ -198,9 +190,9 @@ def _kill_after_first_part(argv: list[str], parts: Path, log_path: Path) -> list
                 break
             time.sleep(0.01)
         assert proc.poll() is None, f"the job ended before it could be killed:\n{log_path.read_text()[-3000:]}"
-        proc.kill()
+        proc.send_signal(sig)
         proc.wait(timeout=60)
-    return sorted(int(re.search(r"known_(\d+)", p.name).group(1)) for p in parts.glob("*.parquet"))
+    return proc.returncode, sorted(int(re.search(r"known_(\d+)", p.name).group(1)) for p in parts.glob("*.parquet"))
 
 
 def test_parts_of_other_settings_are_discarded_not_mixed(setup, tmp_path, caplog):
@@ -211,8 +203,8 @@ def test_parts_of_other_settings_are_discarded_not_mixed(setup, tmp_path, caplog
     model_dir, inputs, _ = setup
     out = tmp_path / "trace.parquet"
     parts = tmp_path / "trace.parquet.parts"
-    finished = _kill_after_first_part(factrace_cmd(*trace_argv(model_dir, inputs, out, **SLOW)), parts,
-                                      tmp_path / "first.log")
+    _, finished = _kill_after_first_part(factrace_cmd(*trace_argv(model_dir, inputs, out, **SLOW)), parts,
+                                         tmp_path / "first.log")
     assert finished
     # the same parts under the old naming (known_id only), as today's jobs leave them
     for p in list(parts.glob("*.parquet")):

@@ -28,12 +28,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny_run import FACTS_WITH_BAD_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
-FACTS = json.loads((REPO / ".test" / "data" / "facts.json").read_text())
+FACTS = FACTS_WITH_BAD_ROWS  # the session's local run's facts (tests/tiny_run.py): its tables are compared
 PARTITIONS = {"SLURM_ACCOUNT": "factrace", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
 # the plugin's defaults wait 40 s before the first status check; squeue: the test cluster has no accounting database
-FAST = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2")
+# Snakemake's own default polls every 10 s: each finished job would wait up to that long for its dependents
+FAST = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "2")
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
@@ -396,9 +399,9 @@ def _same_table(a: Path, b: Path) -> None:
 @pytest.mark.slurm
 @pytest.mark.slow
 @needs_cluster
-def test_slurm_tables_equal_a_local_run(slurm_run: SlurmRun, tiny_local_run: Path):
+def test_slurm_tables_equal_a_local_run(slurm_run: SlurmRun, tiny_run):
     ours = result_tables(slurm_run.workdir / "results")
-    local = result_tables(tiny_local_run / "results")
+    local = result_tables(tiny_run.res)
     assert set(ours) == set(local)
     assert any(k.startswith("trace/") for k in ours) and any(k.startswith("aie/") for k in ours)
     for rel in sorted(ours):

@@ -1,7 +1,7 @@
 """End-to-end: the workflow on a tiny config in a temporary directory, with the real offline model.
 
-One session-scoped run (3 facts in 2 shards, speech included); the tests then read its outputs and use dry runs
-to show what an edit would rerun.
+The session's one run of the tiny config (tests/tiny_run.py: 3 facts and 2 bad rows in 2 shards, speech
+included); the tests read its outputs and use dry runs to show what an edit would rerun.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from tiny_run import TinyRun
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -52,13 +53,18 @@ def tiny_config(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_local_run: Path) -> Path:
-    """The session's local run of the tiny config (tests/conftest.py; tests/test_slurm.py compares with it)."""
-    return tiny_local_run
+def workdir(tiny_run: TinyRun) -> Path:
+    """The session's local run of the tiny config (tests/tiny_run.py; the drills run on it first, and leave it as
+    it was)."""
+    return tiny_run.wd
 
 
-def test_run_writes_tables_and_figures(workdir: Path):
-    res = workdir / "results"
+@pytest.fixture(scope="module")
+def res(tiny_run: TinyRun) -> Path:
+    return tiny_run.res
+
+
+def test_run_writes_tables_and_figures(res: Path):
     assert sorted(p.name for p in (res / "prompts").glob("shard-*.parquet")) == ["shard-0000.parquet",
                                                                                 "shard-0001.parquet"]
     filt = pd.concat(pd.read_parquet(p) for p in (res / "filter/smollm2/t2t").glob("*.parquet"))
@@ -78,8 +84,7 @@ def test_run_writes_tables_and_figures(workdir: Path):
     assert qc.loc[qc.stage == "facts", "n_facts"].item() == 3
 
 
-def test_speech_outputs(workdir: Path):
-    res = workdir / "results"
+def test_speech_outputs(res: Path):
     audio = pd.read_parquet(res / "speech/audio/shard-0000.parquet")
     assert set(audio["field"]) == {"prompt", "subject", "attribute"}
     wer = json.loads((res / "speech/wer.json").read_text())
@@ -98,9 +103,8 @@ def test_speech_outputs(workdir: Path):
     assert (res / "gap/speechlm.parquet").exists() and (res / "figures/modality_gap_speechlm.png").exists()
 
 
-def test_comparison_tables_of_the_run(workdir: Path):
+def test_comparison_tables_of_the_run(res: Path):
     """Issue 10 on the real tiny run: n on every row, prediction apart from last token in S->T, exact tests."""
-    res = workdir / "results"
     for path in res.glob("aie/*/*.parquet"):
         aie = pd.read_parquet(path)
         assert aie["n"].notna().all() and (aie["n"] > 0).all(), path
@@ -119,10 +123,9 @@ def test_comparison_tables_of_the_run(workdir: Path):
     assert (res / "compare/tests_dropped.csv").exists() and (res / "figures/figure2_signed.png").exists()
 
 
-def test_summary_tables_regenerate_from_the_run(workdir: Path, tmp_path: Path):
+def test_summary_tables_regenerate_from_the_run(res: Path, tmp_path: Path):
     from factrace.analysis.summary import collect, readme_blocks, readme_update, render_all, write_summary
 
-    res = workdir / "results"
     summary = collect(res)
     assert {"demo-facts", "demo-noise", "demo-categories", "demo-peaks", "demo-tests", "demo-figure2",
             "demo-speech", "demo-gap"} <= set(summary["tables"])
@@ -158,7 +161,8 @@ def _planned_jobs(stdout: str) -> dict[str, int]:
 
 
 def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
-    facts = json.loads((workdir / "facts.json").read_text())
+    original = (workdir / "facts.json").read_text()
+    facts = json.loads(original)
     facts[2]["prompt"] = "The Eiffel Tower is in the city of"
     facts[2]["template"] = "The {} is in the city of"
     (workdir / "facts.json").write_text(json.dumps(facts, indent=1))
@@ -180,4 +184,4 @@ def test_editing_one_fact_reruns_only_its_shard(workdir: Path):
         assert jobs["noise_scale"] == 3
         assert jobs["aie"] == 4  # one per model x modality, downstream of every shard
     finally:
-        (workdir / "facts.json").write_text(json.dumps(FACTS, indent=1))
+        (workdir / "facts.json").write_text(original)
