@@ -26,7 +26,9 @@ rule build_speechlm_backbone:
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-backbone"),
-    threads: 2
+    # one thread: a two-thread job waits until both of 2 cores are free at once, which the stream of one-thread
+    # jobs (TTS, SmolLM2's traces) delays to the end of a local run; the model is small, a second thread gains little
+    threads: 1
     priority: 10  # on the critical path of every speech-LM job
     log:
         f"{R}/logs/build_speechlm_backbone/{{model}}.log",
@@ -61,7 +63,7 @@ rule build_speechlm:
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
         model=converted_models("speechlm-offline"),
-    threads: 2
+    threads: 1  # see build_speechlm_backbone
     priority: 10
     log:
         f"{R}/logs/build_speechlm/{{model}}.log",
