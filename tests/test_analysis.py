@@ -7,19 +7,16 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from factrace.analysis import (
+from factrace.analysis.aie import (
     aie_table,
     bootstrap_mean_ci,
+    category_masks,
     collapse_speech_positions,
-    holm,
-    layer_bands,
     log_aie,
-    peak_effects,
     prompt_category_effects,
-    sign_flip_test,
 )
-from factrace.analysis.aie import category_masks
-from factrace.analysis.stats import paired_tests
+from factrace.analysis.peaks import peak_effects
+from factrace.analysis.stats import holm, layer_bands, paired_tests, sign_flip_test
 from factrace.contracts import violations
 from factrace.tracing.categories import AIE_CATEGORIES, CATEGORIES, categories_of, primary_category
 from scipy import stats as sps

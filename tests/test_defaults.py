@@ -191,3 +191,15 @@ print("\\n".join(failed))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
     n, *failed = proc.stdout.strip().split("\n")
     assert int(n) > 60 and not [f for f in failed if f], failed
+
+
+def test_the_command_line_starts_without_torch():
+    """Every rule's job starts `factrace`: building its parser must not import torch, scipy or matplotlib (seconds
+    per job); the commands import them when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from factrace.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'scipy', 'matplotlib', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -10,17 +10,16 @@ import pandas as pd
 import pytest
 import torch
 from factrace.contracts import violations
-from factrace.filtering import (
+from factrace.filtering import generate as gen_mod
+from factrace.filtering.generate import filter_facts, greedy_generate, target_token
+from factrace.filtering.match import (
+    ARTICLES,
     classify,
-    filter_facts,
+    clause_prefixes,
     first_clause,
     first_sentence,
-    greedy_generate,
     normalise,
-    target_token,
 )
-from factrace.filtering import generate as gen_mod
-from factrace.filtering.match import ARTICLES, clause_prefixes
 from hypothesis import assume, given
 from hypothesis import strategies as st
 

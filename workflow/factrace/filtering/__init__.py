@@ -1,7 +1,5 @@
-"""Filtering: keep the facts a model answers with the attribute (exact or close variant)."""
+"""Filtering: keep the facts a model answers with the attribute (exact or close variant).
 
-from factrace.filtering.generate import filter_facts, greedy_generate, target_token
-from factrace.filtering.match import classify, first_clause, first_sentence, normalise
-
-__all__ = ["classify", "filter_facts", "first_clause", "first_sentence", "greedy_generate", "normalise",
-           "target_token"]
+``generate`` (greedy generation, target token; imports torch) and ``match`` (the match rule); the package itself
+imports nothing, so that every ``factrace`` command starts without torch.
+"""
