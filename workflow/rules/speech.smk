@@ -48,6 +48,7 @@ rule tts:
         options=json.dumps(TTS_OPTS.options, sort_keys=True),
         melotts=lambda wc, input: ["--melotts-dir", input.melotts[0]] if input.melotts else [],
         seed=SEED,
+    priority: 10  # upstream of the speech LM's build (fit_units, build_speechlm): before SmolLM2's long traces
     log:
         f"{R}/logs/tts/{{shard}}.log",
     shell:
@@ -161,6 +162,7 @@ rule fit_units:
     params:
         k=UNITS["k"],
         seed=SEED,
+    priority: 10  # the speech LM's build waits for it
     log:
         f"{R}/logs/fit_units.log",
     shell:
