@@ -38,9 +38,10 @@ def user_config(workdir: Path, results: Path, *, quick: bool = False, **model_ex
     cfg["results"] = str(results)
     for name, extra in model_extra.items():
         cfg["models"][name].update(extra)
-    if quick:  # the same stages, fewer steps: the speech LM's training and one trace kind
+    if quick:  # the same stages, less work: fewer training steps, one trace kind, the speech LM's models only
         cfg["speech"]["speechlm"]["steps"] = 30
         cfg["tracing"]["kinds"] = ["hidden"]
+        del cfg["models"]["smollm2"]
     path = workdir / "my_config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     (workdir / "my_facts.json").write_text(json.dumps(USER_FACTS, indent=1))
@@ -137,7 +138,7 @@ def test_report_shows_tables_and_plots_inline(user_run):
     results = report_results(wd)
     by_name = {Path(p).name: r for p, r in results.items()}
     for page in ("qc.html", "effects.html", "alignment.html", "speechlm_eval_speechlm.html",
-                 "prompts_smollm2_t2t.html", "prompts_speechlm_t2t.html", "prompts_speechlm_s2t.html"):
+                 "prompts_speechlm_backbone_t2t.html", "prompts_speechlm_t2t.html", "prompts_speechlm_s2t.html"):
         assert by_name[page]["mime_type"] == "text/html", page
     categories = {r["category"] for r in results.values()} if "category" in next(iter(results.values())) else set()
     assert "Statistics" not in categories
@@ -147,7 +148,7 @@ def test_report_shows_tables_and_plots_inline(user_run):
     assert "<table" in qc and "facts per fate" in qc and "traced" in qc
     effects = (res / "report" / "effects.html").read_text()
     assert "peaks.csv" in effects and "tests.csv" in effects and "category_peaks.csv" in effects
-    assert (res / "report" / "prompts_smollm2_t2t.html").read_text().count("data:image/png;base64,") >= 1
+    assert (res / "report" / "prompts_speechlm_t2t.html").read_text().count("data:image/png;base64,") >= 1
 
 
 def test_trace_paths_are_inputs_not_parameters(user_run):
