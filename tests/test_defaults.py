@@ -137,7 +137,7 @@ def _leaf_defaults() -> dict[str, set[Any]]:
     out: dict[str, set[Any]] = {}
     for key, sub in schema_keys().items():
         d = sub.get("default")
-        if isinstance(d, (int, float, str)) and not isinstance(d, bool) or isinstance(d, bool):
+        if isinstance(d, (int, float, str)):  # booleans are ints
             out.setdefault(key.rsplit(".", 1)[-1], set()).add(d)
     return out
 

@@ -8,7 +8,8 @@ the build's own knobs default to the dataclasses of :mod:`factrace.speechlm.offl
 from __future__ import annotations
 
 import argparse
-import json
+
+from ..models.commands import model_args
 
 
 def _given(a: argparse.Namespace, *names: str) -> dict:
@@ -77,12 +78,11 @@ def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
 
 def _gap(a: argparse.Namespace) -> int:
     from .. import io
-    from ..models.load import ModelSpec, load_model
+    from ..models.commands import load_from_args
     from ..provenance import Provenance, config_hash
     from .gap import modality_gap
 
-    spec = ModelSpec.from_config(a.model, json.loads(a.model_spec))
-    loaded = load_model(spec)
+    loaded = load_from_args(a)
     prompts = io.read_tables(a.prompts, "prompts")
     known = None
     if a.filters:
@@ -141,8 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_build)
 
     p = subparsers.add_parser("modality-gap", help="per-layer cosine / Euclidean gap of text vs speech states")
-    p.add_argument("--model", required=True)
-    p.add_argument("--model-spec", required=True, help="the model's config entry as JSON")
+    model_args(p)
     p.add_argument("--prompts", nargs="+", required=True)
     p.add_argument("--speech-tokens", nargs="+", required=True)
     p.add_argument("--token-map", nargs="+", required=True)
