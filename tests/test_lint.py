@@ -57,7 +57,7 @@ def test_every_command_line_of_the_rules_parses(workflow_copy: Path, configfile:
 
     proc = snakemake(workflow_copy, "-n", "-p", "--forceall", "--configfile", configfile, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    parser, seen = build_parser(), set()
+    parser, seen, parsed = build_parser(), set(), []
     for line in proc.stdout.splitlines():
         command = line.split("Shell command: ", 1)[-1].strip()
         if not command.startswith("factrace "):
@@ -68,4 +68,10 @@ def test_every_command_line_of_the_rules_parses(workflow_copy: Path, configfile:
         except SystemExit as err:
             raise AssertionError(f"does not parse: {line.strip()}") from err
         seen.add(args.command)
+        parsed.append(args)
     assert {"shard", "filter", "noise-scale", "trace", "aie", "compare", "qc"} <= seen, seen
+    if configfile == "config/config.yaml":  # SmolLM2's own cap (models.smollm2.max_facts_per_shard) beside tracing's
+        caps = {(a.model, a.max_facts) for a in parsed if a.command == "trace"}
+        assert caps == {("smollm2", 4), ("speechlm", 6), ("speechlm_backbone", 6)}, caps
+        qc = [a for a in parsed if a.command == "qc"]
+        assert sorted(qc[0].max_facts_per_shard) == ["smollm2=4", "speechlm=6", "speechlm_backbone=6"]

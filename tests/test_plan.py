@@ -73,6 +73,20 @@ def test_runtime_is_the_estimate_times_the_margin():
     assert runtime_minutes(cfg, None) == cfg["resources"]["trace"]["runtime"]
 
 
+def test_a_model_cap_on_traced_facts_shortens_only_its_trace_jobs():
+    from factrace.resources import estimate, max_facts_per_shard, trace_facts
+
+    cfg = _paper_config()
+    cfg["tracing"]["max_facts_per_shard"] = 50
+    cfg["models"]["llama2_7b"]["max_facts_per_shard"] = 5
+    assert max_facts_per_shard(cfg, "llama2_7b") == 5 and max_facts_per_shard(cfg, "spiritlm_base") == 50
+    assert trace_facts(cfg, "llama2_7b", 145) == 5 and trace_facts(cfg, "spiritlm_base", 145) == 50
+    capped, other = estimate(cfg, "trace", "llama2_7b", "t2t", 145), estimate(cfg, "trace", "spiritlm_base", "t2t", 145)
+    assert capped.compute_s < other.compute_s / 5
+    cfg["models"]["llama2_7b"]["max_facts_per_shard"] = None  # its own null: every kept fact, not tracing's cap
+    assert trace_facts(cfg, "llama2_7b", 145) > 50
+
+
 def test_parse_dry_run_reads_rules_wildcards_and_resources():
     from factrace.plan import parse_dry_run
 

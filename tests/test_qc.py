@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from factrace.analysis import commands as cli
 from factrace.io import read_table, write_table
-from factrace.qc import fact_fates
+from factrace.qc import fact_fates, parse_caps
 
 NO_MATCH = "generation does not contain the attribute"
 
@@ -49,7 +49,7 @@ def tables():
 
 def test_one_row_per_fact_model_modality_with_its_fate(tables):
     p, f, traced = tables
-    fates = fact_fates(p, f, traced, max_facts_per_shard=2)
+    fates = fact_fates(p, f, traced, max_facts_per_shard={"lm": 2})
     assert len(fates) == 12 and not fates.duplicated(["known_id", "model", "modality"]).any()
     got = {(r.modality, r.known_id): r.fate for r in fates.itertuples()}
     assert got == {
@@ -61,7 +61,7 @@ def test_one_row_per_fact_model_modality_with_its_fate(tables):
     row = fates.set_index(["modality", "known_id"])
     assert row.loc[("t2t", 2), "generation"] == "Paris, of course"
     assert "does not contain the attribute" in row.loc[("t2t", 2), "reason"]
-    assert "max_facts_per_shard = 2" in row.loc[("t2t", 3), "reason"]
+    assert "max_facts_per_shard = 2 for lm" in row.loc[("t2t", 3), "reason"]
     assert "not at the template's placeholder" in row.loc[("s2t", 1), "reason"]
     assert row.loc[("s2t", 2), "reason"].startswith("filter: ASR check")
     assert "no filter row" in row.loc[("s2t", 5), "reason"]
@@ -70,8 +70,17 @@ def test_one_row_per_fact_model_modality_with_its_fate(tables):
 
 def test_without_a_cap_untraced_kept_facts_are_failures(tables):
     p, f, traced = tables
-    fates = fact_fates(p, f, traced, max_facts_per_shard=None)
-    assert fates.set_index(["modality", "known_id"]).loc[("t2t", 3), "fate"] == "failed"
+    for caps in ({}, {"other_model": 1}):  # a cap applies to its own model only
+        fates = fact_fates(p, f, traced, max_facts_per_shard=caps)
+        assert fates.set_index(["modality", "known_id"]).loc[("t2t", 3), "fate"] == "failed"
+
+
+def test_caps_are_parsed_per_model_and_bad_ones_named():
+    assert parse_caps(["smollm2=2", "speech=lm=3"]) == {"smollm2": 2, "speech=lm": 3}
+    assert parse_caps([]) == {}
+    for bad in ("smollm2", "smollm2=0", "=2", "smollm2=two"):
+        with pytest.raises(ValueError, match="MODEL=N"):
+            parse_caps([bad])
 
 
 def test_qc_command_writes_counts_and_fates(tables, tmp_path):
@@ -85,7 +94,7 @@ def test_qc_command_writes_counts_and_fates(tables, tmp_path):
     write_table(tr, tmp_path / "trace.parquet", "trace")
     args = argparse.Namespace(prompts=[str(tmp_path / "prompts.parquet")], filters=[str(tmp_path / "filter.parquet")],
                               traces=[str(tmp_path / "trace.parquet")], out=str(tmp_path / "qc.tsv"),
-                              fates=str(tmp_path / "fates.parquet"), max_facts_per_shard=2)
+                              fates=str(tmp_path / "fates.parquet"), max_facts_per_shard=["lm=2"])
     cli.cmd_qc(args)
     fates = read_table(tmp_path / "fates.parquet")
     assert len(fates) == 12 and set(fates["fate"]) == {"traced", "dropped", "not_traced", "failed"}

@@ -43,7 +43,8 @@ FACTS = [
 ]
 TINY = TrainSettings(steps=12, seed=1, batch=8, warmup=3)
 TINY_ARCH = Architecture(hidden=128, intermediate=384, layers=4)
-TINY_EVAL = EvalSettings(noise_multiplier=3.0, subject_margin=0, seed=1, samples=2, draws=1, max_new_tokens=2)
+TINY_EVAL = EvalSettings(noise_multiplier=3.0, noise_multiplier_s2t=7.0, subject_margin=0, seed=1, samples=2, draws=1,
+                         max_new_tokens=2)
 
 
 def test_rendering_parsing() -> None:
@@ -176,6 +177,12 @@ def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build
     assert ev["speech_main"] is not None and ev["speech_held_out"] is not None
     assert 0 <= ev["ablation"]["random_units_accuracy"] <= 1 and ev["ablation"]["swap"]["n"] == 3
     assert ev["noise_t2t"]["n"] == 3 and ev["noise_s2t"]["n"] == 3
+    # each modality under its configured noise (tracing.noise_multiplier / tracing.noise_multiplier_s2t)
+    assert ev["noise_t2t"]["multiplier"] == 3.0 and ev["noise_s2t"]["multiplier"] == 7.0
+    assert ev["noise_s2t"]["scale"] == pytest.approx(7.0 * ev["noise_s2t"]["std"], rel=1e-3)
+    paper = ev["noise_s2t_at_t2t_multiplier"]
+    assert paper["multiplier"] == 3.0 and paper["std"] == ev["noise_s2t"]["std"]
+    assert ev["summary"]["ratio_s2t_at_t2t_multiplier"] == paper["median_ratio"]
     assert ev["carry_over"]["n_carry_facts"] == 2
     assert set(ev["summary"]) >= {"random_units", "swap_followed", "ratio_t2t", "ratio_s2t", "carry_over_speech"}
 

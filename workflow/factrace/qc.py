@@ -4,7 +4,8 @@
 
 * ``dropped``: the filter did not keep it (the model's answer did not match the attribute, or the ASR check
   dropped its audio); ``generation`` is what the model said,
-* ``not_traced``: kept, but past ``tracing.max_facts_per_shard`` (the first N kept facts of a shard are traced),
+* ``not_traced``: kept, but past the model's cap (``models.<m>.max_facts_per_shard``, else
+  ``tracing.max_facts_per_shard``: the first N kept facts of a shard are traced),
 * ``traced``: in the trace tables,
 * ``failed``: it could not be used (no speech tokens, a failed token map, no filter row, or kept but absent from
   the trace tables); ``reason`` has the error.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -68,12 +70,24 @@ def _filter_fate(reason: str) -> str:
     return "dropped" if reason == REASON_NO_MATCH or reason.startswith("ASR check:") else "failed"
 
 
+def parse_caps(items: Iterable[str]) -> dict[str, int]:
+    """``["smollm2=2", "speechlm=3"]`` -> ``{"smollm2": 2, "speechlm": 3}`` (the qc command's caps)."""
+    caps: dict[str, int] = {}
+    for item in items:
+        model, sep, n = item.rpartition("=")
+        if not sep or not model or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--max-facts-per-shard {item!r}: expected MODEL=N with N >= 1")
+        caps[model] = int(n)
+    return caps
+
+
 def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFrame,
-               max_facts_per_shard: int | None = None) -> pd.DataFrame:
+               max_facts_per_shard: Mapping[str, int]) -> pd.DataFrame:
     """One row per fact x (model, modality) of ``filters`` with its fate (see the module docstring).
 
-    ``traced`` has the ``known_id, model, modality`` of the traced facts. The cap is applied as the trace job
-    does: the first ``max_facts_per_shard`` kept facts of each shard, by ``known_id``.
+    ``traced`` has the ``known_id, model, modality`` of the traced facts. ``max_facts_per_shard`` maps a model
+    to its cap (a model absent: no cap), applied as the trace job does: the first N kept facts of each shard,
+    by ``known_id``.
     """
     facts = prompts.drop_duplicates("known_id").set_index("known_id").sort_index()
     traced_keys = set(zip(traced["model"], traced["modality"], traced["known_id"].astype(int), strict=True))
@@ -81,6 +95,7 @@ def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFram
     pairs = filters[["model", "modality"]].drop_duplicates().itertuples(index=False)
     for model, modality in sorted(pairs):
         f = filters[(filters["model"] == model) & (filters["modality"] == modality)].set_index("known_id")
+        cap = max_facts_per_shard.get(model)
         kept_rank: dict[int, int] = {}
         for _, g in facts[facts.index.isin(f.index[f["kept"].astype(bool)])].groupby("shard"):
             kept_rank.update({int(k): i for i, k in enumerate(sorted(g.index))})
@@ -100,10 +115,9 @@ def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFram
                 why = f"filter: {reason}" if fate == "dropped" else reason
             elif (model, modality, kid) in traced_keys:
                 fate, why = "traced", ""
-            elif max_facts_per_shard is not None and kept_rank.get(kid, 0) >= max_facts_per_shard:
+            elif cap is not None and kept_rank.get(kid, 0) >= cap:
                 fate = "not_traced"
-                why = (f"tracing.max_facts_per_shard = {max_facts_per_shard}: kept fact number "
-                       f"{kept_rank[kid] + 1} of its shard")
+                why = f"max_facts_per_shard = {cap} for {model}: kept fact number {kept_rank[kid] + 1} of its shard"
             else:
                 fate, why = "failed", "kept by the filter but absent from the trace tables (see the trace log)"
             out.append(FactFate(**base, fate=fate, reason=why, match=match, generation=gen))

@@ -115,12 +115,19 @@ def _forward_flops(m: dict[str, Any], n_tokens: int) -> float:
     return 2.0 * n_params(m) * n_tokens
 
 
-def trace_facts(config: dict[str, Any], n_facts: int) -> float:
-    """Facts a trace job traces: the shard's facts that the filter keeps, at most ``max_facts_per_shard``."""
+def max_facts_per_shard(config: dict[str, Any], model: str) -> int | None:
+    """The model's cap on traced facts per shard: ``models.<model>.max_facts_per_shard`` when it gives one, else
+    ``tracing.max_facts_per_shard`` (None: every kept fact). The rules' ``max_facts_per_shard`` is the same rule."""
+    m = config["models"][model]
+    return m["max_facts_per_shard"] if "max_facts_per_shard" in m else config["tracing"]["max_facts_per_shard"]
+
+
+def trace_facts(config: dict[str, Any], model: str, n_facts: int) -> float:
+    """Facts a trace job of ``model`` traces: the shard's facts that the filter keeps, at most its cap."""
     from .tracing.estimate import KEPT_FRACTION
 
     kept = n_facts * KEPT_FRACTION
-    cap = config.get("tracing", {}).get("max_facts_per_shard")
+    cap = max_facts_per_shard(config, model)
     return min(kept, cap) if cap else kept
 
 
@@ -138,7 +145,7 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
     if rule == "trace":
         kinds = config["tracing"]["kinds"]
         flops = per_prompt_cost(config, model, modality or "t2t", kinds, "engine")["flops"]
-        return JobEstimate(load, flops * trace_facts(config, n_facts) / _throughput(s))
+        return JobEstimate(load, flops * trace_facts(config, model, n_facts) / _throughput(s))
     if rule == "filter":
         n = prompt_shape(prof["words"], prof["chars"], modality or "t2t").n_tokens
         new = int(config["filter"]["max_new_tokens"])
@@ -148,7 +155,7 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
         return JobEstimate(load, 0.0)
     if rule == "modality_gap":  # one text and one speech forward per kept fact
         n = sum(prompt_shape(prof["words"], prof["chars"], mod).n_tokens for mod in ("t2t", "s2t"))
-        return JobEstimate(load, trace_facts(config, n_facts) * _forward_flops(m, n) / _throughput(s))
+        return JobEstimate(load, trace_facts(config, model, n_facts) * _forward_flops(m, n) / _throughput(s))
     raise ValueError(f"rule {rule!r} loads no model; rules that do: {', '.join(MODEL_RULES)}")
 
 

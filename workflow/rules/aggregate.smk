@@ -69,7 +69,7 @@ rule prompt_plots:
 
 rule qc:
     """Facts counted at each stage, and every fact's fate per model and modality (dropped by the filter, not
-    traced because of `tracing.max_facts_per_shard`, traced, failed), with the reason."""
+    traced because of the cap `tracing.max_facts_per_shard` or `models.<name>.max_facts_per_shard`, traced, failed), with the reason."""
     conda:
         "../../envs/factrace.yaml"
     input:
@@ -82,9 +82,7 @@ rule qc:
         tsv=f"{R}/qc/qc.tsv",
         fates=f"{R}/qc/fates.parquet",
     params:
-        max_facts=(
-            ["--max-facts-per-shard", TRACING["max_facts_per_shard"]] if TRACING["max_facts_per_shard"] else []
-        ),
+        max_facts=max_facts_qc_args(),
     log:
         f"{R}/logs/qc.log",
     shell:

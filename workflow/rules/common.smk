@@ -203,9 +203,27 @@ os.environ.update(job_environment(workflow.basedir, os.environ))
 
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
-    keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities")}
+    keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities", "max_facts_per_shard")}
     keep["path"] = model_path(name)
     return json.dumps(keep, sort_keys=True)
+
+
+def max_facts_per_shard(name):
+    """How many kept facts of a shard the model's trace jobs trace (factrace.resources.max_facts_per_shard)."""
+    from factrace.resources import max_facts_per_shard as cap
+
+    return cap(config, name)
+
+
+def max_facts_args(wc):
+    n = max_facts_per_shard(wc.model)
+    return ["--max-facts", n] if n else []
+
+
+def max_facts_qc_args():
+    """`--max-facts-per-shard MODEL=N ...` of the qc rule: the cap of every model that has one."""
+    caps = [f"{m}={max_facts_per_shard(m)}" for m in sorted(config["models"]) if max_facts_per_shard(m)]
+    return ["--max-facts-per-shard", *caps] if caps else []
 
 
 def model_input(name):
@@ -361,10 +379,14 @@ def noise_speech_inputs(wc):
     }
 
 
-def noise_multiplier(wc):
+def modality_noise_multiplier(modality):
     """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
     base = TRACING["noise_multiplier"]
-    return (TRACING["noise_multiplier_s2t"] or base) if wc.modality == "s2t" else base
+    return (TRACING["noise_multiplier_s2t"] or base) if modality == "s2t" else base
+
+
+def noise_multiplier(wc):
+    return modality_noise_multiplier(wc.modality)
 
 
 def noise_speech_args(wc, input):

@@ -59,6 +59,7 @@ rule build_speechlm:
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],
         noise=TRACING["noise_multiplier"],
+        noise_s2t=modality_noise_multiplier("s2t"),
         samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
@@ -71,7 +72,7 @@ rule build_speechlm:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
         "--threads {threads:q} --extra-renderings {params.extra_renderings:q} --subject-margin {params.margin:q} "
-        "--noise-multiplier {params.noise:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
+        "--noise-multiplier {params.noise:q} --noise-multiplier-s2t {params.noise_s2t:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:

@@ -51,7 +51,7 @@ rule trace:
         kinds=trace_kind_settings,
         engine=TRACING["engine"],
         max_rows=TRACING["max_rows"],
-        max_facts=["--max-facts", TRACING["max_facts_per_shard"]] if TRACING["max_facts_per_shard"] else [],
+        max_facts=max_facts_args,
         speech=trace_speech_args,
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{shard}}.log",

@@ -110,17 +110,18 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
 def cmd_qc(args: argparse.Namespace) -> None:
     from .. import io
-    from ..qc import fact_fates, qc_table, read_traced
+    from ..qc import fact_fates, parse_caps, qc_table, read_traced
 
     prompts = io.read_tables(args.prompts, "prompts")
     filters = io.read_tables(args.filters, "filter")
     traces = read_traced(args.traces)
-    fates = fact_fates(prompts, filters, traces, args.max_facts_per_shard)
+    caps = parse_caps(args.max_facts_per_shard or [])
+    fates = fact_fates(prompts, filters, traces, caps)
     table = qc_table(prompts, filters, traces, fates)
     with io.atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     if args.fates:
-        params = {"max_facts_per_shard": args.max_facts_per_shard}
+        params = {"max_facts_per_shard": caps}
         io.write_table(fates, args.fates, None, _provenance("qc_fates", params))
     log.info("QC:\n%s", table.to_string(index=False))
 
@@ -203,7 +204,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--traces", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--fates", help="Parquet: one row per fact x model x modality with its fate and reason")
-    s.add_argument("--max-facts-per-shard", type=int, default=None, help="tracing.max_facts_per_shard")
+    s.add_argument("--max-facts-per-shard", nargs="*", default=None, metavar="MODEL=N",
+                   help="each capped model's traced facts per shard (models.<m>.max_facts_per_shard or "
+                        "tracing.max_facts_per_shard); a model not named: every kept fact")
     s.set_defaults(func=cmd_qc)
 
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)

@@ -20,7 +20,9 @@ def _given(a: argparse.Namespace, *names: str) -> dict:
 def _eval_settings(a: argparse.Namespace):
     from .offline import EvalSettings
 
-    return EvalSettings(noise_multiplier=a.noise_multiplier, subject_margin=getattr(a, "subject_margin", None),
+    return EvalSettings(noise_multiplier=a.noise_multiplier,
+                        noise_multiplier_s2t=getattr(a, "noise_multiplier_s2t", None),
+                        subject_margin=getattr(a, "subject_margin", None),
                         seed=a.seed, samples=a.samples, **_given(a, "draws", "max_new_tokens"))
 
 
@@ -68,6 +70,8 @@ def _build(a: argparse.Namespace) -> int:
 def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
     p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier (eval.json)")
     if speech:
+        p.add_argument("--noise-multiplier-s2t", type=float, required=True,
+                       help="the S->T multiplier: tracing.noise_multiplier_s2t, or tracing.noise_multiplier when unset")
         p.add_argument("--subject-margin", type=int, required=True,
                        help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
     p.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact (eval.json)")

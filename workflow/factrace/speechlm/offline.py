@@ -37,7 +37,8 @@ BACKBONE_BATCH = 32  # stage 1's batch (stage 2: TrainSettings.batch)
 class EvalSettings:
     """What eval.json measures with: the config's noise and subject margin, and the evaluation's own sizes."""
 
-    noise_multiplier: float  # tracing.noise_multiplier
+    noise_multiplier: float  # tracing.noise_multiplier (T->T)
+    noise_multiplier_s2t: float | None  # tracing.noise_multiplier_s2t, or the T->T one when unset (stage 2)
     subject_margin: int | None  # tracing.subject_margin_s2t: units added on each side of the subject (stage 2)
     seed: int  # seed
     samples: int  # tracing.samples: noise samples per fact
@@ -268,9 +269,12 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
     ev["ablation"] = E.subject_ablation(model, tok, markers, facts, main, es.subject_margin, es.draws, es.seed, n)
     ev["noise_t2t"] = E.noise_ratios(model, E.text_noise_items(tok, traced, markers), es.noise_multiplier,
                                      es.samples, es.seed)
-    ev["noise_s2t"] = E.noise_ratios(model, E.speech_noise_items(tok, markers, facts, main_traced,
-                                                                 es.subject_margin),
-                                     es.noise_multiplier, es.samples, es.seed)
+    s2t_items = E.speech_noise_items(tok, markers, facts, main_traced, es.subject_margin)
+    s2t_multiplier = es.noise_multiplier_s2t or es.noise_multiplier
+    ev["noise_s2t"] = E.noise_ratios(model, s2t_items, s2t_multiplier, es.samples, es.seed)
+    if s2t_multiplier != es.noise_multiplier:  # S->T under the T->T multiplier too (the paper's single noise)
+        ev["noise_s2t_at_t2t_multiplier"] = E.noise_ratios(model, s2t_items, es.noise_multiplier, es.samples,
+                                                           es.seed)
     carry = facts[facts["set"] == "carry"]
     bb = LlamaForCausalLM.from_pretrained(backbone_dir).eval()
     bb_ok = E.text_accuracy(bb, AutoTokenizer.from_pretrained(backbone_dir), carry, None, n)
@@ -286,6 +290,8 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
                      "random_units": ev["ablation"]["random_units_accuracy"],
                      "swap_followed": ev["ablation"]["swap"]["followed"],
                      "ratio_t2t": ev["noise_t2t"]["median_ratio"], "ratio_s2t": ev["noise_s2t"]["median_ratio"],
+                     "ratio_s2t_at_t2t_multiplier": ev.get("noise_s2t_at_t2t_multiplier", ev["noise_s2t"])[
+                         "median_ratio"],
                      "carry_over_speech": ev["carry_over"]["speechlm_speech"]["accuracy"]}
     return ev
 

@@ -58,7 +58,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
     kept = filt[filt["kept"]].set_index("known_id")
     rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
     if args.max_facts is not None and len(rows) > args.max_facts:
-        log.info("tracing the first %d of %d kept facts (tracing.max_facts_per_shard)", args.max_facts, len(rows))
+        log.info("tracing the first %d of %d kept facts (max_facts_per_shard)", args.max_facts, len(rows))
         rows = rows.head(args.max_facts)
     try:
         inputs = trace_inputs(loaded, args.modality, rows, kept, speech_tokens=args.speech_tokens,
@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     speech_args(s)
     s.add_argument("--engine", required=True, choices=["fast", "reference"], help="tracing.engine")
     s.add_argument("--max-rows", type=int, required=True, help="tracing.max_rows")
-    s.add_argument("--max-facts", type=int, default=None, help="tracing.max_facts_per_shard (none: every fact)")
+    s.add_argument("--max-facts", type=int, default=None, help="models.<model>.max_facts_per_shard or tracing.max_facts_per_shard (none: every fact)")
     s.add_argument("--out", nargs="+", required=True, help="one trace table per kind, in the kinds' order")
     s.set_defaults(func=cmd_trace)
 
