@@ -159,5 +159,14 @@ def test_progress_and_argument_checks():
     with pytest.raises(ValueError, match="dtype"):
         trace_prompt_fast(model, ids, corrupt, target, noise, window=10, dtype=torch.bfloat16)
     assert compute_dtype_for("cpu") == torch.float32
+    # a layer outside the model, or twice, stops both paths (not an IndexError deep inside, or a silent row)
+    L = model.config.num_hidden_layers
+    for trace in (trace_prompt_fast, trace_prompt):
+        with pytest.raises(ValueError, match=rf"layers \[{L}\] are outside"):
+            trace(model, ids, corrupt, target, noise, window=10, layers=[0, L])
+        with pytest.raises(ValueError, match="outside"):
+            trace(model, ids, corrupt, target, noise, window=10, layers=[-1])
+        with pytest.raises(ValueError, match="twice"):
+            trace(model, ids, corrupt, target, noise, window=10, layers=[1, 1])
     empty = trace_prompt_fast(model, ids, corrupt, target, noise, window=10, layers=[])
     assert empty.restored["mlp"].shape == (0, 5) and empty.layers["mlp"] == []

@@ -57,3 +57,34 @@ def test_readme_update_rewrites_only_the_marked_blocks_and_is_idempotent(tmp_pat
     assert not readme_update(readme, render_all(summary))  # a second run changes nothing
     write_summary(collect(res), tmp_path / "summary")
     assert out.read_bytes() == first
+
+
+def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
+    """The build evaluation (eval.json) shows as one row per measure, with counts and the noise it used."""
+    res = tmp_path / "results"
+    (res / "speechlm" / "slm").mkdir(parents=True)
+    acc = {"accuracy": 0.9, "correct": 9, "n": 10}
+    noise = {"median_ratio": 0.2, "median_p_corrupted": 0.19, "median_p_clean": 0.95, "multiplier": 7.0, "n": 10}
+    ev = {"stage": "speechlm", "text": acc,
+          "speech": {"b@1": {"role": "unheard", **acc}, "a@1": {"role": "train", **acc},
+                     "c@1": {"role": "held_out", "accuracy": 0.8, "correct": 8, "n": 10}},
+          "ablation": {"draws": 2, "n_facts": 10, "swap": {"followed": 0.7, "n": 10},
+                       "random_units_accuracy_by_margin": {"10": {"mean": 0.05}, "2": {"mean": 0.1}}},
+          "noise_t2t": {**noise, "multiplier": 3.0}, "noise_s2t": noise,
+          "noise_s2t_at_t2t_multiplier": {**noise, "median_ratio": 0.5, "multiplier": 3.0},
+          "carry_over": {"backbone_text": acc, "speechlm_text": acc, "speechlm_speech": {**acc, "accuracy": 0.0,
+                                                                                         "correct": 0}},
+          "timing_s": {"total": 300.0, "training": 200.0}}
+    (res / "speechlm" / "slm" / "eval.json").write_text(json.dumps(ev))
+    rows = collect(res)["tables"]["demo-speech"]["rows"]
+    text = [" | ".join(r) for r in rows]
+    renderings = [t for t in text if "speech accuracy" in t]
+    assert ["main rendering (trained) a@1" in renderings[0], "held-out rendering c@1" in renderings[1],
+            "unheard voice b@1" in renderings[2]] == [True] * 3
+    assert renderings[1].endswith("80.0% (8 of 10)")
+    margins = [t for t in text if "range widened" in t]
+    assert "widened by 2" in margins[0] and "widened by 10" in margins[1] and "10.0% right (2 draws, 10 facts)" in margins[0]
+    s2t = next(t for t in text if "(`noise_s2t`)" in t)
+    assert s2t.endswith("0.2 (median p_corrupted 0.19, p_clean 0.95; 7 x std, 10 facts)")
+    assert any("T->T multiplier" in t and "0.5 (" in t and "3 x std" in t for t in text)
+    assert any("speech LM, speech" in t and t.endswith("0.0% (0 of 10)") for t in text)

@@ -72,15 +72,65 @@ def _facts(res: Path) -> Table | None:
                   ["results/filter/*/*/shard-*.parquet", "results/aie/*/*.parquet (traced = largest n)"])
 
 
-def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        out = []
-        for k in sorted(obj):
-            out.extend(_flatten(obj[k], f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        return [(prefix, obj)]
-    return []
+def _get(obj: dict[str, Any], key: str) -> Any:
+    """``obj["a"]["b"]`` for ``"a.b"``; None when a part is missing."""
+    for part in key.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def _acc(a: Any) -> str:
+    """An accuracy record (``accuracy``, ``correct``, ``n``) as '98.3% (57 of 58)'."""
+    if not isinstance(a, dict) or a.get("accuracy") is None:
+        return "-"
+    return f"{_pct(a['accuracy'])} ({a['correct']} of {a['n']})"
+
+
+def _ratio(r: Any) -> str:
+    """A noise record as 'median 0.2 (p_corrupted 0.19 / p_clean 0.99; 3 x std, 58 facts)'."""
+    if not isinstance(r, dict) or r.get("median_ratio") is None:
+        return "-"
+    return (f"{_g(r['median_ratio'], 3)} (median p_corrupted {_g(r['median_p_corrupted'], 3)}, p_clean "
+            f"{_g(r['median_p_clean'], 3)}; {_g(r['multiplier'])} x std, {r['n']} facts)")
+
+
+def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
+    """The build evaluation's measures, one row each (eval.json keys in the row's name)."""
+    label = f"speech LM `{name}`"
+    if ev.get("stage") == "backbone":
+        rows = [[f"backbone `{name}`: text accuracy, {s} facts (`text.{s}`)", _acc(_get(ev, f"text.{s}"))]
+                for s in ("traced", "extra", "carry")]
+        rows.append([f"backbone `{name}`: T->T p_corrupted / p_clean (`noise_t2t`)", _ratio(ev.get("noise_t2t"))])
+        rows.append([f"backbone `{name}`: build time (`timing_s.total`)", f"{_g(_get(ev, 'timing_s.total'))} s"])
+        return rows
+    rows = [[f"{label}: text accuracy (`text`)", _acc(ev.get("text"))]]
+    roles = {"train": "main rendering (trained)", "held_out": "held-out rendering", "unheard": "unheard voice"}
+    for rendering, r in sorted(ev.get("speech", {}).items(), key=lambda kv: list(roles).index(kv[1].get("role"))
+                               if kv[1].get("role") in roles else len(roles)):
+        rows.append([f"{label}: speech accuracy, {roles.get(r.get('role'), r.get('role'))} {rendering} (`speech`)",
+                     _acc(r)])
+    by_margin = _get(ev, "ablation.random_units_accuracy_by_margin") or {}
+    for margin, r in sorted(by_margin.items(), key=lambda kv: int(kv[0])):
+        what = f"{label}: subject's units random, range widened by {margin} (`ablation.random_units_accuracy_by_margin`)"
+        got = f"{_pct(r['mean'])} right ({_g(_get(ev, 'ablation.draws'))} draws, {_g(_get(ev, 'ablation.n_facts'))} facts)"
+        rows.append([what, got])
+    swap = _get(ev, "ablation.swap") or {}
+    rows.append([f"{label}: another subject of the template swapped in: answer follows it (`ablation.swap`)",
+                 f"{_pct(swap.get('followed'))} ({swap.get('n')} facts)"])
+    rows.append([f"{label}: T->T p_corrupted / p_clean (`noise_t2t`)", _ratio(ev.get("noise_t2t"))])
+    rows.append([f"{label}: S->T p_corrupted / p_clean (`noise_s2t`)", _ratio(ev.get("noise_s2t"))])
+    if "noise_s2t_at_t2t_multiplier" in ev:
+        rows.append([f"{label}: S->T under the T->T multiplier (`noise_s2t_at_t2t_multiplier`)",
+                     _ratio(ev["noise_s2t_at_t2t_multiplier"])])
+    for what, key in (("backbone, text", "backbone_text"), ("speech LM, text", "speechlm_text"),
+                      ("speech LM, speech", "speechlm_speech")):
+        rows.append([f"{label}: carry-over facts (never spoken in training), {what} (`carry_over`)",
+                     _acc(_get(ev, f"carry_over.{key}"))])
+    rows.append([f"{label}: build time, of which training (`timing_s`)",
+                 f"{_g(_get(ev, 'timing_s.total'))} s, {_g(_get(ev, 'timing_s.training'))} s"])
+    return rows
 
 
 def _speech(res: Path) -> Table | None:
@@ -98,8 +148,7 @@ def _speech(res: Path) -> Table | None:
                          f"median {_g(r.median_ms)} ms, p95 {_g(r.p95_ms)} ms ({r.n} words)"])
         sources.append("results/speech/alignment_disagreement.tsv")
     for ev in sorted(res.glob("speechlm/*/*eval.json")):  # backbone_eval.json (stage 1), eval.json (stage 2)
-        for key, val in _flatten(json.loads(ev.read_text())):
-            rows.append([f"speech LM {ev.parent.name} build: {key}", _g(val, 4)])
+        rows.extend(_speechlm_rows(ev.parent.name, json.loads(ev.read_text())))
         sources.append(f"results/speechlm/{ev.parent.name}/{ev.name}")
     return _table(["what", "measured"], rows, sources) if rows else None
 

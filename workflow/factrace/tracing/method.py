@@ -49,8 +49,17 @@ def check_noise(corrupt: tuple[int, int], noise_tokens: int) -> None:
 
 
 def centre_layers(n_layers: int, layers: Sequence[int] | None) -> list[int]:
-    """The centre layers traced: ``layers`` (a layer window of a split job), by default every layer."""
-    return list(range(n_layers)) if layers is None else list(layers)
+    """The centre layers traced: ``layers`` (a layer window of a split job), by default every layer. A layer
+    outside the model, or one given twice, is an error (both tracing paths call this)."""
+    if layers is None:
+        return list(range(n_layers))
+    out = [int(x) for x in layers]
+    bad = sorted({x for x in out if not 0 <= x < n_layers})
+    if bad:
+        raise ValueError(f"layers {bad} are outside the model's layers 0..{n_layers - 1}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"layers {out} name a layer twice")
+    return out
 
 
 # -- the window rule ----------------------------------------------------------------------------------------
