@@ -168,5 +168,7 @@ def test_progress_and_argument_checks():
             trace(model, ids, corrupt, target, noise, window=10, layers=[-1])
         with pytest.raises(ValueError, match="twice"):
             trace(model, ids, corrupt, target, noise, window=10, layers=[1, 1])
+        with pytest.raises(TypeError):
+            trace(model, ids, corrupt, target, noise, window=10, layers=[1.5])
     empty = trace_prompt_fast(model, ids, corrupt, target, noise, window=10, layers=[])
     assert empty.restored["mlp"].shape == (0, 5) and empty.layers["mlp"] == []

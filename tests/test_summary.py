@@ -65,7 +65,7 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
     (res / "speechlm" / "slm").mkdir(parents=True)
     acc = {"accuracy": 0.9, "correct": 9, "n": 10}
     noise = {"median_ratio": 0.2, "median_p_corrupted": 0.19, "median_p_clean": 0.95, "multiplier": 7.0, "n": 10}
-    ev = {"stage": "speechlm", "text": acc,
+    ev = {"stage": "speechlm", "text": acc, "main_rendering": "a@1",
           "speech": {"b@1": {"role": "unheard", **acc}, "a@1": {"role": "train", **acc},
                      "c@1": {"role": "held_out", "accuracy": 0.8, "correct": 8, "n": 10}},
           "ablation": {"draws": 2, "n_facts": 10, "swap": {"followed": 0.7, "n": 10},
@@ -79,7 +79,7 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
     rows = collect(res)["tables"]["demo-speech"]["rows"]
     text = [" | ".join(r) for r in rows]
     renderings = [t for t in text if "speech accuracy" in t]
-    assert ["main rendering (trained) a@1" in renderings[0], "held-out rendering c@1" in renderings[1],
+    assert ["trained rendering a@1 (main, traced)" in renderings[0], "held-out rendering c@1" in renderings[1],
             "unheard voice b@1" in renderings[2]] == [True] * 3
     assert renderings[1].endswith("80.0% (8 of 10)")
     margins = [t for t in text if "range widened" in t]

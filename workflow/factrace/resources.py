@@ -153,9 +153,11 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
         return JobEstimate(load, n_facts * (new * per_token + _forward_flops(m, n) / _throughput(s)))
     if rule == "noise_scale":  # embedding lookups of the subjects: no forward pass
         return JobEstimate(load, 0.0)
-    if rule == "modality_gap":  # one text and one speech forward per kept fact
+    if rule == "modality_gap":  # one text and one speech forward per kept fact, every shard's (no trace cap)
+        from .tracing.estimate import KEPT_FRACTION
+
         n = sum(prompt_shape(prof["words"], prof["chars"], mod).n_tokens for mod in ("t2t", "s2t"))
-        return JobEstimate(load, trace_facts(config, model, n_facts) * _forward_flops(m, n) / _throughput(s))
+        return JobEstimate(load, n_facts * KEPT_FRACTION * _forward_flops(m, n) / _throughput(s))
     raise ValueError(f"rule {rule!r} loads no model; rules that do: {', '.join(MODEL_RULES)}")
 
 

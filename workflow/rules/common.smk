@@ -382,7 +382,8 @@ def noise_speech_inputs(wc):
 def modality_noise_multiplier(modality):
     """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
     base = TRACING["noise_multiplier"]
-    return (TRACING["noise_multiplier_s2t"] or base) if modality == "s2t" else base
+    s2t = TRACING["noise_multiplier_s2t"]
+    return base if modality != "s2t" or s2t is None else s2t
 
 
 def noise_multiplier(wc):

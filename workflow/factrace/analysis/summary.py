@@ -83,14 +83,15 @@ def _get(obj: dict[str, Any], key: str) -> Any:
 
 def _acc(a: Any) -> str:
     """An accuracy record (``accuracy``, ``correct``, ``n``) as '98.3% (57 of 58)'."""
-    if not isinstance(a, dict) or a.get("accuracy") is None:
+    if not isinstance(a, dict) or any(a.get(k) is None for k in ("accuracy", "correct", "n")):
         return "-"
     return f"{_pct(a['accuracy'])} ({a['correct']} of {a['n']})"
 
 
 def _ratio(r: Any) -> str:
-    """A noise record as 'median 0.2 (p_corrupted 0.19 / p_clean 0.99; 3 x std, 58 facts)'."""
-    if not isinstance(r, dict) or r.get("median_ratio") is None:
+    """A noise record as '0.2 (median p_corrupted 0.19, p_clean 0.99; 3 x std, 58 facts)'."""
+    keys = ("median_ratio", "median_p_corrupted", "median_p_clean", "multiplier", "n")
+    if not isinstance(r, dict) or any(r.get(k) is None for k in keys):
         return "-"
     return (f"{_g(r['median_ratio'], 3)} (median p_corrupted {_g(r['median_p_corrupted'], 3)}, p_clean "
             f"{_g(r['median_p_clean'], 3)}; {_g(r['multiplier'])} x std, {r['n']} facts)")
@@ -106,11 +107,12 @@ def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
         rows.append([f"backbone `{name}`: build time (`timing_s.total`)", f"{_g(_get(ev, 'timing_s.total'))} s"])
         return rows
     rows = [[f"{label}: text accuracy (`text`)", _acc(ev.get("text"))]]
-    roles = {"train": "main rendering (trained)", "held_out": "held-out rendering", "unheard": "unheard voice"}
+    roles = {"train": "trained rendering", "held_out": "held-out rendering", "unheard": "unheard voice"}
     for rendering, r in sorted(ev.get("speech", {}).items(), key=lambda kv: list(roles).index(kv[1].get("role"))
                                if kv[1].get("role") in roles else len(roles)):
-        rows.append([f"{label}: speech accuracy, {roles.get(r.get('role'), r.get('role'))} {rendering} (`speech`)",
-                     _acc(r)])
+        role = roles.get(r.get("role"), r.get("role"))
+        main = " (main, traced)" if rendering == ev.get("main_rendering") else ""
+        rows.append([f"{label}: speech accuracy, {role} {rendering}{main} (`speech`)", _acc(r)])
     by_margin = _get(ev, "ablation.random_units_accuracy_by_margin") or {}
     for margin, r in sorted(by_margin.items(), key=lambda kv: int(kv[0])):
         what = f"{label}: subject's units random, range widened by {margin} (`ablation.random_units_accuracy_by_margin`)"

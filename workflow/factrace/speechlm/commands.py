@@ -68,7 +68,7 @@ def _build(a: argparse.Namespace) -> int:
 
 
 def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
-    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier (eval.json)")
+    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier: T->T (eval.json)")
     if speech:
         p.add_argument("--noise-multiplier-s2t", type=float, required=True,
                        help="the S->T multiplier: tracing.noise_multiplier_s2t, or tracing.noise_multiplier when unset")

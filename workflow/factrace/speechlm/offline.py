@@ -270,7 +270,7 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
     ev["noise_t2t"] = E.noise_ratios(model, E.text_noise_items(tok, traced, markers), es.noise_multiplier,
                                      es.samples, es.seed)
     s2t_items = E.speech_noise_items(tok, markers, facts, main_traced, es.subject_margin)
-    s2t_multiplier = es.noise_multiplier_s2t or es.noise_multiplier
+    s2t_multiplier = es.noise_multiplier if es.noise_multiplier_s2t is None else es.noise_multiplier_s2t
     ev["noise_s2t"] = E.noise_ratios(model, s2t_items, s2t_multiplier, es.samples, es.seed)
     if s2t_multiplier != es.noise_multiplier:  # S->T under the T->T multiplier too (the paper's single noise)
         ev["noise_s2t_at_t2t_multiplier"] = E.noise_ratios(model, s2t_items, es.noise_multiplier, es.samples,

@@ -22,6 +22,7 @@ nor numpy (the functions that need them import them), so the cost model stays ch
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -53,7 +54,7 @@ def centre_layers(n_layers: int, layers: Sequence[int] | None) -> list[int]:
     outside the model, or one given twice, is an error (both tracing paths call this)."""
     if layers is None:
         return list(range(n_layers))
-    out = [int(x) for x in layers]
+    out = [operator.index(x) for x in layers]  # an int, never a truncated float
     bad = sorted({x for x in out if not 0 <= x < n_layers})
     if bad:
         raise ValueError(f"layers {bad} are outside the model's layers 0..{n_layers - 1}")
