@@ -19,6 +19,8 @@ rule filter:
             if wc.modality == "s2t"
             else []
         ),
+    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
+    # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",
     resources:

@@ -9,6 +9,8 @@ rule convert_model:
         directory(f"{R}/models/converted/{{model}}"),
     params:
         dtype=lambda wc: model_cfg(wc.model)["dtype"],
+    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
+    # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/convert_model/{{model}}.log",
     wildcard_constraints:

@@ -68,6 +68,8 @@ rule asr:
         model=ASR["model"],
         device=ASR["device"],
         threshold=["--wer-threshold", ASR["wer_threshold"]] if ASR["wer_threshold"] is not None else [],
+    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
+    # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/asr/{{shard}}.log",
     shell:

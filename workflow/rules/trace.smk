@@ -21,6 +21,8 @@ rule noise_scale:
         spec=lambda wc: model_spec_json(wc.model),
         multiplier=noise_multiplier,
         speech=noise_speech_args,
+    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
+    # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/noise_scale/{{model}}/{{modality}}.log",
     resources:
@@ -53,6 +55,8 @@ rule trace:
         max_rows=TRACING["max_rows"],
         max_facts=max_facts_args,
         speech=trace_speech_args,
+    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
+    # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{shard}}.log",
     resources:
