@@ -17,7 +17,7 @@ from factrace.analysis.aie import (
 )
 from factrace.analysis.peaks import peak_effects
 from factrace.analysis.stats import holm, layer_bands, paired_tests, sign_flip_test
-from factrace.contracts import violations
+from factrace.core.contracts import violations
 from factrace.tracing.categories import AIE_CATEGORIES, CATEGORIES, categories_of, primary_category
 from scipy import stats as sps
 

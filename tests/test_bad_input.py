@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
-from factrace import io
+from factrace.core import io
+from factrace.core.provenance import Provenance
 from factrace.facts.known import FactsError, load_facts, load_facts_checked, skipped_frame
-from factrace.provenance import Provenance
 from test_corruption import copy_workflow, snakemake
 from test_resume import factrace_cmd, save_tiny_model, subprocess_env
 
@@ -177,7 +177,7 @@ def test_config_n_layers_smaller_than_the_model_stops_the_trace(tmp_path):
 def test_speech_checkpoints_are_checked_with_the_exact_key(tmp_path):
     """Issue 11 (8): ctc_model and units.checkpoints_dir are checked before any job (the plan-time check reads
     factrace.models.checkpoints.required_checkpoints); the message names the key, the path and what is expected."""
-    from factrace.config import with_defaults
+    from factrace.core.config import with_defaults
     from factrace.models.checkpoints import checkpoint_problems
 
     def config(speech: dict) -> dict:  # a built model only: the speech section's checkpoints alone

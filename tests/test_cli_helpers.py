@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from factrace.analysis.peaks import category_peaks
-from factrace.speechlm.filtering import drop_by_asr
+from factrace.filtering.modality import drop_by_asr
 
 
 def test_asr_drop_is_a_row_with_a_reason():

@@ -17,8 +17,8 @@ from factrace.analysis.peaks import category_ratios, peak_effects
 from factrace.analysis.stats import holm, paired_tests, sign_flip
 from factrace.analysis.stream import effects_from_traces
 from factrace.filtering.generate import target_token, traced_attribute
+from factrace.speechlm.inputs import TraceInputs
 from factrace.tracing.categories import AIE_CATEGORIES, primary_category
-from factrace.tracing.inputs import TraceInputs
 from factrace.tracing.scale import noise_scale, rome_embedding_std
 
 

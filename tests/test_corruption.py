@@ -1,6 +1,6 @@
 """A finished Parquet table that is truncated or overwritten with garbage is detected, and rebuilt.
 
-* reading it (factrace.io.read_table) raises a ContractError that names the file and says how to rebuild it;
+* reading it (factrace.core.io.read_table) raises a ContractError that names the file and says how to rebuild it;
 * the next `snakemake` run removes it before planning (workflow/rules/common.smk) and reruns the job that makes
   it. The workflow run is tiny: only `shard` targets, so no model is needed.
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factrace import io
-from factrace.contracts import ContractError
-from factrace.provenance import Provenance
+from factrace.core import io
+from factrace.core.contracts import ContractError
+from factrace.core.provenance import Provenance
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "resources", "envs", ".test")

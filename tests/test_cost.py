@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from factrace.tracing import bench
-from factrace.tracing.cost import estimate_cost, model_dims
+from factrace.planning import bench_tracing as bench
+from factrace.planning.cost import estimate_cost, model_dims
 from factrace.tracing.engine import trace_prompt_fast
 from factrace.tracing.patching import trace_prompt
 from torch.utils.flop_counter import FlopCounterMode

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from factrace import io
+from factrace.core import io
 from test_resume import FACTS, one_thread, run_cli, save_tiny_model, trace_argv, write_trace_inputs  # noqa: F401
 
 

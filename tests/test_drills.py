@@ -119,8 +119,8 @@ def test_bad_fact_rows_are_skipped_and_counted(drill: Drill):
 def test_every_table_carries_provenance(drill: Drill):
     """(5) every Parquet table the workflow writes has provenance; every contract is covered; merged trace
     tables carry the settings they were traced with."""
-    from factrace import io
-    from factrace.contracts import CONTRACTS
+    from factrace.core import io
+    from factrace.core.contracts import CONTRACTS
 
     seen = set()
     for rel in drill.tables:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from factrace.cli import main
-from factrace.config import load_config
+from factrace.core.config import load_config
 from factrace.models import fetch
 from factrace.models.checkpoints import checkpoint_problems, job_environment, required_checkpoints
 

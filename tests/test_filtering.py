@@ -9,10 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from factrace.contracts import violations
-from factrace.filtering import generate as gen_mod
-from factrace.filtering.generate import filter_facts, greedy_generate, target_token
-from factrace.filtering.match import (
+from factrace.core.contracts import violations
+from factrace.facts.match import (
     ARTICLES,
     classify,
     clause_prefixes,
@@ -20,6 +18,8 @@ from factrace.filtering.match import (
     first_sentence,
     normalise,
 )
+from factrace.filtering import generate as gen_mod
+from factrace.filtering.generate import filter_facts, greedy_generate, target_token
 from hypothesis import assume, given
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import tiny_model
-from factrace.tracing.inputs import TraceInputs
+from factrace.speechlm.inputs import TraceInputs
 from factrace.tracing.scale import noise_scale
 
 

@@ -39,7 +39,7 @@ def dry_run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def place_checkpoint_placeholders(wd: Path) -> None:
     """Empty files where the paper config's checkpoints must be (a dry run or lint never opens them)."""
-    from factrace.config import load_config
+    from factrace.core.config import load_config
     from factrace.models.checkpoints import required_checkpoints
 
     for c in required_checkpoints(load_config(wd / "config" / "paper.yaml")):
@@ -61,7 +61,7 @@ def paper_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def paper_jobs(paper_dir: Path):
-    from factrace.plan import parse_dry_run
+    from factrace.planning.plan import parse_dry_run
 
     proc = dry_run(paper_dir)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -97,7 +97,7 @@ def test_paper_config_plans_speech_to_text_for_both_spiritlm_variants(paper_dir:
 
 def test_every_rule_that_loads_a_7b_model_gets_a_gpu_and_memory_for_it(paper_jobs):
     """Issue 15.4: modality_gap asked for no GPU; filter (4000 MB) and noise_scale (8000 MB) could not hold 7B."""
-    from factrace.resources import MODEL_RULES
+    from factrace.planning.resources import MODEL_RULES
 
     weights_mb = 6.7e9 * 2 / 1e6  # 7B parameters in bfloat16
     seen = set()

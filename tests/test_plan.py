@@ -31,20 +31,20 @@ def _snakemake(wd: Path, *args: str) -> str:
 
 
 def _jobs(text: str) -> Counter:
-    from factrace.plan import parse_dry_run
+    from factrace.planning.plan import parse_dry_run
 
     return Counter((j.rule, tuple(sorted(j.wildcards.items()))) for j in parse_dry_run(text))
 
 
 # ------------------------------------------------------------------------------------------------ resources
 def _paper_config() -> dict:
-    from factrace.config import load_config
+    from factrace.core.config import load_config
 
     return load_config(REPO / "config" / "paper.yaml")
 
 
 def test_memory_and_gpus_follow_the_model_size_dtype_and_device():
-    from factrace.resources import gpus, mem_mb, weight_bytes
+    from factrace.planning.resources import gpus, mem_mb, weight_bytes
 
     cfg = _paper_config()
     llama = cfg["models"]["llama2_7b"]
@@ -58,7 +58,7 @@ def test_memory_and_gpus_follow_the_model_size_dtype_and_device():
 
 
 def test_runtime_is_the_estimate_times_the_margin():
-    from factrace.resources import estimate, runtime_minutes
+    from factrace.planning.resources import estimate, runtime_minutes
 
     cfg = _paper_config()
     est = estimate(cfg, "trace", "spiritlm_base", "s2t", 152)
@@ -74,7 +74,7 @@ def test_runtime_is_the_estimate_times_the_margin():
 
 
 def test_a_model_cap_on_traced_facts_shortens_only_its_trace_jobs():
-    from factrace.resources import estimate, max_facts_per_shard, trace_facts
+    from factrace.planning.resources import estimate, max_facts_per_shard, trace_facts
 
     cfg = _paper_config()
     cfg["tracing"]["max_facts_per_shard"] = 50
@@ -88,7 +88,7 @@ def test_a_model_cap_on_traced_facts_shortens_only_its_trace_jobs():
 
 
 def test_parse_dry_run_reads_rules_wildcards_and_resources():
-    from factrace.plan import parse_dry_run
+    from factrace.planning.plan import parse_dry_run
 
     text = ("\n[Sat Nov 28 06:53:26 2026]\nrule trace:\n    input: a\n    output: b (update), c (update)\n"
             "    jobid: 15\n    wildcards: model=m, modality=s2t, shard=0001\n"

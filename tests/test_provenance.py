@@ -8,8 +8,8 @@ from importlib import metadata
 from pathlib import Path
 
 import factrace
+from factrace.core.provenance import config_hash
 from factrace.models.load import weights_fingerprint
-from factrace.provenance import config_hash
 from factrace.tracing.stage import TraceSettings
 from test_resume import one_thread, run_cli, save_tiny_model, trace_argv, write_trace_inputs  # noqa: F401
 
@@ -47,9 +47,9 @@ def test_config_hash_changes_with_settings():
 # ------------------------------------------------------------------------------ merged tables, modes, damage (issue 11)
 def _window(tmp_path, lo: int, hi: int, model: str = "tiny"):
     import pandas as pd
-    from factrace import io
-    from factrace.contracts import CONTRACTS, empty
-    from factrace.provenance import Provenance
+    from factrace.core import io
+    from factrace.core.contracts import CONTRACTS, empty
+    from factrace.core.provenance import Provenance
 
     df = empty("trace")
     df["token"] = pd.Series(dtype="object")
@@ -81,7 +81,7 @@ def test_merged_trace_table_keeps_provenance(tmp_path, capsys):
 
 def test_merge_refuses_tables_of_different_models(tmp_path):
     import pytest
-    from factrace.io import merged_provenance
+    from factrace.core.io import merged_provenance
 
     a, b = _window(tmp_path, 0, 3), _window(tmp_path, 3, 6, model="other")
     with pytest.raises(ValueError, match="different model_id"):
@@ -94,7 +94,7 @@ def test_written_files_follow_the_umask(tmp_path):
     import stat
 
     import pandas as pd
-    from factrace import io
+    from factrace.core import io
 
     for mask, want in ((0o022, 0o644), (0o027, 0o640), (0o002, 0o664)):
         old = os.umask(mask)
@@ -114,7 +114,7 @@ def test_check_tables_names_damaged_tables_and_the_command(tmp_path, capsys):
     rule that writes it and the command that rebuilds it."""
     import pandas as pd
     import pytest
-    from factrace import io
+    from factrace.core import io
 
     res = tmp_path / "res dir"
     good = io.write_table(pd.DataFrame({"a": [1]}), res / "filter/m/t2t/shard-0000.parquet", None)
@@ -140,7 +140,7 @@ def test_model_directories_follow_the_umask(tmp_path):
     import stat
 
     import torch
-    from factrace.io import apply_umask
+    from factrace.core.io import apply_umask
     from safetensors.torch import save_file
 
     old = os.umask(0o022)
@@ -152,4 +152,4 @@ def test_model_directories_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
     src = (Path(__file__).resolve().parents[1] / "workflow" / "factrace").glob("**/*.py")
     callers = {p.name for p in src if "apply_umask(tmp)" in p.read_text()}
-    assert {"convert.py", "offline.py"} <= callers
+    assert {"convert.py", "build.py"} <= callers

@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 import pytest
 from factrace.analysis import commands as cli
-from factrace.io import read_table, write_table
-from factrace.qc import fact_fates, parse_caps
+from factrace.analysis.qc import fact_fates, parse_caps
+from factrace.core.io import read_table, write_table
 
 NO_MATCH = "generation does not contain the attribute"
 

@@ -68,9 +68,9 @@ def model_spec(path: Path, n_layers: int = N_LAYERS) -> str:
 
 def write_trace_inputs(root: Path, facts: list[dict] = FACTS, shard_size: int = 8) -> dict[str, Path]:
     """facts.json, the shard's prompts table, a filter table keeping every fact and a noise file under ``root``."""
-    from factrace import io
+    from factrace.core import io
+    from factrace.core.provenance import Provenance
     from factrace.facts.known import facts_frame, load_facts
-    from factrace.provenance import Provenance
 
     root.mkdir(parents=True, exist_ok=True)
     facts_path = root / "facts.json"
@@ -151,7 +151,7 @@ def setup(tmp_path_factory, one_thread):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_trace_resumes_and_matches_clean_run(setup, tmp_path, caplog, sig):
-    from factrace import io
+    from factrace.core import io
 
     model_dir, inputs, clean = setup
     out = tmp_path / "trace.parquet"
@@ -198,7 +198,7 @@ def _kill_after_first_part(argv: list[str], parts: Path, log_path: Path,
 def test_parts_of_other_settings_are_discarded_not_mixed(setup, tmp_path, caplog):
     """Issue 11 (1): a job killed under one `tracing.samples`, rerun under another, must not resume the old
     parts: its table equals a clean run under the new settings."""
-    from factrace import io
+    from factrace.core import io
 
     model_dir, inputs, _ = setup
     out = tmp_path / "trace.parquet"
@@ -225,7 +225,7 @@ def test_parts_of_other_settings_are_discarded_not_mixed(setup, tmp_path, caplog
 
 def test_parts_dir_that_is_a_file_or_holds_clutter_is_cleared(setup, tmp_path, caplog):
     """Issue 11 (4): leftovers never make the job fail (today: `rmdir` of a non-empty directory)."""
-    from factrace import io
+    from factrace.core import io
 
     model_dir, inputs, _ = setup
     out = tmp_path / "trace.parquet"

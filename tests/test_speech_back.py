@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from factrace import contracts
-from factrace.io import read_table, write_table
+from factrace.core import contracts
+from factrace.core.io import read_table, write_table
 from factrace.speech import ctc, units
 from factrace.speech.token_map import (
     TokenMapError,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from factrace import io
+from factrace.core import io
 from factrace.speech import aligners, asr, audio, stages, tts
 
 SR = 16000

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from factrace import io
+from factrace.core import io
 from factrace.models.load import ModelSpec, load_model
 from factrace.speechlm.prompts import (
     markers_from_tokenizer,
@@ -98,7 +98,7 @@ N_UNITS = 12
 
 @pytest.fixture(scope="module")
 def speech_lm(tmp_path_factory):
-    from factrace.speechlm.offline import build_tokenizer
+    from factrace.models.offline_speechlm.build import build_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
     d = tmp_path_factory.mktemp("speechlm")
@@ -148,7 +148,7 @@ def _speech_tables(tmp_path):
 
 
 def test_filter_speech_rows_and_reasons(speech_lm, tmp_path) -> None:
-    from factrace.speechlm.filtering import filter_speech, filter_text, greedy_ids
+    from factrace.filtering.modality import filter_speech, filter_text, greedy_ids
 
     sp_path, tm_path, units = _speech_tables(tmp_path)
     df = filter_speech(speech_lm, FACTS, "speechlm", str(sp_path), str(tm_path), max_new_tokens=3)
@@ -191,10 +191,11 @@ def test_speech_inputs_prefix_shift_and_mapping(speech_lm, tmp_path) -> None:
 
 def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_path) -> None:
     from factrace.models.families import Layout
-    from factrace.speechlm.inputs import noise_scale_speech, speech_trace_inputs
+    from factrace.speechlm.inputs import speech_trace_inputs
     from factrace.tracing.hooks import add_noise_hook, hooked
     from factrace.tracing.method import make_noise
     from factrace.tracing.patching import trace_prompt
+    from factrace.tracing.scale import noise_scale_speech
 
     sp_path, tm_path, units = _speech_tables(tmp_path)
     kept = pd.DataFrame({"known_id": [11], "target_token_id": [5]}).set_index("known_id")
@@ -227,7 +228,7 @@ def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_pat
 
 
 def test_modality_gap_matches_hidden_states(speech_lm, tmp_path) -> None:
-    from factrace.speechlm.gap import modality_gap
+    from factrace.gap.measure import modality_gap
     from factrace.speechlm.inputs import speech_trace_inputs
 
     sp_path, tm_path, _ = _speech_tables(tmp_path)
@@ -256,7 +257,8 @@ def test_subject_margin_widens_the_corrupted_speech_range_within_the_prompt(spee
     """`tracing.subject_margin_s2t`: the noise scale and the traces corrupt the subject's speech range plus the
     margin on each side, clipped to the speech tokens (never the markers); categories keep the token map's words."""
     from factrace.speech.token_map import widen
-    from factrace.speechlm.inputs import noise_scale_speech, speech_trace_inputs
+    from factrace.speechlm.inputs import speech_trace_inputs
+    from factrace.tracing.scale import noise_scale_speech
 
     assert widen(4, 12, 20, 2) == (2, 14) and widen(1, 19, 20, 3) == (0, 20) and widen(4, 12, 20, 0) == (4, 12)
     with pytest.raises(ValueError):

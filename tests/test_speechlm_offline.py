@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from factrace import io
+from factrace.core import io
 from factrace.models.load import ModelSpec, load_model
-from factrace.speechlm.corpus import (
-    DEFAULT_EXTRA,
-    all_facts,
-    parse_renderings,
-    subject_unit_range,
-    subject_word_span,
-)
-from factrace.speechlm.offline import (
+from factrace.models.offline_speechlm.build import (
     Architecture,
     EvalSettings,
     Rendering,
@@ -26,6 +19,13 @@ from factrace.speechlm.offline import (
     build_backbone,
     build_offline_speechlm,
     build_tokenizer,
+)
+from factrace.models.offline_speechlm.corpus import (
+    DEFAULT_EXTRA,
+    all_facts,
+    parse_renderings,
+    subject_unit_range,
+    subject_word_span,
 )
 from factrace.speechlm.prompts import markers_from_tokenizer
 

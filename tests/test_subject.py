@@ -11,7 +11,7 @@ import pytest
 import torch
 from factrace.facts.subject import SubjectNotFoundError, subject_char_span, subject_token_range
 from factrace.speech.token_map import TokenMapError, map_tokens, token_map_rows
-from factrace.tracing.inputs import text_inputs
+from factrace.speechlm.inputs import text_inputs
 
 
 def pieces_offsets(pieces: list[str]) -> tuple[str, list[tuple[int, int]]]:

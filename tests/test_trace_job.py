@@ -31,7 +31,7 @@ def traced(tmp_path_factory, one_thread):  # noqa: F811
 
 
 def test_one_job_writes_every_kind_over_all_layers(traced):
-    from factrace import io
+    from factrace.core import io
 
     _model, _inputs, (hidden, mlp) = traced
     h, m = io.read_table(hidden, "trace"), io.read_table(mlp, "trace")
@@ -41,7 +41,7 @@ def test_one_job_writes_every_kind_over_all_layers(traced):
 
 
 def test_changing_the_window_retraces_mlp_and_keeps_hidden(traced, caplog):
-    from factrace import io
+    from factrace.core import io
 
     model_dir, inputs, (hidden, mlp) = traced
     before = hidden.read_bytes(), hidden.stat().st_mtime_ns, io.read_table(mlp, "trace")
@@ -62,7 +62,7 @@ def test_a_changed_input_retraces_every_kind(traced, tmp_path, caplog):
     noise.write_text(json.dumps({"scale": 2.5}))
     log = run_cli(_argv(model_dir, {**inputs, "noise": noise}, outs, window=2), caplog)
     assert "unchanged" not in log
-    from factrace import io
+    from factrace.core import io
 
     assert set(io.read_table(outs[0], "trace")["noise_scale"]) == {2.5}
 
@@ -76,7 +76,7 @@ def test_one_output_per_kind_is_required(traced):
 
 def test_equal_to_separate_kind_jobs(traced, tmp_path):
     """The combined job gives the same hidden table as a job of that kind alone (the noise is per fact)."""
-    from factrace import io
+    from factrace.core import io
 
     model_dir, inputs, (hidden, _mlp) = traced
     alone = tmp_path / "alone.parquet"

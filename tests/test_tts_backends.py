@@ -149,8 +149,8 @@ def test_melotts_worker_compiles_on_python_310():
 def test_tts_stage_writes_the_manifest_from_the_melotts_worker(tmp_path, fake_melo, monkeypatch):
     import os
 
-    from factrace import io
-    from factrace.provenance import Provenance
+    from factrace.core import io
+    from factrace.core.provenance import Provenance
     from factrace.speech import stages
 
     monkeypatch.setattr(os, "environ", dict(os.environ))

@@ -17,19 +17,21 @@ log = logging.getLogger("factrace")
 
 COMMAND_MODULES = (
     "factrace.facts.commands",  # download-facts, validate-facts, shard
-    "factrace.checks",  # check-facts, check-tables
+    "factrace.checks.integrity",  # check-facts, check-tables
     "factrace.models.commands",  # convert-model
     "factrace.models.fetch",  # fetch-checkpoints
+    "factrace.models.offline_speechlm.commands",  # build-speechlm-backbone, build-speechlm
     "factrace.speech.commands",  # tts, asr, align, fit-units, speech-tokens, token-map, speech-figures
     "factrace.speech.quality",  # wer-summary, align-compare
-    "factrace.speechlm.commands",  # build-speechlm-backbone, build-speechlm, modality-gap
     "factrace.filtering.commands",  # filter
-    "factrace.tracing.commands",  # noise-scale, trace, estimate, bench tracing
+    "factrace.tracing.commands",  # noise-scale, trace
+    "factrace.gap.commands",  # modality-gap
     "factrace.analysis.commands",  # aie, compare, qc, figure ..., summarize
     "factrace.reporting.commands",  # report-tables, report-images
-    "factrace.table_commands",  # merge, provenance
-    "factrace.plan",  # plan
-    "factrace.plan_bench",  # bench-plan
+    "factrace.checks.tables",  # merge, provenance
+    "factrace.planning.commands",  # estimate, bench tracing
+    "factrace.planning.plan",  # plan
+    "factrace.planning.bench_plan",  # bench-plan
 )
 
 
@@ -51,14 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["bench", "tracing"]:  # the benchmark parses its own options
         _logging(False)
-        from .tracing.bench import main as bench_main
+        from factrace.planning.bench_tracing import main as bench_main
 
         bench_main(argv[2:])
         return 0
     args = build_parser().parse_args(argv)
     _logging(args.verbose)
-    from .contracts import ContractError
-    from .facts.known import FactsError
+    from factrace.core.contracts import ContractError
+    from factrace.facts.known import FactsError
 
     try:
         args.func(args)

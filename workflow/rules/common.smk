@@ -35,7 +35,7 @@ for _key, _old in (("tracing.layer_window", TRACING.get("layer_window")),
                    ("resources.trace.mem_mb", config["resources"]["trace"].get("mem_mb"))):
     if _old:
         logger.warning(f"`{_key}` is deprecated and ignored: trace jobs trace every kind and layer of one shard, and "
-                       "GPUs and memory follow from the model's device, size and dtype (factrace/resources.py)")
+                       "GPUs and memory follow from the model's device, size and dtype (factrace/planning/resources.py)")
 SPEECH_ENABLED = SPEECH["enabled"]
 SPEECHLM = SPEECH["speechlm"]
 if "subject_margin" in SPEECHLM:  # renamed: one margin for the traces and the speech LM's evaluation
@@ -209,8 +209,8 @@ def model_spec_json(name):
 
 
 def max_facts_per_shard(name):
-    """How many kept facts of a shard the model's trace jobs trace (factrace.resources.max_facts_per_shard)."""
-    from factrace.resources import max_facts_per_shard as cap
+    """How many kept facts of a shard the model's trace jobs trace (factrace.planning.resources.max_facts_per_shard)."""
+    from factrace.planning.resources import max_facts_per_shard as cap
 
     return cap(config, name)
 
@@ -423,17 +423,17 @@ def trace_kind_settings(wc):
     return json.dumps([[k, kind_settings(k)] for k in KINDS])
 
 
-# ---- resources of the rules that load a model (filter, noise_scale, trace, modality_gap): factrace.resources
+# ---- resources of the rules that load a model (filter, noise_scale, trace, modality_gap): factrace.planning.resources
 def model_gpus(wc):
     """One GPU when the model runs on CUDA (models.<name>.device), none otherwise."""
-    from factrace.resources import gpus
+    from factrace.planning.resources import gpus
 
     return gpus(model_cfg(wc.model))
 
 
 def model_mem_mb(wc, attempt):
     """Host memory from the model's size and dtype; a retry gets more."""
-    from factrace.resources import mem_mb
+    from factrace.planning.resources import mem_mb
 
     return mem_mb(model_cfg(wc.model), attempt)
 
@@ -445,8 +445,8 @@ def _job_facts(rule, wc):
 
 
 def model_runtime(rule):
-    """Runtime (minutes) of a job of ``rule`` from the cost model, with `resources.margin`; see factrace.resources."""
-    from factrace.resources import estimate, runtime_minutes
+    """Runtime (minutes) of a job of ``rule`` from the cost model, with `resources.margin`; see factrace.planning.resources."""
+    from factrace.planning.resources import estimate, runtime_minutes
 
     def runtime(wc, attempt):
         est = estimate(config, rule, wc.model, getattr(wc, "modality", None), _job_facts(rule, wc))

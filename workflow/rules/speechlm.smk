@@ -8,7 +8,7 @@ localrules:
 
 rule build_speechlm_backbone:
     """Stage 1 of the offline speech LM: a small Llama text backbone trained from scratch on the text of the
-    traced facts and the extra facts of their templates (see factrace/speechlm/offline.py)."""
+    traced facts and the extra facts of their templates (see factrace/models/offline_speechlm/build.py)."""
     conda:
         "../../envs/factrace.yaml"
     input:
@@ -42,7 +42,7 @@ rule build_speechlm_backbone:
 rule build_speechlm:
     """Stage 2: the backbone with [Text] / [Speech] / [Hu..] embeddings, continued on speech -> text data from
     several eSpeak renderings; evaluated (eval.json) on a held-out rendering, an unheard voice, subject ablations,
-    noise and carry-over (see factrace/speechlm/offline.py)."""
+    noise and carry-over (see factrace/models/offline_speechlm/build.py)."""
     conda:
         "../../envs/factrace.yaml"
     input:

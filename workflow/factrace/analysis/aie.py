@@ -34,9 +34,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..contracts import check
-from ..tracing.categories import AIE_CATEGORIES, PREDICTION, category_masks, primary_categories
-from ..tracing.method import indirect_effect
+from factrace.core.contracts import check
+from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION, category_masks, primary_categories
+from factrace.tracing.method import indirect_effect
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def aggregate_aie(
     """
     out_cols = ["model", "modality", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n", "same_cells_as"]
     if effects.empty:
-        from ..contracts import empty
+        from factrace.core.contracts import empty
 
         return empty("aie").assign(same_cells_as=pd.Series(dtype=object))
     same = coinciding_groups(effects)

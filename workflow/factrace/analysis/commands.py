@@ -20,15 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def _provenance(stage: str, params: dict, **kw):
-    from ..provenance import stage_provenance
+    from factrace.core.provenance import stage_provenance
 
     return stage_provenance(stage, params, **kw)
 
 
 def cmd_aie(args: argparse.Namespace) -> None:
-    from .. import io
-    from .aie import aggregate_aie
-    from .stream import effects_from_traces
+    from factrace.analysis.aie import aggregate_aie
+    from factrace.analysis.stream import effects_from_traces
+    from factrace.core import io
 
     effects = effects_from_traces(args.inputs, combine=args.combine)
     aie = aggregate_aie(effects, n_boot=args.n_boot, seed=args.seed)
@@ -39,7 +39,7 @@ def cmd_aie(args: argparse.Namespace) -> None:
 
 def write_outputs(tables: dict[str, pd.DataFrame | None], outdir: Path, prov) -> None:
     """Each table as ``<name>.parquet`` and ``<name>.csv`` in ``outdir`` (atomic writes)."""
-    from .. import io
+    from factrace.core import io
 
     for name, df in tables.items():
         if df is None:
@@ -53,8 +53,8 @@ def write_outputs(tables: dict[str, pd.DataFrame | None], outdir: Path, prov) ->
 def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts: int, n_perm: int, seed: int,
                    exact_max_n: int) -> dict[str, pd.DataFrame]:
     """The tables of ``compare`` (all but the figure counts) from the AIE tables and per-fact effects."""
-    from .peaks import category_peaks, category_ratios, peak_effects
-    from .stats import DROPPED_COLUMNS, TEST_COLUMNS, paired_tests
+    from factrace.analysis.peaks import category_peaks, category_ratios, peak_effects
+    from factrace.analysis.stats import DROPPED_COLUMNS, TEST_COLUMNS, paired_tests
 
     if effects is not None and len(effects):
         res = paired_tests(effects, n_perm=n_perm, seed=seed, min_facts=min_facts, exact_max_n=exact_max_n)
@@ -73,9 +73,9 @@ def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts
 
 def cmd_compare(args: argparse.Namespace) -> None:
     """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
-    from .. import io
-    from .heatmaps import figure2_signed, figure2_with_counts
-    from .stream import effects_from_traces
+    from factrace.analysis.heatmaps import figure2_signed, figure2_with_counts
+    from factrace.analysis.stream import effects_from_traces
+    from factrace.core import io
 
     aie = io.read_tables(args.aie, "aie")
     rows = [tuple(r) for r in json.loads(args.rows)]
@@ -92,7 +92,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_summarize(args: argparse.Namespace) -> None:
-    from .summary import collect, readme_update, render_all, write_summary
+    from factrace.analysis.summary import collect, readme_update, render_all, write_summary
 
     if args.results:
         summary = collect(Path(args.results))
@@ -109,8 +109,8 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
 
 def cmd_qc(args: argparse.Namespace) -> None:
-    from .. import io
-    from ..qc import fact_fates, parse_caps, qc_table, read_traced
+    from factrace.analysis.qc import fact_fates, parse_caps, qc_table, read_traced
+    from factrace.core import io
 
     prompts = io.read_tables(args.prompts, "prompts")
     filters = io.read_tables(args.filters, "filter")
@@ -130,8 +130,8 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     import shutil
     import tempfile
 
-    from .. import io
-    from .figures import aie_heatmaps
+    from factrace.analysis.figures import aie_heatmaps
+    from factrace.core import io
 
     aie = io.read_table(args.aie, "aie")
     out = Path(args.out)
@@ -145,8 +145,8 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_prompts(args: argparse.Namespace) -> None:
-    from .. import io
-    from .figures import prompt_trace_plots
+    from factrace.analysis.figures import prompt_trace_plots
+    from factrace.core import io
 
     trace = io.read_tables(args.traces, "trace")
     maps = [p for p in args.token_map if p]
@@ -155,8 +155,8 @@ def cmd_figure_prompts(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_gap(args: argparse.Namespace) -> None:
-    from .. import io
-    from .figures import modality_gap_plot
+    from factrace.analysis.figures import modality_gap_plot
+    from factrace.core import io
 
     gap = io.read_table(args.gap)
     labels = {"last_subject": "last subject", "last": "last token"}

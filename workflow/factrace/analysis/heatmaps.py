@@ -22,10 +22,18 @@ from matplotlib.axes import Axes
 from matplotlib.colors import SymLogNorm
 from matplotlib.patches import Rectangle
 
-from ..tracing.categories import AIE_CATEGORIES, PREDICTION
-from ..tracing.method import KINDS
-from .aie import LOG_AIE_FLOOR, log_aie
-from .plotting import KIND_CMAP, KIND_LABEL, MODALITY_LABEL, figure_stem, no_data, save_figure, slug
+from factrace.analysis.aie import LOG_AIE_FLOOR, log_aie
+from factrace.analysis.plotting import (
+    KIND_CMAP,
+    KIND_LABEL,
+    MODALITY_LABEL,
+    figure_stem,
+    no_data,
+    save_figure,
+    slug,
+)
+from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION
+from factrace.tracing.method import KINDS
 
 log = logging.getLogger(__name__)
 

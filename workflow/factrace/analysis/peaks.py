@@ -21,7 +21,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..tracing.categories import AIE_CATEGORIES
+from factrace.tracing.categories import AIE_CATEGORIES
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..io import atomic_path
+from factrace.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..tracing.categories import AIE_CATEGORIES, PREDICTION, PRIMARY_ORDER
-from .peaks import peak_effects  # noqa: F401  (kept importable from here)
+from factrace.analysis.peaks import peak_effects  # noqa: F401  (kept importable from here)
+from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION, PRIMARY_ORDER
 
 log = logging.getLogger(__name__)
 

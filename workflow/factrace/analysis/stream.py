@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..contracts import CONTRACTS, ContractError
-from .aie import Combine, prompt_category_effects
+from factrace.analysis.aie import Combine, prompt_category_effects
+from factrace.core.contracts import CONTRACTS, ContractError
 
 log = logging.getLogger(__name__)
 

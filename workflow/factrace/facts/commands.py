@@ -9,22 +9,22 @@ log = logging.getLogger(__name__)
 
 
 def cmd_download_facts(args: argparse.Namespace) -> None:
-    from .download import download_facts
+    from factrace.facts.download import download_facts
 
     download_facts(args.url, args.out, sha256=args.sha256)
 
 
 def cmd_validate_facts(args: argparse.Namespace) -> None:
-    from .known import load_facts
+    from factrace.facts.known import load_facts
 
     facts = load_facts(args.facts)
     print(f"{args.facts}: {len(facts)} facts, valid")
 
 
 def cmd_shard(args: argparse.Namespace) -> None:
-    from .. import io
-    from ..provenance import stage_provenance
-    from .known import shard_frame
+    from factrace.core import io
+    from factrace.core.provenance import stage_provenance
+    from factrace.facts.known import shard_frame
 
     df = shard_frame(args.facts, args.shard, args.shard_size, args.limit)
     params = {"shard_size": args.shard_size, "limit": args.limit}

@@ -8,8 +8,8 @@ import logging
 import urllib.request
 from pathlib import Path
 
-from ..io import atomic_path
-from .known import validate_records
+from factrace.core.io import atomic_path
+from factrace.facts.known import validate_records
 
 log = logging.getLogger(__name__)
 

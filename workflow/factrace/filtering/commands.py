@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..models.commands import model_args
+from factrace.models.commands import model_args
 
 log = logging.getLogger(__name__)
 
 
 def cmd_filter(args: argparse.Namespace) -> None:
-    from .. import io
-    from ..models.commands import load_from_args
-    from ..provenance import stage_provenance
-    from ..speechlm.filtering import filter_modality
+    from factrace.core import io
+    from factrace.core.provenance import stage_provenance
+    from factrace.filtering.modality import filter_modality
+    from factrace.models.commands import load_from_args
 
     prompts = io.read_table(args.prompts, "prompts")
     loaded = load_from_args(args)

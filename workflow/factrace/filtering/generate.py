@@ -1,7 +1,7 @@
 """Greedy generation and the filter stage: which facts does a model know?
 
 A fact is kept for a (model, modality) when the greedy continuation of its prompt states the attribute
-exactly or as a close variant (see :func:`factrace.filtering.match.classify`). The filter table also records
+exactly or as a close variant (see :func:`factrace.facts.match.classify`). The filter table also records
 the traced target: the first token of the attribute as it follows the prompt, whose probability causal
 tracing measures. A leading article is skipped (:func:`traced_attribute`): "the Moon" is traced on "Moon",
 since the probability of "the" says nothing about the fact; the filter table keeps the attribute that was
@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from factrace.contracts import check
-from factrace.filtering.match import classify
+from factrace.core.contracts import check
+from factrace.facts.match import classify
 
 log = logging.getLogger(__name__)
 

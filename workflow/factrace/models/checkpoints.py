@@ -129,7 +129,7 @@ def _speech_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
 
 def required_checkpoints(config: dict[str, Any]) -> list[Checkpoint]:
     """All checkpoints (and downloaded data) that ``config`` (with the schema's defaults filled in:
-    :func:`factrace.config.with_defaults`) needs, in a fixed order.
+    :func:`factrace.core.config.with_defaults`) needs, in a fixed order.
 
     Models built by the workflow (``convert``) and the offline backends (eSpeak, the packaged Whisper
     tiny.en, MFCC units) need none. The facts file is listed when the config downloads it (``facts.url``);

@@ -16,13 +16,13 @@ def model_args(s: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace) -> Any:
     """The model named by ``--model`` / ``--model-spec``, loaded (a ``LoadedModel``)."""
-    from .load import ModelSpec, load_model
+    from factrace.models.load import ModelSpec, load_model
 
     return load_model(ModelSpec.from_config(args.model, json.loads(args.model_spec)))
 
 
 def cmd_convert_model(args: argparse.Namespace) -> None:
-    from .convert import convert_gguf, packaged_gguf
+    from factrace.models.convert import convert_gguf, packaged_gguf
 
     convert_gguf(packaged_gguf(args.package, args.file), args.out, dtype=args.dtype)
 

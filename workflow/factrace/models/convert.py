@@ -54,7 +54,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dtype: str) -> Path
         shutil.rmtree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
-    from ..io import apply_umask
+    from factrace.core.io import apply_umask
 
     apply_umask(tmp)  # safetensors writes 0600: results follow the umask
     if out_dir.exists():

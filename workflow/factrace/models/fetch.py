@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import Checkpoint, required_checkpoints
+from factrace.models.checkpoints import Checkpoint, required_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def run(config: dict[str, Any], dry_run: bool = False) -> list[str]:
 
 
 def _cmd(args: argparse.Namespace) -> None:
-    from ..config import load_config
+    from factrace.core.config import load_config
 
     config = load_config(args.configfile)
     lines = run(config, dry_run=args.dry_run)

@@ -10,7 +10,7 @@ Nothing is downloaded: paths must exist (``local_files_only``).
 
 from __future__ import annotations
 
-from .spec import (  # noqa: F401  (re-exported: the loaders' shared names are imported from here)
+from factrace.models.spec import (  # noqa: F401  (re-exported: the loaders' shared names are imported from here)
     DTYPES,
     LoadedModel,
     ModelNotFoundError,
@@ -39,7 +39,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if spec.loader == "hf":
         return load_hf(spec)
     if spec.loader == "spiritlm":
-        from .spiritlm import load_spiritlm
+        from factrace.models.spiritlm import load_spiritlm
 
         return load_spiritlm(spec)
     raise ValueError(f"model {spec.name!r}: unknown loader {spec.loader!r}; use 'hf' or 'spiritlm'")

@@ -8,7 +8,7 @@ repository's ``checkpoints/README.md``) is a transformers directory: ``config.js
 through ``AutoTokenizer`` (a ``tokenizer.json`` is used when present; a bare ``tokenizer.model`` needs the
 ``sentencepiece`` package to be converted to a fast tokenizer, which the tracer needs for character offsets).
 
-The offline speech LM (:mod:`factrace.speechlm.offline`) is saved in the same form (safetensors + a
+The offline speech LM (:mod:`factrace.models.offline_speechlm.build`) is saved in the same form (safetensors + a
 word-level fast tokenizer with ``[Text]``, ``[Speech]``, ``[Hu0..]``) and goes through this loader too, so that
 both get the same marker logic (:func:`factrace.speechlm.prompts.markers_from_tokenizer`).
 
@@ -27,7 +27,14 @@ from __future__ import annotations
 
 import logging
 
-from .spec import LoadedModel, ModelSpec, check_path, resolve_device, resolve_dtype, weights_fingerprint
+from factrace.models.spec import (
+    LoadedModel,
+    ModelSpec,
+    check_path,
+    resolve_device,
+    resolve_dtype,
+    weights_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,7 @@ class SpiritLMLoadError(RuntimeError):
 def load_spiritlm(spec: ModelSpec) -> LoadedModel:
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from ..speechlm.prompts import markers_from_tokenizer
+    from factrace.speechlm.prompts import markers_from_tokenizer
 
     path = check_path(spec)
     device = resolve_device(spec.device)

@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def _write(text: str, out: str) -> None:
-    from ..io import atomic_path
+    from factrace.core.io import atomic_path
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
@@ -18,7 +18,7 @@ def _write(text: str, out: str) -> None:
 
 
 def _tables(a: argparse.Namespace) -> int:
-    from .pages import tables_page
+    from factrace.reporting.pages import tables_page
 
     _write(tables_page(a.inputs, a.title, a.note), a.out)
     log.info("%s: %d tables", a.out, len(a.inputs))
@@ -26,7 +26,7 @@ def _tables(a: argparse.Namespace) -> int:
 
 
 def _images(a: argparse.Namespace) -> int:
-    from .pages import images_page
+    from factrace.reporting.pages import images_page
 
     pngs = sorted(Path(a.dir).glob(f"{a.prefix}*.png"))
     _write(images_page(pngs, a.title, a.note), a.out)

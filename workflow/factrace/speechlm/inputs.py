@@ -14,25 +14,65 @@ apart from the last word's speech tokens (:mod:`factrace.analysis.aie`).
 
 Text -> text on a speech LM (:func:`text_trace_inputs_speechlm`): ``[BOS] [Text] prompt``; the subject's
 tokens are found by character offsets and shifted by the prefix; positions are their own text tokens
-(identity, as :func:`factrace.tracing.inputs.text_inputs` does for plain LMs, BOS and ``[Text]`` included).
+(identity, as :func:`text_inputs` does for plain LMs, BOS and ``[Text]`` included).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..tracing.inputs import TraceInputs, subject_token_range, text_inputs
-from ..tracing.scale import noise_scale
-from .filtering import read_speech, read_token_maps, speech_problems
-from .prompts import Markers, is_speech_lm, markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
+from factrace.facts.subject import SubjectNotFoundError, subject_token_range
+from factrace.speechlm.prompts import (
+    Markers,
+    is_speech_lm,
+    markers_from_tokenizer,
+    speech_prompt_ids,
+    text_prompt_ids,
+)
+from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TraceInputs:
+    known_id: int
+    input_ids: torch.Tensor  # (1, n_tokens)
+    corrupt: tuple[int, int]  # [start, end) positions whose input embeddings get noise
+    text_token_index: list[int]  # per position: the text token it realises (identity for text)
+    tokens: list[str]  # per position, for plots
+    text_subject: tuple[int, int]  # subject range in text-token units
+    n_text_tokens: int
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.input_ids.shape[-1])
+
+
+def text_inputs(tokenizer, known_id: int, prompt: str, subject: str, template: str | None = None) -> TraceInputs:
+    """Text->text inputs: the prompt's tokens (with the tokenizer's special tokens), the subject's tokens at the
+    template's ``{}`` (:func:`factrace.facts.subject.subject_token_range`)."""
+    enc = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=True)
+    ids = enc["input_ids"]
+    start, end = subject_token_range([tuple(o) for o in enc["offset_mapping"]], prompt, subject, template)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    n = len(ids)
+    return TraceInputs(
+        known_id=known_id,
+        input_ids=torch.tensor([ids]),
+        corrupt=(start, end),
+        text_token_index=list(range(n)),
+        tokens=[str(t) for t in tokens],
+        text_subject=(start, end),
+        n_text_tokens=n,
+    )
 
 
 class SpeechInputsError(ValueError):
@@ -45,7 +85,7 @@ def speech_inputs(
 ) -> TraceInputs:
     """TraceInputs of one fact's speech prompt from its units and its token-map rows; the corrupted range is the
     subject's speech range widened by ``subject_margin`` speech tokens on each side (:func:`widen`)."""
-    from ..speech.token_map import subject_speech_range, widen
+    from factrace.speech.token_map import subject_speech_range, widen
 
     if text_marker not in ("last", "none"):
         raise ValueError(f"text_marker must be 'last' or 'none', got {text_marker!r}")
@@ -132,44 +172,8 @@ def text_trace_inputs(loaded: Any, known_id: int, prompt: str, subject: str,
     return text_inputs(loaded.tokenizer, known_id, prompt, subject, template)
 
 
-def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) -> dict:
-    """The text noise scale, with the speech LM's ``[Text]`` layout when the model is a speech LM."""
-    inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, getattr(r, "template", None))
-              for r in prompts.itertuples())
-    return noise_scale(loaded, inputs, multiplier, subjects=[str(s) for s in prompts["subject"]])
-
-
-@torch.no_grad()
-def noise_scale_speech(
-    loaded: Any, prompts_df: pd.DataFrame, speech_tokens_paths: Any, token_map_paths: Any, multiplier: float,
-    subject_margin: int,
-) -> dict:
-    """Std over all values of the input embeddings of every fact's subject speech tokens (ROME's rule on the
-    speech side), and ``scale = multiplier * std``. Facts without usable speech are skipped (and counted)."""
-    markers = markers_from_tokenizer(loaded.tokenizer)
-    speech = read_speech(speech_tokens_paths)
-    tmap = read_token_maps(token_map_paths)
-    if tmap is None:
-        raise SpeechInputsError("the speech noise scale needs the token map (--token-map)")
-    inputs, skipped = [], 0
-    for r in prompts_df.sort_values("known_id").itertuples():
-        kid = int(r.known_id)
-        if speech_problems(speech, tmap, kid):
-            skipped += 1
-            continue
-        inputs.append(speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
-                                    tmap[tmap["known_id"] == kid], subject_margin=subject_margin))
-    if not inputs:
-        raise ValueError("no fact with usable speech tokens to estimate the noise scale from")
-    if skipped:
-        log.info("noise scale (speech): skipped %d facts without usable speech", skipped)
-    return {**noise_scale(loaded, inputs, multiplier), "n_skipped": skipped}
-
-
 def text_rows_trace_inputs(loaded: Any, rows: pd.DataFrame, kept: pd.DataFrame) -> list[tuple[TraceInputs, int]]:
     """(TraceInputs, target id) of every fact in ``rows`` in T->T; a subject not found raises naming the fact."""
-    from ..tracing.inputs import SubjectNotFoundError
-
     out = []
     for r in rows.sort_values("known_id").itertuples():
         try:
@@ -188,15 +192,6 @@ def trace_inputs(loaded: Any, modality: str, rows: pd.DataFrame, kept: pd.DataFr
     if modality == "t2t":
         return text_rows_trace_inputs(loaded, rows, kept)
     return speech_trace_inputs(loaded, rows, kept, speech_tokens, token_map, _s2t_margin(modality, subject_margin))
-
-
-def noise_scale_of(loaded: Any, modality: str, prompts: pd.DataFrame, multiplier: float, *,
-                   speech_tokens: Any = None, token_map: Any = None, subject_margin: int | None = None) -> dict:
-    """The noise scale of one (model, modality): the std of what the traces corrupt, times ``multiplier``."""
-    if modality == "t2t":
-        return noise_scale_text_any(loaded, prompts, multiplier)
-    return noise_scale_speech(loaded, prompts, speech_tokens, token_map, multiplier,
-                              _s2t_margin(modality, subject_margin))
 
 
 def _s2t_margin(modality: str, subject_margin: int | None) -> int:

@@ -15,7 +15,7 @@ Here the ids are assembled directly (no string round trip), which gives the same
 tokenisation (tests check it on a tiny tokenizer with SpiritLM's ids) and keeps the character offsets of the
 text part for locating the subject. The marker ids are read from the tokenizer **by token string**
 (:func:`markers_from_tokenizer`), so the same code serves SpiritLM and the offline speech LM built by
-:mod:`factrace.speechlm.offline`. BOS is prepended when the model's tokenizer prepends it to plain text
+:mod:`factrace.models.offline_speechlm.build`. BOS is prepended when the model's tokenizer prepends it to plain text
 (SpiritLM's does); everything after BOS is the same for every model.
 
 Expressive SpiritLM interleaves ``[Pi..]``/``[St..]`` tokens with the units; the workflow's speech-token tables

@@ -1,5 +1,4 @@
-"""Commands of the tracing stage: ``noise-scale``, ``trace`` (one job: every kind of one shard), ``estimate`` and
-``bench tracing`` (which parses its own options: :mod:`factrace.tracing.bench`)."""
+"""Commands of the tracing stage: ``noise-scale`` and ``trace`` (one job: every kind of one shard)."""
 
 from __future__ import annotations
 
@@ -8,14 +7,14 @@ import json
 import logging
 from pathlib import Path
 
-from ..models.commands import load_from_args, model_args
+from factrace.models.commands import load_from_args, model_args
 
 log = logging.getLogger(__name__)
 
 
 def cmd_noise_scale(args: argparse.Namespace) -> None:
-    from .. import io
-    from ..speechlm.inputs import noise_scale_of
+    from factrace.core import io
+    from factrace.tracing.scale import noise_scale_of
 
     prompts = io.read_tables(args.prompts, "prompts")
     loaded = load_from_args(args)
@@ -39,12 +38,12 @@ def layer_range(model: str, n_layers: int, lo: int | None, hi: int | None) -> tu
 
 
 def cmd_trace(args: argparse.Namespace) -> None:
-    from .. import io
-    from ..provenance import stage_provenance
-    from ..speechlm.inputs import trace_inputs
-    from .inputs import SubjectNotFoundError
-    from .job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds
-    from .stage import check_layer_count
+    from factrace.core import io
+    from factrace.core.provenance import stage_provenance
+    from factrace.facts.subject import SubjectNotFoundError
+    from factrace.speechlm.inputs import trace_inputs
+    from factrace.tracing.job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds
+    from factrace.tracing.stage import check_layer_count
 
     prompts = io.read_table(args.prompts, "prompts")
     filt = io.read_table(args.filter, "filter")
@@ -72,19 +71,6 @@ def cmd_trace(args: argparse.Namespace) -> None:
                 provenance=lambda st: stage_provenance(
                     "trace", {**st.as_dict(), "noise_scale": noise["scale"], "modality": args.modality, **corruption},
                     seed=st.seed, model_id=args.model, weights_sha256=loaded.weights_sha256))
-
-
-def cmd_estimate(args: argparse.Namespace) -> None:
-    from ..config import load_config
-    from .estimate import estimate_table, format_table, totals
-
-    config = load_config(args.configfile)
-    rows = estimate_table(config)
-    util = config["resources"]["trace"]["utilisation"]
-    print(f"cost of tracing {args.configfile} (dense bf16 peak x utilisation {util}; assumptions in "
-          "factrace/tracing/estimate.py)")
-    print(format_table(rows))
-    print(json.dumps(totals(rows)))
 
 
 def speech_args(s: argparse.ArgumentParser, nargs: str | None = None) -> None:
@@ -121,11 +107,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-facts", type=int, default=None, help="models.<model>.max_facts_per_shard or tracing.max_facts_per_shard (none: every fact)")
     s.add_argument("--out", nargs="+", required=True, help="one trace table per kind, in the kinds' order")
     s.set_defaults(func=cmd_trace)
-
-    s = sub.add_parser("estimate", help="cells, FLOPs and GPU-hours of a config, engine vs reference")
-    s.add_argument("--configfile", required=True)
-    s.set_defaults(func=cmd_estimate)
-
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
-    bench.add_parser("tracing", help="engine vs reference on the offline model (a table, then one JSON line); "
-                     "`factrace bench tracing --help` for its options")

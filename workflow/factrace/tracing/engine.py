@@ -59,9 +59,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.families import Layout
-from .batching import RowDims, batch_plan
-from .method import (
+from factrace.models.families import Layout
+from factrace.tracing.batching import RowDims, batch_plan
+from factrace.tracing.method import (
     KINDS,
     TraceResult,
     add_noise,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .method import add_noise, restore
+from factrace.tracing.method import add_noise, restore
 
 
 def _tensor(out: object) -> torch.Tensor:

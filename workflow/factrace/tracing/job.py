@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import io
-from ..provenance import Provenance, config_hash
-from .inputs import TraceInputs
-from .stage import TraceSettings, trace_shard
+from factrace.core import io
+from factrace.core.provenance import Provenance, config_hash
+from factrace.speechlm.inputs import TraceInputs
+from factrace.tracing.stage import TraceSettings, trace_shard
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.families import Layout
-from .hooks import add_noise_hook, hooked, patch_hook, record_hook
-from .method import (
+from factrace.models.families import Layout
+from factrace.tracing.hooks import add_noise_hook, hooked, patch_hook, record_hook
+from factrace.tracing.method import (
     KINDS,
     TraceResult,
     centre_layers,

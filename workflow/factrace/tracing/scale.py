@@ -13,12 +13,25 @@ measures ROME's value on the same model too (``std_rome``, ``n_tokens_rome``) an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import pandas as pd
 import torch
 
-from .inputs import TraceInputs
-from .method import embedding_std, noise_scale_for
+from factrace.speechlm.inputs import (
+    SpeechInputsError,
+    TraceInputs,
+    _s2t_margin,
+    speech_inputs,
+    text_trace_inputs,
+)
+from factrace.speechlm.prompts import markers_from_tokenizer
+from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
+from factrace.tracing.method import embedding_std, noise_scale_for
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -61,3 +74,47 @@ def noise_scale(loaded, inputs: Iterable[TraceInputs], multiplier: float,
         std_rome, n_rome = rome_embedding_std(loaded, subjects)
         out.update(std_rome=std_rome, n_tokens_rome=n_rome, std_over_rome=std / std_rome if std_rome else None)
     return out
+
+
+# ---- per modality: what the traces of that modality corrupt
+def noise_scale_text_any(loaded: Any, prompts: pd.DataFrame, multiplier: float) -> dict:
+    """The text noise scale, with the speech LM's ``[Text]`` layout when the model is a speech LM."""
+    inputs = (text_trace_inputs(loaded, r.known_id, r.prompt, r.subject, getattr(r, "template", None))
+              for r in prompts.itertuples())
+    return noise_scale(loaded, inputs, multiplier, subjects=[str(s) for s in prompts["subject"]])
+
+
+@torch.no_grad()
+def noise_scale_speech(
+    loaded: Any, prompts_df: pd.DataFrame, speech_tokens_paths: Any, token_map_paths: Any, multiplier: float,
+    subject_margin: int,
+) -> dict:
+    """Std over all values of the input embeddings of every fact's subject speech tokens (ROME's rule on the
+    speech side), and ``scale = multiplier * std``. Facts without usable speech are skipped (and counted)."""
+    markers = markers_from_tokenizer(loaded.tokenizer)
+    speech = read_speech(speech_tokens_paths)
+    tmap = read_token_maps(token_map_paths)
+    if tmap is None:
+        raise SpeechInputsError("the speech noise scale needs the token map (--token-map)")
+    inputs, skipped = [], 0
+    for r in prompts_df.sort_values("known_id").itertuples():
+        kid = int(r.known_id)
+        if speech_problems(speech, tmap, kid):
+            skipped += 1
+            continue
+        inputs.append(speech_inputs(loaded.tokenizer, markers, kid, [int(u) for u in speech.loc[kid, "units"]],
+                                    tmap[tmap["known_id"] == kid], subject_margin=subject_margin))
+    if not inputs:
+        raise ValueError("no fact with usable speech tokens to estimate the noise scale from")
+    if skipped:
+        log.info("noise scale (speech): skipped %d facts without usable speech", skipped)
+    return {**noise_scale(loaded, inputs, multiplier), "n_skipped": skipped}
+
+
+def noise_scale_of(loaded: Any, modality: str, prompts: pd.DataFrame, multiplier: float, *,
+                   speech_tokens: Any = None, token_map: Any = None, subject_margin: int | None = None) -> dict:
+    """The noise scale of one (model, modality): the std of what the traces corrupt, times ``multiplier``."""
+    if modality == "t2t":
+        return noise_scale_text_any(loaded, prompts, multiplier)
+    return noise_scale_speech(loaded, prompts, speech_tokens, token_map, multiplier,
+                              _s2t_margin(modality, subject_margin))

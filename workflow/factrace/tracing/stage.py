@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import io
-from ..contracts import ContractError
-from ..provenance import Provenance, config_hash
-from .categories import primary_category
-from .inputs import TraceInputs
-from .method import TraceResult, effective_window, make_noise, noise_seed
-from .patching import trace_prompt
+from factrace.core import io
+from factrace.core.contracts import ContractError
+from factrace.core.provenance import Provenance, config_hash
+from factrace.speechlm.inputs import TraceInputs
+from factrace.tracing.categories import primary_category
+from factrace.tracing.method import TraceResult, effective_window, make_noise, noise_seed
+from factrace.tracing.patching import trace_prompt
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def tracer(engine: str) -> Callable[..., TraceResult]:
     if engine == "reference":
         return trace_prompt
     if engine == "fast":
-        from .engine import trace_prompt_fast
+        from factrace.tracing.engine import trace_prompt_fast
 
         return trace_prompt_fast
     raise ValueError(f"tracing.engine must be 'fast' or 'reference', got {engine!r}")
@@ -236,7 +236,7 @@ def read_part(part: Path, key: str, known_id: int) -> pd.DataFrame | None:
 
 
 def _empty_trace() -> pd.DataFrame:
-    from ..contracts import empty
+    from factrace.core.contracts import empty
 
     df = empty("trace")
     df["token"] = pd.Series(dtype="object")

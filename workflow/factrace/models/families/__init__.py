@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ...tracing.method import check_kinds
-from . import gpt2, gpt_neox, llama
-from .base import EngineSteps, Family, MLPStep, UnsupportedModelError, get_module
+from factrace.models.families import gpt2, gpt_neox, llama
+from factrace.models.families.base import EngineSteps, Family, MLPStep, UnsupportedModelError, get_module
 
 FAMILIES: tuple[Family, ...] = (llama.FAMILY, gpt2.FAMILY, gpt_neox.FAMILY)
 
@@ -67,7 +66,8 @@ class Layout:
 
     def module(self, kind: str, layer: int) -> nn.Module:
         """The module whose output is restored for ``kind`` at ``layer``: the block, its MLP or its attention."""
-        check_kinds((kind,))
+        if kind not in ("hidden", "mlp", "attn"):  # the kinds of factrace.tracing.method.KINDS
+            raise ValueError(f"unknown kind {kind!r}; expected one of ('hidden', 'mlp', 'attn')")
         block = self.blocks[layer]
         return block if kind == "hidden" else get_module(block, getattr(self.family, kind))
 

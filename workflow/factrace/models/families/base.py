@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from . import Layout
+    from factrace.models.families import Layout
 
 #: How a family's :meth:`EngineSteps.tail` asks the engine for a block's MLP output: ``mlp(module, norm, h)``
 #: is ``module(norm(h))`` with the restoration written in where due, or the output the engine already has

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import EngineSteps, Family, MLPStep
+from factrace.models.families.base import EngineSteps, Family, MLPStep
 
 
 class LlamaSteps(EngineSteps):

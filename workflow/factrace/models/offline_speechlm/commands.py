@@ -1,15 +1,13 @@
-"""Subcommands of the speech-LM stage: ``build-speechlm-backbone``, ``build-speechlm`` and ``modality-gap``.
+"""Subcommands that build the offline speech LM: ``build-speechlm-backbone`` (stage 1) and ``build-speechlm`` (stage 2).
 
 ``register(subparsers)`` adds them to the main CLI (:mod:`factrace.cli`); the handlers import their modules only
 when run. Options that are config values have no default here (the rules pass them; the schema holds defaults);
-the build's own knobs default to the dataclasses of :mod:`factrace.speechlm.offline` and ``.train``.
+the build's own knobs default to the dataclasses of :mod:`factrace.models.offline_speechlm.build` and ``.train``.
 """
 
 from __future__ import annotations
 
 import argparse
-
-from ..models.commands import model_args
 
 
 def _given(a: argparse.Namespace, *names: str) -> dict:
@@ -18,7 +16,7 @@ def _given(a: argparse.Namespace, *names: str) -> dict:
 
 
 def _eval_settings(a: argparse.Namespace):
-    from .offline import EvalSettings
+    from factrace.models.offline_speechlm.build import EvalSettings
 
     return EvalSettings(noise_multiplier=a.noise_multiplier,
                         noise_multiplier_s2t=getattr(a, "noise_multiplier_s2t", None),
@@ -27,7 +25,12 @@ def _eval_settings(a: argparse.Namespace):
 
 
 def _build_backbone(a: argparse.Namespace) -> int:
-    from .offline import BACKBONE_BATCH, Architecture, TrainSettings, build_backbone
+    from factrace.models.offline_speechlm.build import (
+        BACKBONE_BATCH,
+        Architecture,
+        TrainSettings,
+        build_backbone,
+    )
 
     extra = None if a.extra_facts == "none" else a.extra_facts
     build_backbone(
@@ -40,7 +43,7 @@ def _build_backbone(a: argparse.Namespace) -> int:
 
 
 def _build(a: argparse.Namespace) -> int:
-    from .offline import (
+    from factrace.models.offline_speechlm.build import (
         HELD_OUT,
         MAIN,
         UNHEARD,
@@ -78,29 +81,6 @@ def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
     p.add_argument("--draws", type=int, default=None, help="random-unit subject ablation draws (EvalSettings)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="greedy tokens per answer (EvalSettings)")
     p.add_argument("--eval-json", default=None, help="also write the evaluation here")
-
-
-def _gap(a: argparse.Namespace) -> int:
-    from .. import io
-    from ..models.commands import load_from_args
-    from ..provenance import Provenance, config_hash
-    from .gap import modality_gap
-
-    loaded = load_from_args(a)
-    prompts = io.read_tables(a.prompts, "prompts")
-    known = None
-    if a.filters:
-        filt = io.read_tables(a.filters, "filter")
-        kept = filt[filt["kept"]]
-        mods = set(kept["modality"])
-        # facts kept in every modality present in the filter tables
-        sets = [set(kept.loc[kept["modality"] == m, "known_id"]) for m in mods]
-        known = set.intersection(*sets) if sets else set()
-    df = modality_gap(loaded, prompts, a.speech_tokens, a.token_map, a.model, known_ids=known)
-    prov = Provenance(stage="modality_gap", config_hash=config_hash({"filters": bool(a.filters)}),
-                      model_id=a.model, weights_sha256=loaded.weights_sha256)
-    io.write_table(df, a.out, None, prov)
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -143,12 +123,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1)
     _eval_args(p, speech=True)
     p.set_defaults(func=_build)
-
-    p = subparsers.add_parser("modality-gap", help="per-layer cosine / Euclidean gap of text vs speech states")
-    model_args(p)
-    p.add_argument("--prompts", nargs="+", required=True)
-    p.add_argument("--speech-tokens", nargs="+", required=True)
-    p.add_argument("--token-map", nargs="+", required=True)
-    p.add_argument("--filters", nargs="*", default=None, help="filter tables: only facts kept in every modality")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_gap)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cost import estimate_cost
+from factrace.planning.cost import estimate_cost
 
 DEVICE_TFLOPS = {"A40": 149.7, "A100": 312.0, "H100": 989.0}  # dense bf16 tensor-core peak
 KEPT_FRACTION = 0.62

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from . import __version__
+from factrace import __version__
 
 KEY_LIBRARIES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "snakemake", "faster-whisper")
 

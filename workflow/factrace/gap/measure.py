@@ -22,11 +22,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..models.families import Layout
-from ..tracing.hooks import hooked
-from .filtering import read_speech, read_token_maps, speech_problems
-from .inputs import speech_inputs, text_trace_inputs_speechlm
-from .prompts import markers_from_tokenizer
+from factrace.models.families import Layout
+from factrace.speechlm.inputs import speech_inputs, text_trace_inputs_speechlm
+from factrace.speechlm.prompts import markers_from_tokenizer
+from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
+from factrace.tracing.hooks import hooked
 
 log = logging.getLogger(__name__)
 

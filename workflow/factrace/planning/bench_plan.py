@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import load_config
-from .plan import PLACEHOLDER_ENV, parse_dry_run
+from factrace.core.config import load_config
+from factrace.planning.plan import PLACEHOLDER_ENV, parse_dry_run
 
-WORKFLOW = Path(__file__).resolve().parents[2]  # the directory of the Snakefile
+WORKFLOW = Path(__file__).resolve().parents[3]  # the directory of the Snakefile
 
 
 def synthetic_facts(n: int) -> list[dict]:

@@ -2,7 +2,7 @@
 
 It runs Snakemake's dry run (``snakemake -n``) with the profile and the config, without Slurm and without the
 weights (``FACTRACE_PLAN_ONLY=1`` skips the checkpoint check), reads every planned job's rule, wildcards and
-resources from its output, and puts next to the requested runtime the estimate of ``factrace.resources`` (the
+resources from its output, and puts next to the requested runtime the estimate of ``factrace.planning.resources`` (the
 same functions the rules' resources call). Printed: jobs per rule, GPU jobs, model loads, requested and estimated
 GPU-hours, the share of model loading in the trace jobs' GPU time, then one JSON line with those figures.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .resources import MODEL_RULES, estimate
+from factrace.planning.resources import MODEL_RULES, estimate
 
 log = logging.getLogger(__name__)
 PLACEHOLDER_ENV = {"SLURM_ACCOUNT": "plan", "SLURM_PARTITION": "cpu", "SLURM_GPU_PARTITION": "gpu"}
@@ -79,7 +79,7 @@ def parse_dry_run(text: str) -> list[PlannedJob]:
 
 def shard_facts(config: dict[str, Any]) -> dict[str, int]:
     """Facts per shard, as the workflow plans them (common.smk: downloaded files from `facts.expected_ids`)."""
-    from .facts.known import load_facts, shard_name, shards
+    from factrace.facts.known import load_facts, shard_name, shards
 
     f = config["facts"]
     size, limit = int(f["shard_size"]), f["limit"]
@@ -164,14 +164,14 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
-    from .config import load_config
+    from factrace.core.config import load_config
 
     config = load_config(args.configfile)
     jobs = parse_dry_run(dry_run(args.configfile, args.profile, args.targets, Path(args.directory)))
     summary = summarise(jobs, config)
     res = config.get("resources", {})
     print(f"plan of {args.configfile} on {args.profile or 'no profile'} (dry run; runtime = margin "
-          f"{res.get('margin')} x cost model, at least {res.get('min_runtime')} min; factrace/resources.py)")
+          f"{res.get('margin')} x cost model, at least {res.get('min_runtime')} min; factrace/planning/resources.py)")
     print(format_table(summary))
     if summary["requested_over_estimated"] is not None:
         print(f"requested / estimated GPU-hours: {summary['requested_over_estimated']:.2f}; model loading: "

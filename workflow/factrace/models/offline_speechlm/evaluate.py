@@ -2,7 +2,7 @@
 
 Accuracy is greedy generation scored with the filter's match rule (kept = exact or partial). For the speech LM
 the speech prompt is SpiritLM's ``<s> [Speech] units [Text]``; the subject's unit range comes from eSpeak's word
-onsets (:mod:`factrace.speechlm.corpus`), widened by ``margin`` units on each side.
+onsets (:mod:`factrace.models.offline_speechlm.corpus`), widened by ``margin`` units on each side.
 
 * **Subject ablation** (main rendering, traced facts): the subject's units replaced by random units (``draws``
   draws; accuracy against the true attribute), and by the subject units of another fact of the same template
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _ok(gen: str, attribute: str) -> bool:
-    from ..filtering.match import classify
+    from factrace.facts.match import classify
 
     return classify(gen, attribute) != "none"
 
@@ -64,7 +64,7 @@ def accuracy(flags: Sequence[bool]) -> dict[str, Any]:
 
 def text_ids(tokenizer: Any, prompt: str, markers: Any | None) -> tuple[list[int], list[tuple[int, int]]]:
     """Prompt ids and character offsets: ``<s> [Text] words`` on a speech LM, ``<s> words`` on the backbone."""
-    from .prompts import text_prompt_ids
+    from factrace.speechlm.prompts import text_prompt_ids
 
     if markers is not None:
         tp = text_prompt_ids(tokenizer, prompt, markers)
@@ -81,7 +81,7 @@ def text_accuracy(model: Any, tokenizer: Any, facts: pd.DataFrame, markers: Any 
 
 
 def text_subject(tokenizer: Any, prompt: str, subject: str, markers: Any | None) -> tuple[list[int], int, int]:
-    from ..tracing.inputs import subject_token_range
+    from factrace.facts.subject import subject_token_range
 
     ids, offsets = text_ids(tokenizer, prompt, markers)
     s, e = subject_token_range(offsets, prompt, subject)
@@ -125,14 +125,14 @@ def noise_ratios(model: Any, items: Sequence[tuple[list[int], int, int, int]], m
 
 
 def _range(row: Any, margin: int) -> tuple[int, int]:
-    from ..speech.token_map import widen
+    from factrace.speech.token_map import widen
 
     return widen(int(row.subj_start), int(row.subj_end), len(row.units), margin)
 
 
 def speech_accuracy(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFrame, corpus: pd.DataFrame,
                     max_new_tokens: int) -> dict[int, bool]:
-    from .prompts import speech_prompt_ids
+    from factrace.speechlm.prompts import speech_prompt_ids
 
     attrs = dict(zip(facts["known_id"].astype(int), facts["attribute"].astype(str), strict=True))
     return {int(r.known_id): _ok(greedy(model, speech_prompt_ids(list(r.units), markers), max_new_tokens,
@@ -144,7 +144,7 @@ def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFra
                      margin: int, draws: int, seed: int, max_new_tokens: int,
                      margins: Sequence[int] = (0, 2)) -> dict[str, Any]:
     """Random-unit and swapped-subject ablations on the traced facts' main-rendering speech (module doc)."""
-    from .prompts import speech_prompt_ids
+    from factrace.speechlm.prompts import speech_prompt_ids
 
     by_id = facts.set_index("known_id")
     rows = {int(r.known_id): r for r in main.itertuples()}
@@ -191,7 +191,7 @@ def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFra
 
 def speech_noise_items(tokenizer: Any, markers: Any, facts: pd.DataFrame, main: pd.DataFrame,
                        margin: int) -> list[tuple[list[int], int, int, int]]:
-    from .prompts import speech_prompt_ids
+    from factrace.speechlm.prompts import speech_prompt_ids
 
     attrs = facts.set_index("known_id")["attribute"]
     items = []

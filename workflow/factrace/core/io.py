@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import contracts
-from .provenance import Provenance
+from factrace.core import contracts
+from factrace.core.provenance import Provenance
 
 META_KEY = b"factrace"
 
@@ -133,7 +133,7 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def merged_provenance(paths: list[str] | list[Path], stage: str = "merge") -> dict[str, Any]:
     """Provenance for a table concatenated from ``paths``: theirs, merged (see provenance.merge_provenance)."""
-    from .provenance import merge_provenance
+    from factrace.core.provenance import merge_provenance
 
     try:
         return merge_provenance([read_provenance(p) for p in paths], stage)

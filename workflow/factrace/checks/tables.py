@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import io
+from factrace.core import io
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

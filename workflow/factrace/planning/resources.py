@@ -124,7 +124,7 @@ def max_facts_per_shard(config: dict[str, Any], model: str) -> int | None:
 
 def trace_facts(config: dict[str, Any], model: str, n_facts: int) -> float:
     """Facts a trace job of ``model`` traces: the shard's facts that the filter keeps, at most its cap."""
-    from .tracing.estimate import KEPT_FRACTION
+    from factrace.planning.estimate import KEPT_FRACTION
 
     kept = n_facts * KEPT_FRACTION
     cap = max_facts_per_shard(config, model)
@@ -134,7 +134,7 @@ def trace_facts(config: dict[str, Any], model: str, n_facts: int) -> float:
 def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None, n_facts: int) -> JobEstimate | None:
     """Seconds of one job of ``rule`` (one of ``MODEL_RULES``) on ``n_facts`` facts; None without a device
     throughput (``resources.trace.gpu_tflops``), as for the offline CPU configs."""
-    from .tracing.estimate import facts_profile, per_prompt_cost, prompt_shape
+    from factrace.planning.estimate import facts_profile, per_prompt_cost, prompt_shape
 
     s = ResourceSettings.from_config(config)
     if not s.gpu_tflops:
@@ -154,7 +154,7 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
     if rule == "noise_scale":  # embedding lookups of the subjects: no forward pass
         return JobEstimate(load, 0.0)
     if rule == "modality_gap":  # one text and one speech forward per kept fact, every shard's (no trace cap)
-        from .tracing.estimate import KEPT_FRACTION
+        from factrace.planning.estimate import KEPT_FRACTION
 
         n = sum(prompt_shape(prof["words"], prof["chars"], mod).n_tokens for mod in ("t2t", "s2t"))
         return JobEstimate(load, n_facts * KEPT_FRACTION * _forward_flops(m, n) / _throughput(s))

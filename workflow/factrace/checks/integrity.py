@@ -75,9 +75,9 @@ def cmd_check_tables(args: argparse.Namespace) -> None:
 
 
 def cmd_check_facts(args: argparse.Namespace) -> None:
-    from . import io
-    from .facts.known import load_facts_checked, skipped_frame
-    from .provenance import Provenance, config_hash
+    from factrace.core import io
+    from factrace.core.provenance import Provenance, config_hash
+    from factrace.facts.known import load_facts_checked, skipped_frame
 
     facts, skipped = load_facts_checked(args.facts)
     for s in skipped:

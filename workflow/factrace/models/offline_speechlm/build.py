@@ -1,12 +1,12 @@
 """The offline speech LM, built as SpiritLM is: a text backbone (stage 1), then its speech adaptation (stage 2).
 
 * :func:`build_backbone` (``factrace build-speechlm-backbone``): a small Llama trained from scratch on the text of
-  the traced facts plus the extra facts of their templates (:mod:`factrace.speechlm.corpus`), saved as a plain
+  the traced facts plus the extra facts of their templates (:mod:`factrace.models.offline_speechlm.corpus`), saved as a plain
   HF checkpoint (loader ``hf``) with ``facts.parquet`` (every fact and its set) and ``eval.json``.
 * :func:`build_offline_speechlm` (``factrace build-speechlm``): that backbone with ``[Text]``, ``[Speech]`` and
-  ``[Hu{u}]`` embeddings added, continued on speech -> text data (:mod:`factrace.speechlm.train`), saved in
+  ``[Hu{u}]`` embeddings added, continued on speech -> text data (:mod:`factrace.models.offline_speechlm.train`), saved in
   SpiritLM's layout (loader ``spiritlm``) with ``speech_corpus.parquet``, ``speechlm.json`` and ``eval.json``
-  (:mod:`factrace.speechlm.evaluate`).
+  (:mod:`factrace.models.offline_speechlm.evaluate`).
 
 Both write into a sibling directory and rename it at the end (all or nothing).
 """
@@ -24,8 +24,16 @@ from typing import Any
 
 import pandas as pd
 
-from .corpus import HELD_OUT, MAIN, TRAIN, UNHEARD, Rendering, all_facts, parse_renderings
-from .train import Architecture, SpeechMix, TrainSettings, build_tokenizer
+from factrace.models.offline_speechlm.corpus import (
+    HELD_OUT,
+    MAIN,
+    TRAIN,
+    UNHEARD,
+    Rendering,
+    all_facts,
+    parse_renderings,
+)
+from factrace.models.offline_speechlm.train import Architecture, SpeechMix, TrainSettings, build_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,7 @@ def _staging(out_dir: str | Path) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        from ..io import apply_umask
+        from factrace.core.io import apply_umask
 
         apply_umask(tmp)  # safetensors writes 0600: results follow the umask
         if out.exists():
@@ -95,7 +103,7 @@ def _threads(n: int):
 
 
 def _write(ev: dict[str, Any], meta: dict[str, Any], tmp: Path, name: str) -> None:
-    from ..io import write_json
+    from factrace.core.io import write_json
 
     write_json(meta, tmp / name)
     write_json(ev, tmp / "eval.json")
@@ -108,10 +116,10 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
                    settings: TrainSettings, arch: Architecture, ev_settings: EvalSettings,
                    max_extra: int | None = None, eval_json: str | Path | None = None) -> dict[str, Any]:
     """Stage 1 into ``out_dir``; returns its evaluation (text accuracy per fact set, T->T noise ratio)."""
-    from ..io import sha256_file, write_json, write_table
-    from ..provenance import Provenance, config_hash
-    from . import evaluate as E
-    from .train import train_backbone
+    from factrace.core.io import sha256_file, write_json, write_table
+    from factrace.core.provenance import Provenance, config_hash
+    from factrace.models.offline_speechlm import evaluate as E
+    from factrace.models.offline_speechlm.train import train_backbone
 
     t0 = time.monotonic()
     facts = all_facts(facts_json, extra_json, max_extra)
@@ -180,11 +188,11 @@ def build_offline_speechlm(
     of the traced facts and saves it as ``out_dir/units.npz``."""
     from transformers import LlamaForCausalLM
 
-    from ..io import read_table, sha256_file, write_json, write_table
-    from ..provenance import Provenance, config_hash
-    from ..speech.units import MfccKMeansUnits
-    from .corpus import load_traced, render_waves, speech_corpus
-    from .train import adapt_to_speech, extend_embeddings
+    from factrace.core.io import read_table, sha256_file, write_json, write_table
+    from factrace.core.provenance import Provenance, config_hash
+    from factrace.models.offline_speechlm.corpus import load_traced, render_waves, speech_corpus
+    from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings
+    from factrace.speech.units import MfccKMeansUnits
 
     _check(data)
     t0 = time.monotonic()
@@ -194,7 +202,7 @@ def build_offline_speechlm(
         raise ValueError(f"the backbone {backbone_dir} was built on other facts than {facts_json}: rebuild it")
     with _staging(out_dir) as tmp, _threads(settings.threads):
         if units_npz is None:
-            from ..speech.units import fit_mfcc_kmeans
+            from factrace.speech.units import fit_mfcc_kmeans
 
             if k is None:
                 raise ValueError("without a unit model (units_npz), give k: the number of units to fit")
@@ -242,11 +250,11 @@ def build_offline_speechlm(
 
 def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.DataFrame, data: SpeechData,
                       es: EvalSettings, backbone_dir: str | Path) -> dict[str, Any]:
-    """eval.json of the speech LM (see :mod:`factrace.speechlm.evaluate`)."""
+    """eval.json of the speech LM (see :mod:`factrace.models.offline_speechlm.evaluate`)."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from . import evaluate as E
-    from .prompts import markers_from_tokenizer
+    from factrace.models.offline_speechlm import evaluate as E
+    from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tok)
     traced = facts[facts["set"] == "traced"]

@@ -164,7 +164,7 @@ def all_specs(root: str | Path = ".") -> list[EnvSpec]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m factrace.envcheck", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m factrace.checks.envs", description=__doc__.split("\n")[0])
     p.add_argument("--root", default=".")
     p.add_argument("--jobs", type=int, default=4)
     a = p.parse_args(argv)

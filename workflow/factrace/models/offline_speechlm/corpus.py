@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: known_id of the first extra fact (traced facts keep their own ids, below this).
 EXTRA_ID0 = 1_000_000
-DEFAULT_EXTRA = Path(__file__).resolve().parents[3] / "resources" / "speechlm" / "extra_facts.json"
+DEFAULT_EXTRA = Path(__file__).resolve().parents[4] / "resources" / "speechlm" / "extra_facts.json"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def parse_renderings(spec: str | Sequence[Any] | None) -> list[Rendering] | None
 
 
 def load_traced(facts_json: str | Path) -> pd.DataFrame:
-    from ..facts.known import load_facts
+    from factrace.facts.known import load_facts
 
     df = pd.DataFrame([asdict(f) for f in load_facts(facts_json)]).sort_values("known_id", ignore_index=True)
     return df.assign(set="traced")[["known_id", "set", "template", "subject", "attribute", "prompt"]]
@@ -126,7 +126,7 @@ def all_facts(facts_json: str | Path, extra_json: str | Path | None = DEFAULT_EX
 
 def subject_word_span(prompt: str, subject: str) -> tuple[int, int]:
     """[first, last + 1) of the whitespace words of ``prompt`` that overlap the subject's characters."""
-    from ..speech.tts import text_words
+    from factrace.speech.tts import text_words
 
     c0 = prompt.find(subject)
     if c0 < 0:
@@ -145,7 +145,7 @@ def word_unit_ranges(synth: Any, run_lengths: np.ndarray, rate_hz: float) -> dic
     """Per spoken word (index into the prompt's whitespace words): its [start, end) in deduplicated units,
     from eSpeak's word onsets/ends at ``rate_hz`` (``floor(onset * rate)`` to ``ceil(end * rate)``, then the
     runs covering those frames)."""
-    from ..speech.token_map import frame_to_run, seconds_to_units
+    from factrace.speech.token_map import frame_to_run, seconds_to_units
 
     f2r = frame_to_run(run_lengths)
     out = {}
@@ -173,9 +173,9 @@ def subject_unit_range(ranges: dict[int, tuple[int, int]], words: tuple[int, int
 
 def encode(facts: pd.DataFrame, rendering: Rendering, units_model: Any, workdir: Path) -> list[dict[str, Any]]:
     """Deduplicated units and subject range of every fact's prompt synthesised in ``rendering``."""
-    from ..speech.audio import load_audio
-    from ..speech.tts import synthesize
-    from ..speech.units import deduplicate
+    from factrace.speech.audio import load_audio
+    from factrace.speech.tts import synthesize
+    from factrace.speech.units import deduplicate
 
     out = []
     wav = workdir / "prompt.wav"
@@ -216,8 +216,8 @@ def speech_corpus(facts: pd.DataFrame, plan: Sequence[tuple[str, Rendering, Sequ
 
 def render_waves(facts: pd.DataFrame, renderings: Sequence[Rendering]) -> list[tuple[np.ndarray, int]]:
     """Audio of every prompt in every rendering (to fit a unit model when none is given)."""
-    from ..speech.audio import load_audio
-    from ..speech.tts import synthesize
+    from factrace.speech.audio import load_audio
+    from factrace.speech.tts import synthesize
 
     waves = []
     with tempfile.TemporaryDirectory(prefix="speechlm-fit-") as tmp:

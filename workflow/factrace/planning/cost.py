@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .method import KINDS, centre_layers, check_kinds, window_bounds
+from factrace.tracing.method import KINDS, centre_layers, check_kinds, window_bounds
 
 
 def estimate_cost(

@@ -1,6 +1,6 @@
 """Benchmark: the fast engine against the hook-based reference on the offline SmolLM2-135M, on this CPU.
 
-Usage: ``python -m factrace.tracing.bench [MODEL_DIR] [--quick] [--reference-layers N] ...``
+Usage: ``python -m factrace.planning.bench_tracing [MODEL_DIR] [--quick] [--reference-layers N] ...``
 
 Two prompts: a text-length one (12 tokens, subject at 2..5) and a speech-length one (48 tokens, corrupted
 range 16..32 in the middle), ``--samples`` noise samples, kinds hidden/mlp/attn with window 10. The engine
@@ -60,7 +60,7 @@ def matmul_flops(n: int = 2048, repeats: int = 8) -> float:
 def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int, kinds, window: int,
                   layers, flops_per_s: float) -> float:
     """Seconds the minimal recomputation needs at ``flops_per_s`` (the cost model's engine FLOPs)."""
-    from .cost import estimate_cost
+    from factrace.planning.cost import estimate_cost
 
     cost = estimate_cost(n_tokens=n_tokens, corrupt_start=start, corrupt_end=end, samples=samples,
                          kinds=tuple(kinds), window=window, method="engine", layers=layers, **dims)
@@ -70,7 +70,7 @@ def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int,
 def _prompt(model, tok, name: str, samples: int, seed: int):
     import torch
 
-    from .method import embedding_std, make_noise, noise_scale_for
+    from factrace.tracing.method import embedding_std, make_noise, noise_scale_for
 
     n, (start, end) = PROMPTS[name]
     ids = None
@@ -94,8 +94,8 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from .engine import trace_prompt_fast
-    from .patching import trace_prompt
+    from factrace.tracing.engine import trace_prompt_fast
+    from factrace.tracing.patching import trace_prompt
 
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     try:
@@ -136,7 +136,7 @@ def _spaced(n_layers: int, count: int) -> list[int]:
 
 def _run_worker(method: str, ns: argparse.Namespace, tmp: str) -> tuple[dict, dict]:
     out = os.path.join(tmp, method)
-    cmd = [sys.executable, "-m", "factrace.tracing.bench", ns.model, "--worker", method, "--out", out,
+    cmd = [sys.executable, "-m", "factrace.planning.bench_tracing", ns.model, "--worker", method, "--out", out,
            "--samples", str(ns.samples), "--window", str(ns.window), "--kinds", ns.kinds,
            "--prompts", ns.prompts, "--threads", str(ns.threads), "--seed", str(ns.seed),
            "--max-rows", str(ns.max_rows),
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from transformers import AutoConfig
 
-    from .cost import estimate_cost, model_dims
+    from factrace.planning.cost import estimate_cost, model_dims
 
     _threads(ns.threads)
     cfg = AutoConfig.from_pretrained(ns.model)

@@ -211,7 +211,7 @@ def adapt_to_speech(backbone: Any, facts: pd.DataFrame, corpus: pd.DataFrame, to
                     settings: TrainSettings, mix: SpeechMix) -> tuple[Any, list[float]]:
     """Stage 2: ``backbone`` (already extended to ``tokenizer``'s vocabulary) continued on speech -> text,
     interleaved speech -> text and text sequences (module docstring). ``corpus`` holds the trained speech."""
-    from .prompts import markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
+    from factrace.speechlm.prompts import markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
 
     markers = markers_from_tokenizer(tokenizer)
     by_id = facts.set_index("known_id")

@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     keys first moved into their backend's section, as `common.smk` does)."""
     from snakemake.utils import validate
 
-    from .speech.tts_params import migrate_flat_keys
+    from factrace.speech.tts_params import migrate_flat_keys
 
     config = copy.deepcopy(config)
     tts = config.get("speech", {}).get("tts")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from .filtering.generate import REASON_NO_MATCH
+from factrace.filtering.generate import REASON_NO_MATCH
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
   (:func:`filter_speech`).
 
 Both decode greedily with the speech and marker tokens suppressed (SpiritLM bans them when the output modality
-is text) and classify the continuation with the same rule as text (:func:`factrace.filtering.match.classify`).
+is text) and classify the continuation with the same rule as text (:func:`factrace.facts.match.classify`).
 The traced target is the first token of the attribute as it follows the *text* prompt (:func:`target_for`):
 SpiritLM's answer after ``[Text]`` is text in both modalities.
 
@@ -22,10 +22,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..contracts import check
-from ..filtering.generate import traced_attribute
-from ..filtering.match import classify
-from .prompts import Markers, is_speech_lm, markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
+from factrace.core.contracts import check
+from factrace.facts.match import classify
+from factrace.filtering.generate import traced_attribute
+from factrace.speechlm.prompts import (
+    Markers,
+    is_speech_lm,
+    markers_from_tokenizer,
+    speech_prompt_ids,
+    text_prompt_ids,
+)
+from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +89,7 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_tokens: int) -> pd.DataFrame:
     """The t2t ``filter`` table for any model: ``[Text]`` + prompt for a speech LM, the plain prompt otherwise."""
     if not is_speech_lm(loaded.tokenizer):
-        from ..filtering.generate import filter_facts
+        from factrace.filtering.generate import filter_facts
 
         return filter_facts(loaded.model, loaded.tokenizer, prompts_df, model_name, "t2t", max_new_tokens)
     markers = markers_from_tokenizer(loaded.tokenizer)
@@ -99,56 +106,6 @@ def filter_text(loaded: Any, prompts_df: pd.DataFrame, model_name: str, max_new_
     df = _frame(rows)
     log.info("filter %s/t2t: %d facts, kept %d", model_name, len(df), int(df["kept"].sum()))
     return check(df, "filter", source=f"filter[{model_name}/t2t]")
-
-
-def speech_problems(speech: pd.DataFrame, tmap: pd.DataFrame | None, known_id: int) -> str:
-    """Why a fact cannot be used in speech ('' when it can)."""
-    from ..speech.token_map import TokenMapError, subject_speech_range
-
-    if known_id not in speech.index:
-        return "no speech tokens"
-    sp = speech.loc[known_id]
-    if str(sp.get("status", "ok")) != "ok":
-        return f"speech tokens failed: {sp.get('reason', '')}"
-    if len(sp["units"]) == 0:
-        return "no speech tokens (empty unit sequence)"
-    if tmap is None:
-        return ""
-    m = tmap[tmap["known_id"] == known_id]
-    if m.empty:
-        return "no token map rows"
-    if "status" in m.columns and (m["status"].astype(str) != "ok").any():
-        reason = m["reason"].astype(str).iloc[0] if "reason" in m.columns else ""
-        return f"token map failed: {reason}"
-    try:
-        _, e = subject_speech_range(m)
-    except TokenMapError as err:
-        return f"token map failed: {err}"
-    if e > len(sp["units"]):
-        return f"token map range ends at {e} beyond the {len(sp['units'])} speech tokens"
-    return ""
-
-
-def read_speech(paths: Any) -> pd.DataFrame:
-    """Speech-tokens tables (one path or several) indexed by known_id."""
-    from ..io import read_table
-
-    if paths is None:
-        raise ValueError("no speech-tokens table given (--speech-tokens)")
-    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
-    df = pd.concat([read_table(p) for p in paths], ignore_index=True)
-    return df.drop_duplicates("known_id", keep="last").set_index("known_id")
-
-
-def read_token_maps(paths: Any) -> pd.DataFrame | None:
-    from ..io import read_table
-
-    if paths is None:
-        return None
-    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
-    if not paths:
-        return None
-    return pd.concat([read_table(p, "token_map") for p in paths], ignore_index=True)
 
 
 def filter_speech(loaded: Any, prompts_df: pd.DataFrame, model_name: str, speech_tokens: Any, token_map: Any,
