@@ -1,13 +1,9 @@
-"""Stage functions of the speech front half, called by the CLI / Snakemake rules (one shard per call).
+"""The TTS stage, called by the CLI (``factrace tts``) / Snakemake rule ``tts`` (one shard per call).
 
-Each takes input/output paths and plain parameters, writes its tables atomically with provenance
-(:func:`factrace.io.write_table`), and logs progress per fact. A fact that cannot be processed is a row with
-a ``reason`` (and ``ok``/``kept``/``aligned`` False), never a crash of the shard.
-
-* :func:`run_tts`: prompts -> WAVs + ``audio`` manifest (+ ``<stem>.onsets.parquet``, ``alignment`` contract,
-  method espeak-onsets, with a ``field`` column).
-* :func:`run_asr`: ``audio`` manifest -> ``asr`` table (with ``kept``/``reason`` from the WER threshold).
-* :func:`run_align_offline`: ``audio`` manifest (+ onsets) + prompts -> ``alignment`` table of the prompt field.
+:func:`run_tts`: prompts -> WAVs + ``audio`` manifest (+ ``<stem>.onsets.parquet``, ``alignment`` contract,
+method espeak-onsets, with a ``field`` column). It writes its tables atomically with provenance
+(:func:`factrace.io.write_table`) and logs progress per fact. A fact that cannot be synthesised is a row with
+a ``reason`` and ``ok`` False, never a crash of the shard.
 """
 
 from __future__ import annotations
@@ -19,21 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from .. import io
-from ..provenance import Provenance, config_hash
+from ... import io
+from ...provenance import Provenance, config_hash
+from ..tables import onsets_path
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("prompt", "subject", "attribute")
-
-
-def onsets_path(manifest_path: str | os.PathLike[str]) -> Path:
-    """The word-onset sidecar of an audio manifest: ``<dir>/<stem>.onsets.parquet``."""
-    p = Path(manifest_path)
-    return p.with_name(p.stem + ".onsets.parquet")
-
-
-# --------------------------------------------------------------------------------------------------- tts
 
 
 def run_tts(
@@ -46,13 +34,14 @@ def run_tts(
 
     Writes ``<audio_dir>/<known_id>_<field>.wav`` (16 kHz mono PCM16), the ``audio`` manifest (extra columns:
     text, voice, ok, reason) and the espeak word onsets beside it (:func:`onsets_path`).
-    ``options`` are the backend's own parameters (:func:`factrace.speech.tts_params.tts_options`: eSpeak
+    ``options`` are the backend's own parameters (:func:`factrace.speech.tts.params.tts_options`: eSpeak
     ``voice``/``rate`` (words per minute)/``pitch``; MeloTTS ``speaker``/``speed`` (factor)/``device``...);
     without them ``voice``/``rate``/``pitch`` (all three needed) are eSpeak's. MeloTTS's audio comes from
-    ``melotts_dir``, the output of :mod:`factrace.speech.melotts_worker` (run in MeloTTS's own environment).
+    ``melotts_dir``, the output of :mod:`factrace.speech.tts.melotts_worker` (run in MeloTTS's own environment).
     """
-    from .aligners import align_espeak_onsets, alignment_frame
-    from .tts import TTSError, synthesize
+    from ..align.aligners import align_espeak_onsets, alignment_frame
+    from .base import TTSError
+    from .synthesis import synthesize
 
     prompts = io.read_table(prompts_parquet, "prompts").sort_values("known_id")
     audio_dir = Path(audio_dir)
@@ -105,134 +94,3 @@ def run_tts(
     io.write_table(manifest, out_manifest_parquet, "audio", prov)
     log.info("tts: %d files (%d failed) -> %s", len(manifest), int((~manifest["ok"]).sum()), out_manifest_parquet)
     return manifest
-
-
-# --------------------------------------------------------------------------------------------------- asr
-
-
-def run_asr(
-    audio_manifest: str | os.PathLike[str], out_parquet: str | os.PathLike[str], model: str,
-    wer_threshold: float | None, fields: tuple[str, ...] = ("prompt",), beam_size: int = 5, *,
-    device: str, offline: bool = True, seed: int = 0, cpu_threads: int | None = None,
-) -> pd.DataFrame:
-    """Transcribe the manifest's files of ``fields`` (default: the prompt, as the paper) and score them.
-
-    Output: the ``asr`` contract plus field, path, reference_norm, hypothesis_norm, kept, reason. Files that
-    failed synthesis or are unusable are rows with ``kept`` False and a reason.
-    """
-    from .asr import (
-        apply_wer_threshold,
-        asr_table,
-        corpus_wer,
-        load_model,
-        model_id,
-        resolve_model,
-        transcribe,
-    )
-    from .audio import BadAudioError
-
-    manifest = io.read_table(audio_manifest, "audio")
-    manifest = manifest[manifest["field"].isin(fields)].sort_values(["known_id", "field"])
-    wm = load_model(model, device=device, offline=offline, cpu_threads=cpu_threads)
-    mid = model_id(model)
-    kids, refs, hyps, fld, paths, bad = [], [], [], [], [], {}
-    for n, r in enumerate(manifest.itertuples(index=False), 1):
-        text = str(getattr(r, "text", "") or "")
-        hyp = ""
-        if "ok" in manifest.columns and not bool(r.ok):
-            bad[len(kids)] = f"no audio: {getattr(r, 'reason', '') or 'synthesis failed'}"
-        else:
-            try:
-                hyp = transcribe([r.path], wm, beam_size=beam_size, seed=seed)[0]
-            except BadAudioError as err:
-                bad[len(kids)] = f"unusable audio: {err.problem}"
-                log.warning("asr: fact %d %s: %s", r.known_id, r.field, err)
-        kids.append(int(r.known_id))
-        refs.append(text)
-        hyps.append(hyp)
-        fld.append(r.field)
-        paths.append(r.path)
-        log.info("asr %d/%d: fact %d %s: %r", n, len(manifest), r.known_id, r.field, hyp)
-    df = asr_table(kids, refs, hyps, mid, extra={"field": fld, "path": paths})
-    df = apply_wer_threshold(df, wer_threshold)
-    for i, reason in bad.items():
-        df.loc[i, "kept"] = False
-        df.loc[i, "reason"] = reason
-    cw = corpus_wer([r for i, r in enumerate(refs) if i not in bad], [h for i, h in enumerate(hyps) if i not in bad])
-    target = resolve_model(model)[0]
-    weights = Path(target) / "model.bin"
-    prov = Provenance(
-        stage="asr_check", seed=int(seed), model_id=mid,
-        weights_sha256=io.sha256_file(weights) if weights.exists() else None,
-        config_hash=config_hash({"model": model, "wer_threshold": wer_threshold, "fields": list(fields),
-                                 "beam_size": beam_size, "seed": seed}),
-        extra={"corpus_wer": cw, "n": len(df), "n_dropped": int((~df["kept"]).sum()), "wer_threshold": wer_threshold},
-    )
-    io.write_table(df, out_parquet, "asr", prov)
-    log.info("asr: corpus WER %.3f over %d utterances (%d dropped) -> %s", cw, len(df), int((~df["kept"]).sum()),
-             out_parquet)
-    return df
-
-
-# ------------------------------------------------------------------------------------------------- align
-
-
-def run_align_offline(
-    audio_manifest: str | os.PathLike[str], onsets_parquet: str | os.PathLike[str] | None,
-    prompts_parquet: str | os.PathLike[str], out_parquet: str | os.PathLike[str], method: str,
-    model: str | None = None,
-) -> pd.DataFrame:
-    """Word alignment of the prompt field of every fact, in the ``alignment`` contract (+ field, reason, aligned).
-
-    ``method``: ``espeak-onsets`` (reads ``onsets_parquet``), ``pocketsphinx`` or ``whisper`` (``model`` is the
-    faster-whisper model spec). The prompt text comes from the prompts table.
-    """
-    from .aligners import METHODS, _skip_rows, align_pocketsphinx, align_whisper
-
-    if method == "whisper" and model is None:
-        raise ValueError("whisper alignment needs the faster-whisper model (speech.asr.model; --asr-model)")
-    if method not in METHODS:
-        raise ValueError(f"unknown alignment method {method!r}; choose one of {', '.join(METHODS)}")
-    prompts = io.read_table(prompts_parquet, "prompts").sort_values("known_id")
-    manifest = io.read_table(audio_manifest, "audio")
-    manifest = manifest[manifest["field"] == "prompt"].set_index("known_id")
-    onsets = None
-    if method == "espeak-onsets":
-        if onsets_parquet is None:
-            onsets_parquet = onsets_path(audio_manifest)
-        onsets = io.read_table(onsets_parquet, "alignment")
-        if "field" in onsets.columns:
-            onsets = onsets[onsets["field"] == "prompt"]
-    frames = []
-    for n, fact in enumerate(prompts.itertuples(index=False), 1):
-        kid, text = int(fact.known_id), str(fact.prompt)
-        if kid not in manifest.index:
-            df = _skip_rows(kid, text, method, "no prompt audio in the manifest")
-        elif "ok" in manifest.columns and not bool(manifest.loc[kid, "ok"]):
-            df = _skip_rows(kid, text, method, f"no audio: {manifest.loc[kid, 'reason'] or 'synthesis failed'}")
-        elif method == "espeak-onsets":
-            df = onsets[onsets["known_id"] == kid].drop(columns=["field"], errors="ignore")
-            if df.empty:
-                df = _skip_rows(kid, text, method, "no eSpeak word onsets for this prompt")
-        elif method == "pocketsphinx":
-            df = align_pocketsphinx(kid, text, manifest.loc[kid, "path"])
-        else:
-            df = align_whisper(kid, text, manifest.loc[kid, "path"], model=model)
-        df = df.copy()
-        df["field"] = "prompt"
-        frames.append(df)
-        log.info("align %s %d/%d: fact %d: %d/%d words timed", method, n, len(prompts), kid,
-                 int(df["aligned"].sum()), len(df))
-    from .aligners import alignment_frame
-    from .asr import model_id as asr_model_id
-
-    out = pd.concat(frames, ignore_index=True) if frames else alignment_frame([]).assign(field="prompt")
-    prov = Provenance(
-        stage="align", config_hash=config_hash({"method": method, "model": model if method == "whisper" else None}),
-        model_id=(asr_model_id(model) if method == "whisper" else
-                  {"pocketsphinx": "pocketsphinx en-us (wheel)"}.get(method, "espeak word events")),
-        extra={"method": method, "n_words": len(out), "n_aligned": int(out["aligned"].sum())},
-    )
-    io.write_table(out, out_parquet, "alignment", prov)
-    log.info("align %s: %d/%d words timed -> %s", method, int(out["aligned"].sum()), len(out), out_parquet)
-    return out
