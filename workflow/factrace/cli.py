@@ -20,8 +20,11 @@ COMMAND_MODULES = (
     "factrace.checks",  # check-facts, check-tables
     "factrace.models.commands",  # convert-model
     "factrace.models.fetch",  # fetch-checkpoints
-    "factrace.speech.commands",  # tts, asr, align, fit-units, speech-tokens, token-map, speech-figures
-    "factrace.speech.quality",  # wer-summary, align-compare
+    "factrace.speech.tts.commands",  # tts
+    "factrace.speech.asr.commands",  # asr
+    "factrace.speech.align.commands",  # align, align-compare
+    "factrace.speech.units.commands",  # fit-units, speech-tokens, token-map
+    "factrace.analysis.speech_commands",  # speech-figures, wer-summary
     "factrace.speechlm.commands",  # build-speechlm-backbone, build-speechlm, modality-gap
     "factrace.filtering.commands",  # filter
     "factrace.tracing.commands",  # noise-scale, trace, estimate, bench tracing
