@@ -182,7 +182,7 @@ def build_offline_speechlm(
 
     from ..io import read_table, sha256_file, write_json, write_table
     from ..provenance import Provenance, config_hash
-    from ..speech.units import MfccKMeansUnits
+    from ..speech.units.tokenizer import MfccKMeansUnits
     from .corpus import load_traced, render_waves, speech_corpus
     from .train import adapt_to_speech, extend_embeddings
 
@@ -194,7 +194,7 @@ def build_offline_speechlm(
         raise ValueError(f"the backbone {backbone_dir} was built on other facts than {facts_json}: rebuild it")
     with _staging(out_dir) as tmp, _threads(settings.threads):
         if units_npz is None:
-            from ..speech.units import fit_mfcc_kmeans
+            from ..speech.units.tokenizer import fit_mfcc_kmeans
 
             if k is None:
                 raise ValueError("without a unit model (units_npz), give k: the number of units to fit")
