@@ -259,7 +259,7 @@ def _assert_written(paths):
 
 
 def test_figures_write_png_and_pdf(tmp_path):
-    from factrace.analysis import figures
+    from factrace.analysis import figures, speech_figures
 
     aie = synthetic_aie()
     aie = aie[~((aie["modality"] == "s2t") & (aie["kind"] == "attn"))]  # a kind with no data at all
@@ -291,8 +291,8 @@ def test_figures_write_png_and_pdf(tmp_path):
 
     asr = pd.DataFrame({"known_id": range(40), "reference": "a b", "hypothesis": "a c",
                             "wer": np.clip(rng.exponential(0.2, 40), 0, 1.5), "model": "tiny.en"})
-    _assert_written(figures.wer_histogram(asr, tmp_path / "wer"))
-    _assert_written(figures.wer_histogram(asr.iloc[0:0], tmp_path / "wer_empty"))
+    _assert_written(speech_figures.wer_histogram(asr, tmp_path / "wer"))
+    _assert_written(speech_figures.wer_histogram(asr.iloc[0:0], tmp_path / "wer_empty"))
 
 
 def test_prompt_category_effects_columns():

@@ -227,7 +227,7 @@ UNUSUAL = [
 
 
 def test_non_ascii_digits_symbols_are_valid(tmp_path):
-    from factrace.speech.normalise import CTC_ALPHABET, normalise
+    from factrace.speech.align.normalise import CTC_ALPHABET, normalise
 
     records = [{"known_id": i, "subject": s, "attribute": a, "template": p.replace(s, "{}"), "prediction": a,
                 "prompt": p, "relation_id": "P0"} for i, (s, p, a) in enumerate(UNUSUAL)]
@@ -339,15 +339,17 @@ class _UniformEmitter:
     ("The capital city of Italy is", 0.05, "cannot fit"),
 ])
 def test_align_ctc_raises_alignment_error(prompt, seconds, reason):
-    from factrace.speech.ctc import AlignmentError
-    from factrace.speech.emissions import align_ctc
+    from factrace.speech.align.ctc import AlignmentError
+    from factrace.speech.align.emissions import align_ctc
 
     with pytest.raises(AlignmentError, match=reason):
         align_ctc(_tone(seconds, SR), SR, prompt, _UniformEmitter(), known_id=1)
 
 
 def test_unalignable_text_is_a_recorded_skip_through_alignment_and_token_map(tmp_path, monkeypatch):
-    from factrace.speech import emissions, units_stages
+    from factrace.speech.align import emissions
+    from factrace.speech.align import stage as align_stage
+    from factrace.speech.units import stages as units_stages
 
     prompts = pd.DataFrame({
         "known_id": [0, 1, 2], "subject": ["Italy", "Москва", "Rome"], "attribute": ["Rome", "Russia", "Italy"],
@@ -366,8 +368,8 @@ def test_unalignable_text_is_a_recorded_skip_through_alignment_and_token_map(tmp
     io.write_table(pd.DataFrame(rows), tmp_path / "audio.parquet", "audio", Provenance(stage="tts"))
     monkeypatch.setattr(emissions, "load_emitter", lambda *a, **k: _UniformEmitter())
 
-    units_stages.run_align_ctc(tmp_path / "audio.parquet", tmp_path / "prompts.parquet",
-                               tmp_path / "align.parquet", tmp_path / "no-model-needed")
+    align_stage.run_align_ctc(tmp_path / "audio.parquet", tmp_path / "prompts.parquet",
+                              tmp_path / "align.parquet", tmp_path / "no-model-needed")
     align = io.read_table(tmp_path / "align.parquet", "alignment")
     status = align.groupby("known_id")["status"].agg(set).to_dict()
     assert status == {0: {"ok"}, 1: {"failed"}, 2: {"failed"}}

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from factrace.speech import ctc
-from factrace.speech.normalise import CTC_ALPHABET, normalise, transcript
+from factrace.speech.align import ctc
+from factrace.speech.align.normalise import CTC_ALPHABET, normalise, transcript
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

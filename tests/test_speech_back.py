@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from factrace.core import contracts
 from factrace.core.io import read_table, write_table
-from factrace.speech import ctc, units
+from factrace.speech.align import ctc
 from factrace.speech.token_map import (
     TokenMapError,
     map_tokens,
@@ -19,6 +19,7 @@ from factrace.speech.token_map import (
     subject_speech_range,
     token_map_rows,
 )
+from factrace.speech.units import tokenizer as units
 
 SR = 16000
 
@@ -221,7 +222,7 @@ def tiny_hubert_dir(tmp_path_factory):
 
 
 def test_emissions_and_align_end_to_end(tiny_hubert_dir):
-    from factrace.speech.emissions import align_ctc, load_emitter
+    from factrace.speech.align.emissions import align_ctc, load_emitter
 
     emitter = load_emitter(tiny_hubert_dir, device="cpu", dtype="auto")
     assert emitter.blank_id == 0 and emitter.separator == "|" and emitter.labels[:5] == LS960_VOCAB[:5]
@@ -243,7 +244,7 @@ def test_emissions_and_align_end_to_end(tiny_hubert_dir):
 
 
 def test_figure_files(tmp_path):
-    from factrace.speech.figures import plot_alignment, unit_onsets
+    from factrace.analysis.speech_figures import plot_alignment, unit_onsets
 
     wave = speechy(1.0)
     words = pd.DataFrame({"word": ["THE", "CAT"], "start_s": [0.1, 0.5], "end_s": [0.4, 0.9], "score": [.8, .7]})
@@ -303,12 +304,8 @@ def shard(tmp_path):
 
 
 def test_stages_fit_tokens_map_figures(shard):
-    from factrace.speech.units_stages import (
-        run_fit_units,
-        run_speech_figures,
-        run_speech_tokens,
-        run_token_map,
-    )
+    from factrace.analysis.speech_figures import run_speech_figures
+    from factrace.speech.units.stages import run_fit_units, run_speech_tokens, run_token_map
 
     npz = run_fit_units([shard / "audio.parquet"], shard / "units.npz", k=6, seed=1)
     for dedup in (True, False):
@@ -340,7 +337,7 @@ def test_stages_fit_tokens_map_figures(shard):
 
 
 def test_usable_alignment_keeps_timed_rows_and_reasons():
-    from factrace.speech.units_stages import usable_alignment
+    from factrace.speech.tables import usable_alignment
 
     df = pd.DataFrame({"known_id": [1, 1, 2], "word": ["a", ",", "b"], "start_s": [0.0, np.nan, np.nan],
                        "end_s": [0.1, np.nan, np.nan], "reason": ["", "punctuation", "eSpeak gave no event"],

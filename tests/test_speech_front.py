@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from factrace.core import io
-from factrace.speech import aligners, asr, audio, stages, tts
+from factrace.speech import audio
+from factrace.speech.align import aligners
+from factrace.speech.align import stage as align_stage
+from factrace.speech.asr import stage as asr_stage
+from factrace.speech.asr import whisper as asr
+from factrace.speech.tables import onsets_path
+from factrace.speech.tts import stage as tts_stage
+from factrace.speech.tts import synthesis as tts
+from factrace.speech.tts.base import TTSError
 
 SR = 16000
 
@@ -121,16 +129,16 @@ def test_espeak_joined_words_and_punctuation(tmp_path):
 def test_melotts_without_its_worker_output_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "melo", None)
     monkeypatch.setitem(sys.modules, "melo.api", None)
-    with pytest.raises(tts.TTSError) as err:
+    with pytest.raises(TTSError) as err:
         tts.synthesize("The capital of Italy is Rome", tmp_path / "m.wav", "melotts")
     msg = str(err.value)
     assert "melotts_worker" in msg and "envs/melotts.yaml" in msg and "espeak" in msg
 
 
 def test_unknown_backend_and_empty_text(tmp_path):
-    with pytest.raises(tts.TTSError, match="unknown TTS backend"):
+    with pytest.raises(TTSError, match="unknown TTS backend"):
         tts.synthesize("hello", tmp_path / "x.wav", "nope")
-    with pytest.raises(tts.TTSError, match="empty text"):
+    with pytest.raises(TTSError, match="empty text"):
         tts.synthesize("  ", tmp_path / "x.wav", "espeak", **ESPEAK)
 
 
@@ -224,18 +232,18 @@ def test_stages_tts_and_align(tmp_path):
     })
     pp = io.write_table(prompts, tmp_path / "prompts.parquet", "prompts")
     man = tmp_path / "audio" / "shard0.parquet"
-    m = stages.run_tts(pp, man, tmp_path / "wav", "espeak", "en-us", 175, 50, 0)
+    m = tts_stage.run_tts(pp, man, tmp_path / "wav", "espeak", "en-us", 175, 50, 0)
     assert len(m) == 6 and m["ok"].all() and (m["sample_rate"] == 16000).all()
     assert m["sha256"].str.len().eq(64).all()
-    on = io.read_table(stages.onsets_path(man), "alignment")
+    on = io.read_table(onsets_path(man), "alignment")
     assert set(on["field"]) == {"prompt", "subject", "attribute"}
     assert io.read_provenance(man)["stage"] == "tts"
-    out = stages.run_align_offline(man, None, pp, tmp_path / "al.parquet", "espeak-onsets")
+    out = align_stage.run_align_offline(man, None, pp, tmp_path / "al.parquet", "espeak-onsets")
     assert set(out["known_id"]) == {1, 3} and out["aligned"].all() and (out["field"] == "prompt").all()
-    ps = stages.run_align_offline(man, None, pp, tmp_path / "ps.parquet", "pocketsphinx")
+    ps = align_stage.run_align_offline(man, None, pp, tmp_path / "ps.parquet", "pocketsphinx")
     assert aligners.boundary_disagreement(ps, out)["median_ms"] < 100
-    a = stages.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, device="cpu",
-                       cpu_threads=2)
+    a = asr_stage.run_asr(man, tmp_path / "asr.parquet", "offline", wer_threshold=0.0, device="cpu",
+                          cpu_threads=2)
     assert list(a["known_id"]) == [1, 3] and (a["field"] == "prompt").all()
     assert (a["kept"] == (a["wer"] <= 0.0)).all() and (a.loc[~a["kept"], "reason"] != "").all()
     assert "corpus_wer" in io.read_provenance(tmp_path / "asr.parquet")["extra"]

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from factrace.speech import melotts_worker, tts
-from factrace.speech.tts_params import TTSConfigError, migrate_flat_keys, tts_options
+from factrace.speech.tts import melotts_worker
+from factrace.speech.tts import synthesis as tts
+from factrace.speech.tts.params import TTSConfigError, migrate_flat_keys, tts_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +152,7 @@ def test_tts_stage_writes_the_manifest_from_the_melotts_worker(tmp_path, fake_me
 
     from factrace.core import io
     from factrace.core.provenance import Provenance
-    from factrace.speech import stages
+    from factrace.speech.tts import stage as stages
 
     monkeypatch.setattr(os, "environ", dict(os.environ))
     prompts = tmp_path / "p.parquet"

@@ -21,8 +21,11 @@ COMMAND_MODULES = (
     "factrace.models.commands",  # convert-model
     "factrace.models.fetch",  # fetch-checkpoints
     "factrace.models.offline_speechlm.commands",  # build-speechlm-backbone, build-speechlm
-    "factrace.speech.commands",  # tts, asr, align, fit-units, speech-tokens, token-map, speech-figures
-    "factrace.speech.quality",  # wer-summary, align-compare
+    "factrace.speech.tts.commands",  # tts
+    "factrace.speech.asr.commands",  # asr
+    "factrace.speech.align.commands",  # align, align-compare
+    "factrace.speech.units.commands",  # fit-units, speech-tokens, token-map
+    "factrace.analysis.speech_commands",  # speech-figures, wer-summary
     "factrace.filtering.commands",  # filter
     "factrace.tracing.commands",  # noise-scale, trace
     "factrace.gap.commands",  # modality-gap

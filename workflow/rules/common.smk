@@ -13,7 +13,7 @@ min_version("8.0")
 # The schema is the one source of defaults: validate() fills every key it does not find, so below the config is
 # indexed, never read with a default of its own (tests/test_defaults.py checks it).
 _MARGIN_GIVEN = "subject_margin_s2t" in config.get("tracing", {})
-from factrace.speech.tts_params import TTSConfigError, migrate_flat_keys, tts_options  # noqa: E402
+from factrace.speech.tts.params import TTSConfigError, migrate_flat_keys, tts_options  # noqa: E402
 
 # deprecated flat `speech.tts` keys move into their backend's section before the schema fills the defaults
 _TTS_WARNINGS = migrate_flat_keys(config["speech"]["tts"]) if isinstance(config.get("speech", {}).get("tts"), dict) else []

@@ -28,7 +28,7 @@ rule tts_melotts:
     log:
         f"{R}/logs/tts_melotts/{{shard}}.log",
     shell:
-        '"${{FACTRACE_MELOTTS_PYTHON:-python}}" -m factrace.speech.melotts_worker --prompts {input:q} '
+        '"${{FACTRACE_MELOTTS_PYTHON:-python}}" -m factrace.speech.tts.melotts_worker --prompts {input:q} '
         "--out-dir {output:q} --speaker {params.speaker:q} --speed {params.speed:q} --device {params.device:q} "
         "--language {params.language:q} --cache-dir {params.cache_dir:q} --seed {params.seed:q} 2> {log:q}"
 

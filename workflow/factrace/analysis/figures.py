@@ -121,31 +121,6 @@ def modality_gap_plot(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot:
     return save_figure(fig, out)
 
 
-def wer_histogram(asr_df: pd.DataFrame, out: str | os.PathLike[str], bins: int = 20) -> list[Path]:
-    """Histogram of per-utterance WER (``asr`` contract), one colour per ASR model, mean WER marked."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    w = asr_df["wer"].astype(float) if len(asr_df) else pd.Series(dtype=float)
-    if w.notna().sum() == 0:
-        no_data(ax, "WER")
-        return save_figure(fig, out)
-    top = max(1.0, float(np.nanmax(w)))
-    edges = np.linspace(0.0, top, bins + 1)
-    models = asr_df["model"].fillna("?").astype(str) if "model" in asr_df.columns else pd.Series("?", w.index)
-    palette = sns.color_palette("colorblind", n_colors=max(1, models.nunique()))
-    parts = []
-    for c, (m, g) in enumerate(asr_df.assign(_m=models).groupby("_m", sort=True)):
-        vals = g["wer"].astype(float).dropna()
-        ax.hist(vals, bins=edges, alpha=0.6, color=palette[c], label=f"{m} (n={len(vals)})")
-        ax.axvline(vals.mean(), color=palette[c], ls="--", lw=1)
-        parts.append(f"{m}: {100 * vals.mean():.1f}%")
-    ax.set_xlabel("word error rate")
-    ax.set_ylabel("utterances")
-    ax.set_title("mean WER " + ", ".join(parts), fontsize=9)
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    return save_figure(fig, out)
-
-
 def prompt_trace_plots(trace: pd.DataFrame, token_map: pd.DataFrame | None, outdir: Path, prefix: str,
                        n: int, combine: str) -> list[Path]:
     """:func:`prompt_trace_plot` of the first ``n`` facts of ``trace`` as ``<prefix>_known<id>.png``; speech

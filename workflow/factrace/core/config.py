@@ -16,7 +16,7 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     keys first moved into their backend's section, as `common.smk` does)."""
     from snakemake.utils import validate
 
-    from factrace.speech.tts_params import migrate_flat_keys
+    from factrace.speech.tts.params import migrate_flat_keys
 
     config = copy.deepcopy(config)
     tts = config.get("speech", {}).get("tts")

@@ -6,7 +6,7 @@ The list is :func:`factrace.models.checkpoints.required_checkpoints`, the same o
 Per source: ``hf:<repo>`` -> ``huggingface_hub.snapshot_download(repo, local_dir=path)`` (a gated repository
 needs ``huggingface-cli login``); ``melotts:<language>`` -> MeloTTS's model repository and the BERT tokenizers
 its text modules load, into a hub cache at ``<cache_dir>/hf``, and NLTK's tagger and CMUdict into
-``<cache_dir>/nltk_data`` (what :mod:`factrace.speech.melotts_worker` points the libraries at);
+``<cache_dir>/nltk_data`` (what :mod:`factrace.speech.tts.melotts_worker` points the libraries at);
 ``url:<address>`` -> the file (with its sha256 when the config gives one); ``manual:`` -> printed, with what
 to do. A checkpoint already in place is left alone. ``--dry-run`` prints the plan and fetches nothing.
 """

@@ -138,7 +138,7 @@ def prepare_audio(path: str | os.PathLike[str], target_sr: int = TARGET_SR) -> t
 
 def write_wav16(path: str | os.PathLike[str], wave: np.ndarray, sr: int = TARGET_SR) -> Path:
     """Write mono PCM16 WAV atomically (temporary name, then rename)."""
-    from ..io import atomic_path
+    from factrace.core.io import atomic_path
 
     p = Path(path)
     with atomic_path(p) as tmp:

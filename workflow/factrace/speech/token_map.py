@@ -2,7 +2,7 @@
 
 Steps, for one prompt:
 
-1. *Word times.* The prompt is normalised (:mod:`normalise`) into spoken words, each tied to a character span
+1. *Word times.* The prompt is normalised (:mod:`.align.normalise`) into spoken words, each tied to a character span
    of the prompt. The aligner's words (``alignment`` rows: word, start_s, end_s) are normalised the same way
    (a row whose word spells out to several spoken words has its time split in proportion to characters) and
    matched to the prompt's spoken words in order (difflib; equal runs one to one, replaced runs share their
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .normalise import Normalised, normalise
+from factrace.speech.align.normalise import Normalised, normalise
 
 RATE_HZ = 25.0
 _EPS = 1e-9
@@ -169,7 +169,7 @@ def subject_mask(
     prompt: str, subject: str, offsets: Sequence[tuple[int, int]], template: str | None = None,
 ) -> list[bool]:
     """Per text token: is it one of the subject's tokens (at the template's ``{}``, as in text tracing)."""
-    from ..facts.subject import SubjectNotFoundError, subject_token_range
+    from factrace.facts.subject import SubjectNotFoundError, subject_token_range
 
     try:
         start, end = subject_token_range(offsets, prompt, subject, template)

@@ -192,7 +192,7 @@ def build_offline_speechlm(
     from factrace.core.provenance import Provenance, config_hash
     from factrace.models.offline_speechlm.corpus import load_traced, render_waves, speech_corpus
     from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings
-    from factrace.speech.units import MfccKMeansUnits
+    from factrace.speech.units.tokenizer import MfccKMeansUnits
 
     _check(data)
     t0 = time.monotonic()
@@ -202,7 +202,7 @@ def build_offline_speechlm(
         raise ValueError(f"the backbone {backbone_dir} was built on other facts than {facts_json}: rebuild it")
     with _staging(out_dir) as tmp, _threads(settings.threads):
         if units_npz is None:
-            from factrace.speech.units import fit_mfcc_kmeans
+            from factrace.speech.units.tokenizer import fit_mfcc_kmeans
 
             if k is None:
                 raise ValueError("without a unit model (units_npz), give k: the number of units to fit")

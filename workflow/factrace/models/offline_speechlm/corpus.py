@@ -126,7 +126,7 @@ def all_facts(facts_json: str | Path, extra_json: str | Path | None = DEFAULT_EX
 
 def subject_word_span(prompt: str, subject: str) -> tuple[int, int]:
     """[first, last + 1) of the whitespace words of ``prompt`` that overlap the subject's characters."""
-    from factrace.speech.tts import text_words
+    from factrace.speech.tts.base import text_words
 
     c0 = prompt.find(subject)
     if c0 < 0:
@@ -174,8 +174,8 @@ def subject_unit_range(ranges: dict[int, tuple[int, int]], words: tuple[int, int
 def encode(facts: pd.DataFrame, rendering: Rendering, units_model: Any, workdir: Path) -> list[dict[str, Any]]:
     """Deduplicated units and subject range of every fact's prompt synthesised in ``rendering``."""
     from factrace.speech.audio import load_audio
-    from factrace.speech.tts import synthesize
-    from factrace.speech.units import deduplicate
+    from factrace.speech.tts.synthesis import synthesize
+    from factrace.speech.units.tokenizer import deduplicate
 
     out = []
     wav = workdir / "prompt.wav"
@@ -217,7 +217,7 @@ def speech_corpus(facts: pd.DataFrame, plan: Sequence[tuple[str, Rendering, Sequ
 def render_waves(facts: pd.DataFrame, renderings: Sequence[Rendering]) -> list[tuple[np.ndarray, int]]:
     """Audio of every prompt in every rendering (to fit a unit model when none is given)."""
     from factrace.speech.audio import load_audio
-    from factrace.speech.tts import synthesize
+    from factrace.speech.tts.synthesis import synthesize
 
     waves = []
     with tempfile.TemporaryDirectory(prefix="speechlm-fit-") as tmp:

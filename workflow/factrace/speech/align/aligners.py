@@ -1,7 +1,7 @@
 """Offline word alignment in the ``alignment`` contract, and a comparison of aligners.
 
 Every method numbers words the same way, as the whitespace tokens of the text
-(:func:`factrace.speech.tts.text_words`), and returns one row per text word: known_id, word_index, word,
+(:func:`factrace.speech.tts.base.text_words`), and returns one row per text word: known_id, word_index, word,
 start_s, end_s, score, method, plus ``reason`` ("" when the word was timed cleanly; otherwise why it was not,
 or how it was timed) and ``aligned`` (bool: start_s/end_s are set). A word that cannot be aligned is a row
 with NaN times and a reason, never an exception.
@@ -9,7 +9,7 @@ with NaN times and a reason, never an exception.
 Methods
 -------
 ``espeak-onsets``
-    The synthesiser's own word events (see :mod:`factrace.speech.tts_onsets`): exact onsets. Words eSpeak
+    The synthesiser's own word events (see :mod:`factrace.speech.tts.onsets`): exact onsets. Words eSpeak
     joins to the previous one ("in the") are split by phoneme count and carry a reason saying so. score = 1.
 ``pocketsphinx``
     Forced alignment with the en-us acoustic model and CMU dictionary shipped in the ``pocketsphinx`` wheel
@@ -20,7 +20,7 @@ Methods
     score = mean acoustic log-score per frame (higher is better; NaN when it underflows).
 ``whisper``
     faster-whisper word timestamps of the transcript, matched to the reference words with
-    :class:`difflib.SequenceMatcher` on normalised tokens (:func:`factrace.speech.asr.normalise_for_wer`).
+    :class:`difflib.SequenceMatcher` on normalised tokens (:func:`factrace.speech.asr.whisper.normalise_for_wer`).
     Equal words are timed; a substituted word of the same length span is timed with a reason naming what
     Whisper heard; deleted words are skips. score = Whisper's word probability.
 """
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tts import is_spoken, text_words
+from factrace.speech.tts.base import is_spoken, text_words
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _skip_rows(known_id: int, text: str, method: str, reason: str) -> pd.DataFra
 
 
 def align_espeak_onsets(known_id: int, text: str, synth: Any) -> pd.DataFrame:
-    """Alignment rows from a :class:`factrace.speech.tts.SynthResult` of ``text`` (backend espeak)."""
+    """Alignment rows from a :class:`factrace.speech.tts.base.SynthResult` of ``text`` (backend espeak)."""
     method = "espeak-onsets"
     if synth is None or synth.word_onsets is None:
         return _skip_rows(known_id, text, method, "the synthesiser gave no word onsets (not eSpeak)")
@@ -151,7 +151,7 @@ def ipa_to_arpabet(phonemes: list[str]) -> list[str]:
 
 def ps_tokens(word: str) -> list[str]:
     """The pocketsphinx dictionary tokens of one text word: lowercased, punctuation stripped, hyphens split."""
-    from .asr import strip_accents
+    from factrace.speech.asr.whisper import strip_accents
 
     w = strip_accents(word).lower().replace("’", "'")
     w = re.sub(r"[-\u2010-\u2015/]", " ", w)
@@ -177,7 +177,7 @@ class PocketsphinxAligner:
         """(dictionary word for ``token`` or None, note). OOV tokens get eSpeak's pronunciation."""
         if self.decoder.lookup_word(token) is not None:
             return token, ""
-        from .tts_espeak import espeak_phonemes
+        from factrace.speech.tts.espeak import espeak_phonemes
 
         try:
             phones = ipa_to_arpabet([p for w in espeak_phonemes(token, self.voice) for p in w])
@@ -266,7 +266,7 @@ _PS: dict[str, PocketsphinxAligner] = {}
 
 def align_pocketsphinx(known_id: int, text: str, audio: str | os.PathLike[str] | np.ndarray) -> pd.DataFrame:
     """Forced alignment of ``text`` with pocketsphinx (``audio``: a file or a 16 kHz mono waveform)."""
-    from .audio import BadAudioError, prepare_audio
+    from factrace.speech.audio import BadAudioError, prepare_audio
 
     if not isinstance(audio, np.ndarray):
         try:
@@ -288,10 +288,10 @@ def align_whisper(
     """Word times from faster-whisper word timestamps, matched to the words of ``text``.
 
     Give either ``audio`` (transcribed here with ``model``) or a ready ``transcript``
-    (:class:`factrace.speech.asr.Transcript`).
+    (:class:`factrace.speech.asr.whisper.Transcript`).
     """
-    from .asr import normalise_for_wer, transcribe
-    from .audio import BadAudioError
+    from factrace.speech.asr.whisper import normalise_for_wer, transcribe
+    from factrace.speech.audio import BadAudioError
 
     method = "whisper"
     if transcript is None:

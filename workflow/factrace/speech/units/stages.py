@@ -1,4 +1,4 @@
-"""Stage entry points of the speech back half: fit units, speech tokens, CTC alignment, token map, figures.
+"""Stage entry points of the speech tokens: fit units, speech tokens, token map (one shard per call).
 
 Each reads and writes whole per-shard tables (atomic writes with provenance, see :mod:`factrace.io`). A fact
 that fails is kept as a row with ``status = "failed"`` and a ``reason``, never silently dropped.
@@ -7,48 +7,18 @@ that fails is kept as a row with ``status = "failed"`` and a ``reason``, never s
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import contracts
-from ..io import read_table, write_table
-from ..provenance import Provenance, config_hash
+from factrace.core import contracts
+from factrace.core.io import read_table, write_table
+from factrace.core.provenance import Provenance, config_hash
+from factrace.speech.tables import PathLike, prompt_rows, resolve_audio_path, usable_alignment
 
 log = logging.getLogger(__name__)
-
-PathLike = str | os.PathLike[str]
-
-
-def _load_audio(path: PathLike) -> tuple[np.ndarray, int]:
-    from .audio import load_audio
-
-    return load_audio(path)
-
-
-def _resolve(path: str, manifest: PathLike) -> Path:
-    """Audio paths in a manifest are absolute, relative to the working directory, or to the manifest's folder."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    alt = Path(manifest).parent / p
-    return alt if alt.exists() else p
-
-
-def _template(row: pd.Series) -> str | None:
-    """The fact's template (where its subject is), if the prompts table has one."""
-    t = row.get("template")
-    return str(t) if isinstance(t, str) and t else None
-
-
-def _prompt_rows(manifest: PathLike) -> pd.DataFrame:
-    df = read_table(manifest, "audio")
-    if "field" in df.columns:
-        df = df[df["field"] == "prompt"]
-    return df.sort_values("known_id").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- fit-units
@@ -59,13 +29,14 @@ def run_fit_units(
     deltas: bool = True, n_init: int = 3,
 ) -> Path:
     """Fit the ``mfcc-kmeans`` speech tokenizer on the prompt audio of all manifests; write the .npz."""
-    from .units import FeatureSettings, fit_mfcc_kmeans
+    from factrace.speech.audio import load_audio
+    from factrace.speech.units.tokenizer import FeatureSettings, fit_mfcc_kmeans
 
     waves = []
     for manifest in sorted(map(str, audio_manifests)):
-        for _, row in _prompt_rows(manifest).iterrows():
+        for _, row in prompt_rows(manifest).iterrows():
             try:
-                waves.append(_load_audio(_resolve(row["path"], manifest)))
+                waves.append(load_audio(resolve_audio_path(row["path"], manifest)))
             except (OSError, ValueError) as err:
                 log.warning("fit-units: skipping %s (%s)", row["path"], err)
     model = fit_mfcc_kmeans(waves, k=k, seed=seed, settings=FeatureSettings(deltas=deltas), n_init=n_init)
@@ -80,15 +51,16 @@ def run_speech_tokens(
     checkpoints_dir: PathLike | None, device: str = "auto",
 ) -> Path:
     """Speech tokens of every prompt: known_id, units, run_lengths, n_frames, rate_hz, backend, dedup, status."""
-    from .units import deduplicate, load_speech_tokenizer
+    from factrace.speech.audio import load_audio
+    from factrace.speech.units.tokenizer import deduplicate, load_speech_tokenizer
 
     tok = load_speech_tokenizer(backend, units_npz=units_npz, checkpoints_dir=checkpoints_dir, device=device)
     rows = []
-    for _, row in _prompt_rows(audio_manifest).iterrows():
+    for _, row in prompt_rows(audio_manifest).iterrows():
         out = {"known_id": int(row["known_id"]), "rate_hz": float(tok.rate_hz), "backend": tok.backend,
                "dedup": bool(dedup), "status": "ok", "reason": ""}
         try:
-            wave, sr = _load_audio(_resolve(row["path"], audio_manifest))
+            wave, sr = load_audio(resolve_audio_path(row["path"], audio_manifest))
             frames = tok.encode(wave, sr)
             units, runs = deduplicate(frames) if dedup else (frames, np.ones(frames.size, dtype=np.int64))
             if frames.size == 0:
@@ -108,58 +80,13 @@ def run_speech_tokens(
     return write_table(df, out_parquet, None, prov)
 
 
-# ---------------------------------------------------------------- align (hubert-ctc)
-
-
-def run_align_ctc(
-    audio_manifest: PathLike, prompts_parquet: PathLike, out_parquet: PathLike, model_dir: PathLike,
-    device: str = "auto", dtype: str = "auto",
-) -> Path:
-    """CTC forced alignment of every prompt (method ``hubert-ctc``); failures are rows with word_index -1."""
-    from .ctc import AlignmentError
-    from .emissions import METHOD, align_ctc, load_emitter
-
-    emitter = load_emitter(model_dir, device=device, dtype=dtype)
-    prompts = read_table(prompts_parquet, "prompts").set_index("known_id")
-    frames = []
-    for _, row in _prompt_rows(audio_manifest).iterrows():
-        kid = int(row["known_id"])
-        try:
-            if kid not in prompts.index:
-                raise AlignmentError(f"known_id {kid} not in {prompts_parquet}")
-            wave, sr = _load_audio(_resolve(row["path"], audio_manifest))
-            df = align_ctc(wave, sr, str(prompts.loc[kid, "prompt"]), emitter, known_id=kid)
-            df["status"], df["reason"] = "ok", ""
-        except (AlignmentError, OSError, ValueError) as err:
-            df = pd.DataFrame([{
-                "known_id": kid, "word_index": -1, "word": "", "start_s": np.nan, "end_s": np.nan,
-                "score": np.nan, "method": METHOD, "char_start": -1, "char_end": -1,
-                "status": "failed", "reason": str(err),
-            }])
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True) if frames else contracts.empty("alignment")
-    prov = Provenance(stage="align", config_hash=config_hash({"method": METHOD}), model_id=emitter.model_id,
-                      extra={"method": METHOD, "device": str(emitter.device), "dtype": str(emitter.dtype)})
-    return write_table(out, out_parquet, "alignment", prov)
-
-
 # ---------------------------------------------------------------- token-map
 
 
-def usable_alignment(align: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
-    """Timed alignment rows (finite times; ``status == "ok"`` / ``aligned`` where those columns exist) and,
-    per fact, the first non-empty reason among the rows left out."""
-    mask = align["start_s"].notna() & align["end_s"].notna()
-    if "status" in align.columns:
-        mask &= align["status"].astype(str) == "ok"
-    if "aligned" in align.columns:
-        mask &= align["aligned"].astype(bool)
-    reasons: dict[int, str] = {}
-    if "reason" in align.columns:
-        for kid, reason in zip(align.loc[~mask, "known_id"], align.loc[~mask, "reason"], strict=True):
-            if reason and isinstance(reason, str) and int(kid) not in reasons:
-                reasons[int(kid)] = reason
-    return align[mask], reasons
+def _template(row: pd.Series) -> str | None:
+    """The fact's template (where its subject is), if the prompts table has one."""
+    t = row.get("template")
+    return str(t) if isinstance(t, str) and t else None
 
 
 def _failed_row(kid: int, model_name: str, reason: str) -> dict:
@@ -179,7 +106,7 @@ def run_token_map(
     """
     from transformers import AutoTokenizer
 
-    from .token_map import TokenMapError, token_map_rows
+    from factrace.speech.token_map import TokenMapError, token_map_rows
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     if not getattr(tokenizer, "is_fast", False):
@@ -220,37 +147,3 @@ def run_token_map(
         model_id=model_name, extra={"tokenizer_dir": str(tokenizer_dir)},
     )
     return write_table(out, out_parquet, "token_map", prov)
-
-
-# ---------------------------------------------------------------- figures
-
-
-def run_speech_figures(
-    audio_manifest: PathLike, alignment_parquet: PathLike, speech_tokens_parquet: PathLike, out_dir: PathLike,
-    n: int, token_map_parquet: PathLike | None = None,
-) -> list[Path]:
-    """Figure-3-style plots for the first ``n`` aligned facts (by known_id)."""
-    from .figures import plot_alignment, unit_onsets
-
-    align, _ = usable_alignment(read_table(alignment_parquet, "alignment"))
-    speech = read_table(speech_tokens_parquet).set_index("known_id")
-    tmap = read_table(token_map_parquet, "token_map") if token_map_parquet else None
-    written: list[Path] = []
-    rows = _prompt_rows(audio_manifest)
-    for kid in sorted(set(align["known_id"]) & set(rows["known_id"]))[:n]:
-        wave, sr = _load_audio(_resolve(rows.loc[rows["known_id"] == kid, "path"].iloc[0], audio_manifest))
-        onsets = None
-        runs = None
-        rate = 25.0
-        if kid in speech.index:
-            rate = float(speech.loc[kid, "rate_hz"])
-            runs = [int(r) for r in speech.loc[kid, "run_lengths"]]
-            onsets = unit_onsets(runs, rate)
-        ranges = None
-        if tmap is not None:
-            ranges = tmap[(tmap["known_id"] == kid) & (tmap["text_token_index"] >= 0)]
-        written += plot_alignment(
-            wave, sr, align[align["known_id"] == kid], Path(out_dir) / f"alignment_{kid}", unit_starts_s=onsets,
-            title=f"known_id {kid}", token_ranges=ranges, rate_hz=rate, run_lengths=runs,
-        )
-    return written

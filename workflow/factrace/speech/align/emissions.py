@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import ctc
-from .normalise import normalise
+from factrace.speech.align import ctc
+from factrace.speech.align.normalise import normalise
 
 METHOD = "hubert-ctc"
 SAMPLE_RATE = 16000

@@ -6,12 +6,12 @@ with the tracing stack (``transformers>=4.45``). So it runs in its own environme
 soundfile, pyarrow (to read the shard) and ``melo``: nothing else of factrace. It must stay importable on the
 MeloTTS environment's Python (3.10).
 
-    python -m factrace.speech.melotts_worker --prompts P.parquet --out-dir D --speaker EN-US --speed 1.0 \
+    python -m factrace.speech.tts.melotts_worker --prompts P.parquet --out-dir D --speaker EN-US --speed 1.0 \
         --device cuda --cache-dir checkpoints/melotts
 
 writes ``D/<known_id>_<field>.wav`` at MeloTTS's native rate and ``D/synth.json`` (per file: ok, sample rate,
 error; and the parameters used). The ``tts`` rule then resamples to 16 kHz and writes the ``audio`` manifest
-(:func:`factrace.speech.tts.synthesize` with ``backend="melotts"``). ``speed`` is MeloTTS's speed factor
+(:func:`factrace.speech.tts.synthesis.synthesize` with ``backend="melotts"``). ``speed`` is MeloTTS's speed factor
 (1.0 = normal; ``length_scale = 1 / speed``), never eSpeak's words per minute.
 
 Offline: MeloTTS fetches its model, the BERT tokenizers of every language module it imports, and NLTK's
@@ -109,7 +109,7 @@ def synthesize_all(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m factrace.speech.melotts_worker", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m factrace.speech.tts.melotts_worker", description=__doc__.split("\n")[0])
     p.add_argument("--prompts", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--speaker", default="EN-US")

@@ -58,7 +58,7 @@ def tts_options(tts: dict[str, Any], backend: str | None = None) -> TTSOptions:
         if not 0 <= int(opts["pitch"]) <= 100:
             raise TTSConfigError(f"`speech.tts.espeak.pitch` = {opts['pitch']}: 0-100")
     else:
-        from .melotts_worker import SPEED_RANGE
+        from factrace.speech.tts.melotts_worker import SPEED_RANGE
 
         lo, hi = SPEED_RANGE
         if not lo <= float(opts["speed"]) <= hi:

@@ -4,7 +4,7 @@
 ``AUDIO_OUTPUT_SYNCHRONOUS`` mode: int16 samples at eSpeak's own rate (22050 Hz) plus its WORD events (each
 word's sample offset), and its IPA pronunciation of a text. eSpeak NG keeps synthesis state in C statics that
 no API resets, so callers run every synthesis with :func:`run_forked`, in a fork of a freshly initialised
-engine. The backend on top of it is :mod:`factrace.speech.tts_espeak`.
+engine. The backend on top of it is :mod:`factrace.speech.tts.espeak`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .tts import TTSError
+from factrace.speech.tts.base import TTSError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Word onsets and ends of synthesised speech, from eSpeak NG's WORD events (pure numpy, no eSpeak needed).
 
-Onsets/ends are returned per *spoken text word* (:func:`factrace.speech.tts.text_words`, the numbering every
+Onsets/ends are returned per *spoken text word* (:func:`factrace.speech.tts.base.text_words`, the numbering every
 aligner uses). Pure punctuation (an em dash) gets no entry. eSpeak joins some unstressed words to the previous
 one ("in the", "at a") and emits a single WORD event for both: :func:`word_timing` splits the joined span by
 phoneme count and flags the later words ``interpolated``. A word ends at the next word's onset, or where its
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tts import is_spoken, text_words
+from factrace.speech.tts.base import is_spoken, text_words
 
 
 def _char_offsets(text: str) -> list[tuple[int, int]]:

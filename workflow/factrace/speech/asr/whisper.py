@@ -237,7 +237,7 @@ def transcribe(
     import ctranslate2
     import numpy as np
 
-    from .audio import TARGET_SR, prepare_audio
+    from factrace.speech.audio import TARGET_SR, prepare_audio
 
     wm = load_model(model, **load_opts) if isinstance(model, str) else model
     out: list[Any] = []

@@ -1,9 +1,9 @@
 """The ``espeak`` TTS backend (the offline default): eSpeak NG speech with its true word onsets.
 
-Synthesis runs in a fork of a freshly initialised engine (:mod:`factrace.speech.tts_espeak_engine`) with a
+Synthesis runs in a fork of a freshly initialised engine (:mod:`factrace.speech.tts.espeak_engine`) with a
 fixed random seed, so the same text, voice, rate and pitch give byte-identical WAVs. eSpeak renders 22050 Hz;
 the audio is resampled to 16 kHz mono PCM16. Its WORD events give each word's onset; words it joins to the
-previous one get onsets split by eSpeak's own phoneme counts (:mod:`factrace.speech.tts_onsets`).
+previous one get onsets split by eSpeak's own phoneme counts (:mod:`factrace.speech.tts.onsets`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from .audio import TARGET_SR, resample, write_wav16
-from .tts import SynthResult, TTSError, is_spoken, text_words
-from .tts_espeak_engine import EspeakNG, run_forked
-from .tts_onsets import events_to_words, trailing_speech_end, trim_trailing_silence, word_timing
+from factrace.speech.audio import TARGET_SR, resample, write_wav16
+from factrace.speech.tts.base import SynthResult, TTSError, is_spoken, text_words
+from factrace.speech.tts.espeak_engine import EspeakNG, run_forked
+from factrace.speech.tts.onsets import (
+    events_to_words,
+    trailing_speech_end,
+    trim_trailing_silence,
+    word_timing,
+)
 
 
 def _espeak_child(text: str, voice: str, rate: int, pitch: int, seed: int):

@@ -1,5 +1,6 @@
-"""Alignment figures like the paper's Figure 3: log-mel spectrogram with word boundaries and speech-token
-ticks, optionally the CTC trellis with the best path above it. Written as PNG and PDF."""
+"""Speech figures: alignment plots like the paper's Figure 3 (log-mel spectrogram with word boundaries and
+speech-token ticks, optionally the CTC trellis with the best path above it; :func:`run_speech_figures` draws them
+for a shard) and the histogram of the ASR check's WER. Written as PNG and PDF."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
-from .units import FeatureSettings, log_mel
+from factrace.analysis.plotting import no_data, save_figure
+from factrace.core.io import read_table
+from factrace.speech.tables import PathLike, prompt_rows, resolve_audio_path, usable_alignment
+from factrace.speech.units.tokenizer import FeatureSettings, log_mel
 
 
 def plot_alignment(
@@ -90,3 +100,59 @@ def unit_onsets(run_lengths: Sequence[int], rate_hz: float) -> list[float]:
     """Onset (s) of each speech token: cumulative run lengths over the frame rate."""
     rl = np.asarray(run_lengths, dtype=np.int64)
     return list(np.concatenate([[0], np.cumsum(rl)[:-1]]) / rate_hz) if rl.size else []
+
+
+def run_speech_figures(
+    audio_manifest: PathLike, alignment_parquet: PathLike, speech_tokens_parquet: PathLike, out_dir: PathLike,
+    n: int, token_map_parquet: PathLike | None = None,
+) -> list[Path]:
+    """Figure-3-style plots for the first ``n`` aligned facts (by known_id)."""
+    from factrace.speech.audio import load_audio
+
+    align, _ = usable_alignment(read_table(alignment_parquet, "alignment"))
+    speech = read_table(speech_tokens_parquet).set_index("known_id")
+    tmap = read_table(token_map_parquet, "token_map") if token_map_parquet else None
+    written: list[Path] = []
+    rows = prompt_rows(audio_manifest)
+    for kid in sorted(set(align["known_id"]) & set(rows["known_id"]))[:n]:
+        wave, sr = load_audio(resolve_audio_path(rows.loc[rows["known_id"] == kid, "path"].iloc[0], audio_manifest))
+        onsets = None
+        runs = None
+        rate = 25.0
+        if kid in speech.index:
+            rate = float(speech.loc[kid, "rate_hz"])
+            runs = [int(r) for r in speech.loc[kid, "run_lengths"]]
+            onsets = unit_onsets(runs, rate)
+        ranges = None
+        if tmap is not None:
+            ranges = tmap[(tmap["known_id"] == kid) & (tmap["text_token_index"] >= 0)]
+        written += plot_alignment(
+            wave, sr, align[align["known_id"] == kid], Path(out_dir) / f"alignment_{kid}", unit_starts_s=onsets,
+            title=f"known_id {kid}", token_ranges=ranges, rate_hz=rate, run_lengths=runs,
+        )
+    return written
+
+
+def wer_histogram(asr_df: pd.DataFrame, out: str | os.PathLike[str], bins: int = 20) -> list[Path]:
+    """Histogram of per-utterance WER (``asr`` contract), one colour per ASR model, mean WER marked."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    w = asr_df["wer"].astype(float) if len(asr_df) else pd.Series(dtype=float)
+    if w.notna().sum() == 0:
+        no_data(ax, "WER")
+        return save_figure(fig, out)
+    top = max(1.0, float(np.nanmax(w)))
+    edges = np.linspace(0.0, top, bins + 1)
+    models = asr_df["model"].fillna("?").astype(str) if "model" in asr_df.columns else pd.Series("?", w.index)
+    palette = sns.color_palette("colorblind", n_colors=max(1, models.nunique()))
+    parts = []
+    for c, (m, g) in enumerate(asr_df.assign(_m=models).groupby("_m", sort=True)):
+        vals = g["wer"].astype(float).dropna()
+        ax.hist(vals, bins=edges, alpha=0.6, color=palette[c], label=f"{m} (n={len(vals)})")
+        ax.axvline(vals.mean(), color=palette[c], ls="--", lw=1)
+        parts.append(f"{m}: {100 * vals.mean():.1f}%")
+    ax.set_xlabel("word error rate")
+    ax.set_ylabel("utterances")
+    ax.set_title("mean WER " + ", ".join(parts), fontsize=9)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, out)

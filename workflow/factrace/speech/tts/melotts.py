@@ -1,7 +1,7 @@
 """The ``melotts`` TTS backend (the paper's, for clusters): MeloTTS's WAVs of a shard, resampled to 16 kHz.
 
 MeloTTS cannot share this environment (it pins ``transformers==4.27.4``), so it synthesises in its own
-(:mod:`factrace.speech.melotts_worker`, rule ``tts_melotts``, env ``envs/melotts.yaml``), with speaker (e.g.
+(:mod:`factrace.speech.tts.melotts_worker`, rule ``tts_melotts``, env ``envs/melotts.yaml``), with speaker (e.g.
 ``EN-US``) and speed factor (1.0 = normal) from ``speech.tts.melotts``. Here its WAVs are checked against the
 texts, resampled to 16 kHz mono PCM16 and described by the worker's ``synth.json``. Gives no word onsets.
 """
@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .audio import TARGET_SR, resample, write_wav16
-from .tts import SynthResult, TTSError
+from factrace.speech.audio import TARGET_SR, resample, write_wav16
+from factrace.speech.tts.base import SynthResult, TTSError
 
 MELOTTS_ENV_FILE = "envs/melotts.yaml"
 
@@ -21,18 +21,18 @@ MELOTTS_ENV_FILE = "envs/melotts.yaml"
 def synthesize_melotts(
     text: str, out_wav: str | os.PathLike[str], raw_dir: str | os.PathLike[str] | None = None, **_ignored: Any,
 ) -> SynthResult:
-    """Resample MeloTTS's WAV for ``out_wav`` (made by :mod:`factrace.speech.melotts_worker` in MeloTTS's own
+    """Resample MeloTTS's WAV for ``out_wav`` (made by :mod:`factrace.speech.tts.melotts_worker` in MeloTTS's own
     environment, rule ``tts_melotts``) to 16 kHz mono. The worker's ``synth.json`` gives its parameters."""
     import json
 
     import soundfile as sf
 
-    from .audio import to_mono
+    from factrace.speech.audio import to_mono
 
     if raw_dir is None:
         raise TTSError(
             "the melotts backend synthesises in MeloTTS's own environment (rule tts_melotts, "
-            f"`python -m factrace.speech.melotts_worker`, env {MELOTTS_ENV_FILE}); pass its output as raw_dir. "
+            f"`python -m factrace.speech.tts.melotts_worker`, env {MELOTTS_ENV_FILE}); pass its output as raw_dir. "
             "Offline, use tts backend 'espeak'."
         )
     raw = Path(raw_dir)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .emissions import resample
+from factrace.speech.align.emissions import resample
 
 RATE_HZ = 25.0
 SAMPLE_RATE = 16000
@@ -179,7 +179,7 @@ class MfccKMeansUnits:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``.npz`` resource atomically."""
-        from ..io import atomic_path
+        from factrace.core.io import atomic_path
 
         meta = {"backend": self.backend, "seed": self.seed, "settings": asdict(self.settings)}
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
