@@ -57,8 +57,9 @@ def layered_config(configfiles: Iterable[str | Path] = (), cli: Mapping[str, Any
     layers: list[tuple[str, dict[str, Any]]] = []
     if default is not None and (Path(default).is_file() or not files):
         layers.append((str(default), _plain(load_configfile(str(default)) or {})))
-    for f in files:
-        layers.append((str(f), _plain(load_configfile(str(f)) or {})))
+    for f in files:  # named as given, or relative to the working directory (Snakemake makes them absolute)
+        label = str(f.relative_to(Path.cwd())) if f.is_absolute() and f.is_relative_to(Path.cwd()) else str(f)
+        layers.append((label, _plain(load_configfile(str(f)) or {})))
     if cli:
         layers.append(("--config", _plain(cli)))
     config: dict[str, Any] = {}
