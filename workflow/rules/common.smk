@@ -10,8 +10,8 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
-# The schema is the one source of defaults: fill_and_check (below) fills every key it does not find, so below the config is
-# indexed, never read with a default of its own (tests/test_defaults.py checks it).
+# The schema is the one source of defaults: fill_and_check (below) fills every key it does not find, so below the
+# config is indexed, never read with a default of its own (tests/test_defaults.py checks it).
 from factrace.config_errors import has_key  # noqa: E402
 from factrace.speech.tts_params import TTSConfigError, tts_options  # noqa: E402
 
