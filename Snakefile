@@ -7,11 +7,23 @@
 # Stages, one rule file each under workflow/rules/:
 #   facts -> models -> speech (tts, asr, align, units, token map) -> filter -> noise -> trace -> aggregate -> figures
 
-# The offline default, unless config files are given on the command line: a cluster config (config/paper.yaml)
-# then replaces it instead of being merged into it (merging would add the offline model to a cluster run).
-if not workflow.overwrite_configfiles:
+# The config, the Snakemake way: the offline default (config/config.yaml), each `--configfile` merged over it key by
+# key (mappings merged, lists and scalars replaced), then `--config key=value`, which wins over both. One exception,
+# in factrace.core.config.merge_configs: a file's `models:` replaces the default's models whole, so that a cluster config
+# (config/paper.yaml) runs its own models, not those plus the offline ones; `--replace-workflow-config` leaves the
+# default out. The checks (common.smk) name the file that gave a bad key.
+configfile: "config/config.yaml"
 
-    configfile: "config/config.yaml"
+
+from factrace.core.config import layered_config  # noqa: E402
+
+_merged, CONFIG_LAYERS, CONFIG_WARNINGS = layered_config(
+    workflow.overwrite_configfiles,
+    workflow.config_settings.config,
+    default=None if workflow.config_settings.replace_workflow_config else "config/config.yaml",
+)
+config.clear()
+config.update(_merged)
 
 
 report: "workflow/report/workflow.rst"

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from factrace.core.config import migrate_flat_keys
 from factrace.speech.tts import melotts_worker
 from factrace.speech.tts import synthesis as tts
-from factrace.speech.tts.params import TTSConfigError, migrate_flat_keys, tts_options
+from factrace.speech.tts.params import TTSConfigError, tts_options
 
 ROOT = Path(__file__).resolve().parents[1]
 

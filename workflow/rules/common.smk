@@ -6,18 +6,33 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("8.0")
 
-# The schema is the one source of defaults: validate() fills every key it does not find, so below the config is
-# indexed, never read with a default of its own (tests/test_defaults.py checks it).
-_MARGIN_GIVEN = "subject_margin_s2t" in config.get("tracing", {})
-from factrace.speech.tts.params import TTSConfigError, migrate_flat_keys, tts_options  # noqa: E402
+# The schema is the one source of defaults: fill_and_check (below) fills every key it does not find, so below the
+# config is indexed, never read with a default of its own (tests/test_defaults.py checks it).
+from factrace.core.config_errors import has_key  # noqa: E402
+from factrace.speech.tts.params import TTSConfigError, tts_options  # noqa: E402
 
-# deprecated flat `speech.tts` keys move into their backend's section before the schema fills the defaults
-_TTS_WARNINGS = migrate_flat_keys(config["speech"]["tts"]) if isinstance(config.get("speech", {}).get("tts"), dict) else []
-validate(config, "../schemas/config.schema.yaml")
+
+def _last_layer(path):
+    return max((i for i, (_, layer) in enumerate(CONFIG_LAYERS) if has_key(layer, path)), default=-1)
+
+
+# the deprecated speech.speechlm.subject_margin counts unless the same or a later file sets tracing.subject_margin_s2t
+_MARGIN_GIVEN = _last_layer(["tracing", "subject_margin_s2t"]) >= _last_layer(["speech", "speechlm", "subject_margin"])
+# deprecated flat `speech.tts` keys moved into their backend's section, file by file, before the merge (Snakefile)
+_TTS_WARNINGS = CONFIG_WARNINGS
+# the schema's defaults filled in, then the combinations that could only fail in a job: a bad config is a few lines
+# naming the file that gave the key (CONFIG_LAYERS, Snakefile), the key and what is allowed
+from factrace.core.config import fill_and_check  # noqa: E402
+from factrace.core.config_errors import ConfigError  # noqa: E402
+
+try:
+    fill_and_check(config, CONFIG_LAYERS)
+except ConfigError as _err:
+    raise WorkflowError(str(_err)) from None
 
 from factrace.facts.known import FactsError, load_facts, shard_name, shards as facts_shards  # noqa: E402
 

@@ -4,7 +4,7 @@ eSpeak and MeloTTS take different parameters with different units: eSpeak's ``ra
 (80-450), MeloTTS's ``speed`` a factor (1.0 = normal). Each backend has its own validated sub-section
 (``speech.tts.espeak: {voice, rate, pitch}``, ``speech.tts.melotts: {speaker, speed, device, language,
 cache_dir}``; the schema holds the defaults). The old flat keys (``speech.tts.voice/rate/pitch/speaker/
-device``) still work with a deprecation warning (:func:`migrate_flat_keys`, applied to the config as written,
+device``) still work with a deprecation warning (:func:`factrace.core.config.migrate_flat_keys`, applied to the config as written,
 before the schema fills its defaults); a flat ``rate`` is never passed to MeloTTS as its speed.
 """
 
@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-#: deprecated flat key -> (backend, key in that backend's section)
-FLAT_KEYS = {"voice": ("espeak", "voice"), "rate": ("espeak", "rate"), "pitch": ("espeak", "pitch"),
-             "speaker": ("melotts", "speaker"), "device": ("melotts", "device")}
 
 
 class TTSConfigError(ValueError):
@@ -27,22 +23,6 @@ class TTSOptions:
     backend: str
     options: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
-
-
-def migrate_flat_keys(tts: dict[str, Any]) -> list[str]:
-    """Move the deprecated flat keys of ``speech.tts`` (as the user wrote it) into their backend's section, in
-    place, unless that section sets the key already; returns the warnings (the caller shows them)."""
-    warnings = []
-    for flat, (owner, key) in FLAT_KEYS.items():
-        if flat not in tts:
-            continue
-        section = tts.setdefault(owner, {})
-        if key in section:
-            warnings.append(f"`speech.tts.{flat}` is deprecated and ignored: `speech.tts.{owner}.{key}` is set")
-        else:
-            warnings.append(f"`speech.tts.{flat}` is deprecated: use `speech.tts.{owner}.{key}`")
-            section[key] = tts[flat]
-    return warnings
 
 
 def tts_options(tts: dict[str, Any], backend: str | None = None) -> TTSOptions:
