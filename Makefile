@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
+.PHONY: lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
 
 venv: $(STAMP)
 
@@ -61,6 +61,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+# Re-resolve the lock after a change to pyproject.toml or requirements/*.in, keeping every pin that still fits
+# (LOCK_ARGS=--upgrade takes the newest versions; LOCK_ARGS='--upgrade-package NAME' one package).
+lock:
+	PYTHON=$(PYTHON) requirements/lock.sh compile $(LOCK_ARGS)
 
 # Resolve every cluster env's pip section (envs/*.yaml, envs/factrace.def) with pip's resolver for its Python.
 check-envs: $(STAMP)
