@@ -86,8 +86,8 @@ install() {
   if [ "$installer" != pip ]; then
     mapfile -t srcs < <(pip_sources "$py")
     if [ ${#srcs[@]} = 0 ]; then
+      [ "$installer" = uv ] && { say "INSTALLER=uv needs pip's find-links (where the CPU torch wheel lies)"; return 1; }
       say "pip's configuration has no find-links (where the CPU torch wheel lies): installing with pip"
-      [ "$installer" = uv ] && { say "INSTALLER=uv needs pip's find-links"; return 1; }
       installer=pip
     elif ! uv=$(get_uv "$py" "$venv/.uv"); then
       say "uv $UV_VERSION could not be installed: installing with pip"
@@ -98,6 +98,8 @@ install() {
     fi
   fi
   say "installing the lock into $venv with $installer"
+  trap 'say "install failed. If torch==2.13.0+cpu was not found: it is the CPU wheel that pip'"'"'s find-links \
+must hold (PIP_FIND_LINKS or find-links in pip.conf: a folder with torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl)"' ERR
   if [ "$installer" = uv ]; then
     # --index-strategy unsafe-best-match: look at every source for every package, as pip does
     "$uv" pip install -q --python "$py" --no-deps --require-hashes --index-strategy unsafe-best-match \
