@@ -75,6 +75,14 @@ for path in sys.argv[1:]:
 if installed.get("torch", "").split("+")[-1] != "cpu":
     bad.append(f"torch {installed.get('torch')} is not the CPU build")
 bad += [f"CUDA package {n} installed" for n in installed if n.startswith("nvidia-") or n == "triton"]
+# the packages that carry a native library: a wheel without it (e.g. soundfile's platform-independent wheel, which
+# has no libsndfile) has the right version and still fails at import
+import importlib
+for mod in ("soundfile", "torch", "ctranslate2", "pyarrow", "sentencepiece"):
+    try:
+        importlib.import_module(mod)
+    except Exception as err:  # noqa: BLE001
+        bad.append(f"{mod} does not import: {err}")
 if bad:
     sys.exit("the venv does not match the lock:\n  " + "\n  ".join(bad))
 EOF
@@ -102,8 +110,14 @@ install() {
 must hold (PIP_FIND_LINKS or find-links in pip.conf: a folder with torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl)"' ERR
   if [ "$installer" = uv ]; then
     # --index-strategy unsafe-best-match: look at every source for every package, as pip does
+    # pip's find-links (the CPU torch wheel) beside the package index, as `make lock` resolved them (not a local
+    # mirror index, whose platform-independent wheel of a package may lack its native library)
+    local links=() i
+    for ((i = 0; i < ${#srcs[@]}; i += 2)); do
+      [ "${srcs[i]}" != --find-links ] || links+=(--find-links "${srcs[i+1]}")
+    done
     "$uv" pip install -q --python "$py" --no-deps --require-hashes --index-strategy unsafe-best-match \
-      "${srcs[@]}" -r "$LOCK" -r "$NODEPS"
+      "${links[@]}" -r "$LOCK" -r "$NODEPS"
     "$uv" pip install -q --python "$py" --no-deps --no-build-isolation -e "$root"
   else
     "$py" -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r "$LOCK" -r "$NODEPS"
@@ -123,7 +137,14 @@ compile() {
     uv=$(get_uv "$py" "$tmp/uv")
   fi
   cd "$root"
-  local common=("${TARGET[@]}" --index-strategy unsafe-best-match "${srcs[@]}" --generate-hashes -q
+  # only pip's find-links (the CPU torch wheel) beside the package index: a local mirror index may hold fewer wheels
+  # of a release (e.g. soundfile's platform-independent wheel without libsndfile), and uv records the hashes of the
+  # index it resolved from, so the lock would miss the manylinux wheel that pip installs
+  local links=() i
+  for ((i = 0; i < ${#srcs[@]}; i += 2)); do
+    [ "${srcs[i]}" != --find-links ] || links+=(--find-links "${srcs[i+1]}")
+  done
+  local common=("${TARGET[@]}" --index-strategy unsafe-best-match "${links[@]}" --generate-hashes -q
                 --custom-compile-command "make lock")
   # the existing pins are kept (uv prefers what the output file holds); pass --upgrade to take the newest
   "$uv" pip compile pyproject.toml requirements/venv.in --extra dev "${common[@]}" -o requirements/lock.txt "$@"

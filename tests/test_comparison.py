@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import tiny_model
 from factrace.analysis.aie import aie_table, prompt_category_effects
-from factrace.analysis.heatmaps import figure2_with_counts
+from factrace.analysis.figures.heatmaps import figure2_with_counts
 from factrace.analysis.peaks import category_ratios, peak_effects
 from factrace.analysis.stats import holm, paired_tests, sign_flip
 from factrace.analysis.stream import effects_from_traces
@@ -187,7 +187,7 @@ def test_figure2_shows_n_per_category_and_counts_negative_and_floored_cells(tmp_
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     tot = cells[["cells", "negative", "floored"]].sum()
     assert tot["negative"] == 1 and tot["floored"] == 1 and tot["cells"] == 18
-    from factrace.analysis.heatmaps import _row_labels
+    from factrace.analysis.figures.heatmaps import _row_labels
 
     sub = aie[aie["modality"] == "t2t"]
     assert _row_labels(sub, ["middle subject", "last token"]) == ["middle subject (n=1)", "last token (n=8)"]

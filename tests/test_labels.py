@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.axes
 import pandas as pd
 import pytest
-from factrace.analysis.figures import prompt_trace_plot
-from factrace.analysis.labels import position_labels, token_label, token_text
+from factrace.analysis.figures.labels import position_labels, token_label, token_text
+from factrace.analysis.figures.traces import prompt_trace_plot
 
 
 @pytest.mark.parametrize(

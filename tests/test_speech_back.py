@@ -244,7 +244,7 @@ def test_emissions_and_align_end_to_end(tiny_hubert_dir):
 
 
 def test_figure_files(tmp_path):
-    from factrace.analysis.speech_figures import plot_alignment, unit_onsets
+    from factrace.analysis.figures.speech import plot_alignment, unit_onsets
 
     wave = speechy(1.0)
     words = pd.DataFrame({"word": ["THE", "CAT"], "start_s": [0.1, 0.5], "end_s": [0.4, 0.9], "score": [.8, .7]})
@@ -304,7 +304,7 @@ def shard(tmp_path):
 
 
 def test_stages_fit_tokens_map_figures(shard):
-    from factrace.analysis.speech_figures import run_speech_figures
+    from factrace.analysis.figures.speech import run_speech_figures
     from factrace.speech.units.stages import run_fit_units, run_speech_tokens, run_token_map
 
     npz = run_fit_units([shard / "audio.parquet"], shard / "units.npz", k=6, seed=1)

@@ -1,3 +1,3 @@
 """factrace: causal tracing of factual recall in speech-text language models."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

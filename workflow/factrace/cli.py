@@ -25,7 +25,7 @@ COMMAND_MODULES = (
     "factrace.speech.asr.commands",  # asr
     "factrace.speech.align.commands",  # align, align-compare
     "factrace.speech.units.commands",  # fit-units, speech-tokens, token-map
-    "factrace.analysis.speech_commands",  # speech-figures, wer-summary
+    "factrace.analysis.figures.commands",  # speech-figures, wer-summary
     "factrace.filtering.commands",  # filter
     "factrace.tracing.commands",  # noise-scale, trace
     "factrace.gap.commands",  # modality-gap

@@ -73,7 +73,7 @@ def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts
 
 def cmd_compare(args: argparse.Namespace) -> None:
     """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
-    from factrace.analysis.heatmaps import figure2_signed, figure2_with_counts
+    from factrace.analysis.figures.heatmaps import figure2_signed, figure2_with_counts
     from factrace.analysis.stream import effects_from_traces
     from factrace.core import io
 
@@ -130,7 +130,7 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     import shutil
     import tempfile
 
-    from factrace.analysis.figures import aie_heatmaps
+    from factrace.analysis.figures.traces import aie_heatmaps
     from factrace.core import io
 
     aie = io.read_table(args.aie, "aie")
@@ -145,7 +145,7 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_prompts(args: argparse.Namespace) -> None:
-    from factrace.analysis.figures import prompt_trace_plots
+    from factrace.analysis.figures.traces import prompt_trace_plots
     from factrace.core import io
 
     trace = io.read_tables(args.traces, "trace")
@@ -155,7 +155,7 @@ def cmd_figure_prompts(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_gap(args: argparse.Namespace) -> None:
-    from factrace.analysis.figures import modality_gap_plot
+    from factrace.analysis.figures.traces import modality_gap_plot
     from factrace.core import io
 
     gap = io.read_table(args.gap)

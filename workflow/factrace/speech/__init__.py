@@ -10,5 +10,5 @@ its CLI subcommands (``commands.py``, ``register(subparsers)``):
 
 Shared by them: :mod:`.audio` (loading, checks, WAV writing), :mod:`.tables` (a shard's audio manifest rows,
 onset sidecar, usable alignment rows) and :mod:`.token_map` (text tokens to speech-token ranges). The speech
-figures are drawn by the analysis layer (:mod:`factrace.analysis.speech_figures`); nothing here imports it.
+figures are drawn by the analysis layer (:mod:`factrace.analysis.figures.speech`); nothing here imports it.
 """

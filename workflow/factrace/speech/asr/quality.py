@@ -1,5 +1,5 @@
 """Quality of the speech inputs, for the report: the ASR check's word error rate (command ``wer-summary``, drawn
-by :mod:`factrace.analysis.speech_commands`)."""
+by :mod:`factrace.analysis.figures.commands`)."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ import pandas as pd
 import seaborn as sns
 
 from factrace.analysis.aie import bootstrap_mean_ci, collapse_speech_positions
-from factrace.analysis.heatmaps import aie_heatmaps, figure2_grid  # noqa: F401  (the commands import them from here)
-from factrace.analysis.plotting import KIND_CMAP, KIND_LABEL, no_data, save_figure
+from factrace.analysis.figures.heatmaps import aie_heatmaps, figure2_grid  # noqa: F401  (the commands import them from here)
+from factrace.analysis.figures.plotting import KIND_CMAP, KIND_LABEL, no_data, save_figure
 from factrace.tracing.method import KINDS
 
 
@@ -45,7 +45,7 @@ def prompt_trace_plot(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | 
         and ("n_tokens" not in df.columns or int(df["n_tokens"].iloc[0]) != len(tokens))
     ):
         df = collapse_speech_positions(df, combine)  # type: ignore[arg-type]
-    from factrace.analysis.labels import plot_labels
+    from factrace.analysis.figures.labels import plot_labels
 
     labels = plot_labels(df, tokens, text_tokens)  # decoded text; speech units with their words
     if len(df) and {"subject_start", "subject_end"} <= set(df.columns):

@@ -23,7 +23,7 @@ from matplotlib.colors import SymLogNorm
 from matplotlib.patches import Rectangle
 
 from factrace.analysis.aie import LOG_AIE_FLOOR, log_aie
-from factrace.analysis.plotting import (
+from factrace.analysis.figures.plotting import (
     KIND_CMAP,
     KIND_LABEL,
     MODALITY_LABEL,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from factrace.analysis.plotting import no_data, save_figure
+from factrace.analysis.figures.plotting import no_data, save_figure
 from factrace.core.io import read_table
 from factrace.speech.tables import PathLike, prompt_rows, resolve_audio_path, usable_alignment
 from factrace.speech.units.tokenizer import FeatureSettings, log_mel

@@ -15,14 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def _speech_figures(a: argparse.Namespace) -> int:
-    from factrace.analysis.speech_figures import run_speech_figures
+    from factrace.analysis.figures.speech import run_speech_figures
 
     run_speech_figures(a.audio, a.alignment, a.speech_tokens, a.out_dir, n=a.n, token_map_parquet=a.token_map)
     return 0
 
 
 def cmd_wer_summary(args: argparse.Namespace) -> None:
-    from factrace.analysis.speech_figures import wer_histogram
+    from factrace.analysis.figures.speech import wer_histogram
     from factrace.core import io
     from factrace.speech.asr.quality import wer_summary
 
