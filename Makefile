@@ -61,6 +61,7 @@ report: $(STAMP)
 lint: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --lint
 	$(BIN)/ruff check workflow tests
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf results .snakemake
