@@ -70,7 +70,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FactsError, ContractError) as err:  # bad input: the message names the file, the row and the fix
         log.debug("traceback", exc_info=True)
         raise SystemExit(f"factrace {args.command}: {err}") from err
+    except (FileNotFoundError, IsADirectoryError) as err:  # a path given to the command (or made from one)
+        log.debug("traceback", exc_info=True)
+        what = "no such file" if isinstance(err, FileNotFoundError) else "is a directory, not a file"
+        _fail(args.command, err.filename, what, "check the path given to the command or the config")
+    except Exception as err:
+        if not _is_arrow_invalid(err):
+            raise
+        log.debug("traceback", exc_info=True)
+        _fail(args.command, None, f"not a readable Parquet/Arrow file ({err})",
+              "give a .parquet file written by factrace, or rebuild it by rerunning the workflow")
     return 0
+
+
+def _is_arrow_invalid(err: BaseException) -> bool:
+    """Whether ``err`` is pyarrow's ArrowInvalid (pyarrow imported only when a command failed)."""
+    try:
+        from pyarrow import ArrowInvalid
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return False
+    return isinstance(err, ArrowInvalid)
+
+
+def _fail(command: str, filename: object, what: str, fix: str) -> None:
+    """Exit status 2 with one line: ``factrace <command>: <file>: <what> (<fix>)``."""
+    where = f"{filename}: " if filename is not None else ""
+    print(f"factrace {command}: {where}{what} ({fix})", file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":

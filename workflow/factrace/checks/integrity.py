@@ -34,9 +34,7 @@ def damaged_tables(root: str | Path) -> list[DamagedTable]:
     Read-only: nothing is removed.
     """
     out = []
-    for path in sorted(Path(root).rglob("*.parquet")):
-        if any(part.endswith(".parts") for part in path.parts) or path.name.startswith("."):
-            continue
+    for path in table_paths(root):
         try:
             pq.read_metadata(path)
         except Exception as err:  # noqa: BLE001 - any failure to read the footer means the table is unusable
@@ -66,12 +64,27 @@ def rebuild_message(damaged: list[DamagedTable], root: Path) -> str:
     return "\n".join(lines)
 
 
+def table_paths(root: str | Path) -> list[Path]:
+    """The tables check-tables looks at under ``root`` (a trace job's ``.parts`` and hidden files left out)."""
+    return [p for p in sorted(Path(root).rglob("*.parquet"))
+            if not (any(part.endswith(".parts") for part in p.parts) or p.name.startswith("."))]
+
+
 def cmd_check_tables(args: argparse.Namespace) -> None:
     root = Path(args.results)
+    if not root.exists():
+        raise SystemExit(f"factrace check-tables: {root}: no such directory (give the results directory, config "
+                         "`results`)")
+    if not root.is_dir():
+        raise SystemExit(f"factrace check-tables: {root}: not a directory (give the results directory, config "
+                         "`results`)")
+    if not table_paths(root):
+        raise SystemExit(f"factrace check-tables: {root}: no Parquet table under it (give the results directory, "
+                         "config `results`, after the workflow has written tables)")
     damaged = damaged_tables(root)
     if damaged:
         raise SystemExit(rebuild_message(damaged, root))
-    log.info("%s: every table is readable", root)
+    log.info("%s: every table (%d) is readable", root, len(table_paths(root)))
 
 
 def cmd_check_facts(args: argparse.Namespace) -> None:

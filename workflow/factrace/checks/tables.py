@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from factrace.core import io
 
@@ -17,8 +18,24 @@ def cmd_merge(args: argparse.Namespace) -> None:
     io.write_table(df, args.out, args.contract, io.merged_provenance(args.inputs))
 
 
+PROVENANCE_FIX = "give a .parquet file under results/"
+
+
 def cmd_provenance(args: argparse.Namespace) -> None:
-    print(json.dumps(io.read_provenance(args.file), indent=2, sort_keys=True))
+    import pyarrow as pa
+
+    from factrace.core.contracts import ContractError
+
+    path = Path(args.file)
+    if not path.exists():
+        raise ContractError(f"{path}: no such file ({PROVENANCE_FIX})")
+    if path.is_dir():
+        raise ContractError(f"{path}: is a directory, not a table ({PROVENANCE_FIX})")
+    try:
+        prov = io.read_provenance(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ContractError(f"{path}: not a Parquet table written by factrace ({PROVENANCE_FIX})") from err
+    print(json.dumps(prov, indent=2, sort_keys=True))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

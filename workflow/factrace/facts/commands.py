@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +16,19 @@ def cmd_download_facts(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_facts(args: argparse.Namespace) -> None:
-    from factrace.facts.known import load_facts
+    """Print each skipped row as a WARNING and a summary; exit status 2 when a row is skipped, unless
+    ``--allow-skipped`` (the workflow skips bad rows and records them in skipped_facts.parquet)."""
+    from factrace.facts.known import load_facts_checked
 
-    facts = load_facts(args.facts)
-    print(f"{args.facts}: {len(facts)} facts, valid")
+    facts, skipped = load_facts_checked(args.facts)
+    for s in skipped:
+        kid = "?" if s.known_id is None else s.known_id
+        print(f"WARNING: {s.file}: row {s.row} (known_id={kid}): skipped: {s.reason.partition('; ')[0]} "
+              f"(fix: {s.fix})", file=sys.stderr)
+    rows = len({s.row for s in skipped})
+    print(f"{args.facts}: {len(facts)} facts valid, {rows} skipped")
+    if skipped and not args.allow_skipped:
+        raise SystemExit(2)
 
 
 def cmd_shard(args: argparse.Namespace) -> None:
@@ -39,8 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_download_facts)
 
-    s = sub.add_parser("validate-facts", help="validate a facts file")
+    s = sub.add_parser("validate-facts", help="validate a facts file: a WARNING line per skipped row; exit status "
+                       "2 when a row is skipped, unless --allow-skipped")
     s.add_argument("facts")
+    s.add_argument("--allow-skipped", action="store_true",
+                   help="exit 0 even when rows are skipped (the workflow's behaviour: skip them with a reason)")
     s.set_defaults(func=cmd_validate_facts)
 
     s = sub.add_parser("shard", help="write one shard of the facts as a `prompts` table")

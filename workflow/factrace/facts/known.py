@@ -45,6 +45,12 @@ class SkippedFact:
     known_id: int | None  # None when the row has no usable id
     reason: str
 
+    @property
+    def fix(self) -> str:
+        """How to repair the row: the reason's text after ';' where it says, else a general fix."""
+        _, sep, fix = self.reason.partition("; ")
+        return fix if sep else "fix or remove this row in the facts file"
+
     def describe(self) -> str:
         kid = "?" if self.known_id is None else self.known_id
         return f"{self.file}: row {self.row} (known_id={kid}): {self.reason}"
@@ -84,7 +90,7 @@ def _row_problem(i: int, rec: object) -> list[str]:
         )
     tmpl = rec.get("template")
     if isinstance(tmpl, str) and tmpl and "{}" not in tmpl:
-        problems.append(f"template {tmpl!r} has no '{{}}' placeholder for the subject")
+        problems.append(f"template {tmpl!r} has no '{{}}' placeholder for the subject; put {{}} where the subject goes")
     return problems
 
 
