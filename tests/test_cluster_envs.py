@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from factrace.checks.integrity import envs as envcheck
+from factrace.checks import envs as envcheck
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
