@@ -259,8 +259,8 @@ def _assert_written(paths):
 
 
 def test_figures_write_png_and_pdf(tmp_path):
-    from factrace.analysis.figures.traces import speech as speech_figures
-    from factrace.analysis.figures.traces import traces as figures
+    from factrace.analysis.figures import speech as speech_figures
+    from factrace.analysis.figures import traces as figures
 
     aie = synthetic_aie()
     aie = aie[~((aie["modality"] == "s2t") & (aie["kind"] == "attn"))]  # a kind with no data at all
