@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml $(LOCK) requirements/lock.sh
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES)
+	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) && \
+	  $(BIN)/factrace timings --results results --elapsed $$(( $$(date +%s) - start ))
 	@echo "results in results/ ; figures in results/figures/"
 
 # The Slurm tests (tests/test_slurm.py) run when a cluster answers and are skipped, with the reason, when none does.

@@ -64,6 +64,19 @@ def res(tiny_run: TinyRun) -> Path:
     return tiny_run.res
 
 
+def test_every_job_of_the_run_has_a_benchmark_and_timings_reads_them(res: Path):
+    """`make demo` ends with `factrace timings` (issue 22): each rule writes a benchmark file beside its log."""
+    from factrace.planning.timings import rule_stages, stage_times
+
+    # per rule (a drill's killed job leaves a log and no benchmark; its rerun writes one)
+    logs = {p.relative_to(res / "logs").parts[0].removesuffix(".log") for p in (res / "logs").rglob("*.log")}
+    benches = {p.relative_to(res / "benchmarks").parts[0].removesuffix(".tsv")
+               for p in (res / "benchmarks").rglob("*.tsv")}
+    assert logs and logs <= benches, sorted(logs - benches)
+    stages = {r.stage for r in stage_times(res / "benchmarks", rule_stages())}
+    assert {"facts", "speech", "filter", "trace", "aggregate", "compare"} <= stages
+
+
 def test_run_writes_tables_and_figures(res: Path):
     assert sorted(p.name for p in (res / "prompts").glob("shard-*.parquet")) == ["shard-0000.parquet",
                                                                                 "shard-0001.parquet"]

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "factrace.planning.commands",  # estimate, bench tracing
     "factrace.planning.plan",  # plan
     "factrace.planning.bench_plan",  # bench-plan
+    "factrace.planning.timings",  # timings
 )
 
 

@@ -21,6 +21,8 @@ rule aie:
         seed=SEED,
     log:
         f"{R}/logs/aie/{{model}}/{{modality}}.log",
+    benchmark:
+        f"{R}/benchmarks/aie/{{model}}/{{modality}}.tsv",
     shell:
         "factrace aie --inputs {input:q} --n-boot {params.n_boot:q} --combine {params.combine:q} "
         "--seed {params.seed:q} --out {output:q} 2> {log:q}"
@@ -37,6 +39,8 @@ rule aie_heatmaps:
         pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
+    benchmark:
+        f"{R}/benchmarks/aie_heatmaps/{{model}}_{{modality}}.tsv",
     shell:
         "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log:q}"
 
@@ -62,6 +66,8 @@ rule prompt_plots:
         token_map=lambda wc, input: ["--token-map", *input.token_map] if input.token_map else [],
     log:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
+    benchmark:
+        f"{R}/benchmarks/prompt_plots/{{model}}_{{modality}}.tsv",
     shell:
         "factrace figure prompts --traces {input.traces:q} {params.token_map:q} --n {params.n:q} "
         "--combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
@@ -85,6 +91,8 @@ rule qc:
         max_facts=max_facts_qc_args(),
     log:
         f"{R}/logs/qc.log",
+    benchmark:
+        f"{R}/benchmarks/qc.tsv",
     shell:
         "factrace qc --prompts {input.prompts:q} --filters {input.filters:q} --traces {input.traces:q} "
         "{params.max_facts:q} --out {output.tsv:q} --fates {output.fates:q} 2> {log:q}"

@@ -28,6 +28,8 @@ rule compare:
         outdir=lambda wc, output: str(Path(output.peaks).parent),
     log:
         f"{R}/logs/compare.log",
+    benchmark:
+        f"{R}/benchmarks/compare.tsv",
     shell:
         "factrace compare --aie {input.aie:q} --rows {params.rows:q} --traces {input.traces:q} "
         "--n-perm {params.n_perm:q} "

@@ -42,6 +42,8 @@ rule shard:
         limit=["--limit", LIMIT] if LIMIT else [],
     log:
         f"{R}/logs/shard/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/shard/{{shard}}.tsv",
     shell:
         "factrace shard --facts {input.facts:q} --shard {wildcards.shard:q} --shard-size {params.shard_size:q} "
         "{params.limit:q} --out {output:q} 2> {log:q}"
@@ -58,5 +60,7 @@ rule skipped_facts:
         f"{R}/prompts/skipped_facts.parquet",
     log:
         f"{R}/logs/skipped_facts.log",
+    benchmark:
+        f"{R}/benchmarks/skipped_facts.tsv",
     shell:
         "factrace check-facts --facts {input.facts:q} --out {output:q} 2> {log:q}"

@@ -23,6 +23,8 @@ rule filter:
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/filter/{{model}}/{{modality}}/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/filter/{{model}}/{{modality}}/{{shard}}.tsv",
     resources:
         gpu=model_gpus,
         mem_mb=model_mem_mb,

@@ -13,6 +13,8 @@ rule convert_model:
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/convert_model/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/convert_model/{{model}}.tsv",
     wildcard_constraints:
         model=converted_models("smollm2-gguf"),
     shell:

@@ -23,6 +23,8 @@ rule report_qc:
         title="Quality control: every fact's fate",
     log:
         f"{R}/logs/report/qc.log",
+    benchmark:
+        f"{R}/benchmarks/report/qc.tsv",
     shell:
         "factrace report-tables --inputs {input.fates:q} {input.counts:q} --title {params.title:q} --out {output:q} "
         "2> {log:q}"
@@ -41,6 +43,8 @@ rule report_effects:
         title="Peak effects and T->T vs S->T tests",
     log:
         f"{R}/logs/report/effects.log",
+    benchmark:
+        f"{R}/benchmarks/report/effects.tsv",
     shell:
         "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
 
@@ -57,6 +61,8 @@ rule report_alignment:
         title="Word-onset disagreement between aligners",
     log:
         f"{R}/logs/report/alignment.log",
+    benchmark:
+        f"{R}/benchmarks/report/alignment.tsv",
     shell:
         "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
 
@@ -73,6 +79,8 @@ rule report_speechlm_eval:
         title=lambda wc: f"Offline speech LM {wc.model}: accuracy from text and speech",
     log:
         f"{R}/logs/report/speechlm_eval_{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/report/speechlm_eval_{{model}}.tsv",
     shell:
         "factrace report-tables --inputs {input:q} --title {params.title:q} --out {output:q} 2> {log:q}"
 
@@ -93,6 +101,8 @@ rule report_prompt_plots:
         prefix=lambda wc: f"{wc.model}_{wc.modality}_",
     log:
         f"{R}/logs/report/prompts_{{model}}_{{modality}}.log",
+    benchmark:
+        f"{R}/benchmarks/report/prompts_{{model}}_{{modality}}.tsv",
     shell:
         "factrace report-images --dir {params.dir:q} --prefix {params.prefix:q} "
         "--title {params.title:q} --out {output:q} 2> {log:q}"

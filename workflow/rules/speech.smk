@@ -27,6 +27,8 @@ rule tts_melotts:
         seed=SEED,
     log:
         f"{R}/logs/tts_melotts/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/tts_melotts/{{shard}}.tsv",
     shell:
         '"${{FACTRACE_MELOTTS_PYTHON:-python}}" -m factrace.speech.tts.melotts_worker --prompts {input:q} '
         "--out-dir {output:q} --speaker {params.speaker:q} --speed {params.speed:q} --device {params.device:q} "
@@ -51,6 +53,8 @@ rule tts:
     priority: 10  # upstream of the speech LM's build (fit_units, build_speechlm): before SmolLM2's long traces
     log:
         f"{R}/logs/tts/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/tts/{{shard}}.tsv",
     shell:
         "factrace tts --prompts {input.prompts:q} --out {output.manifest:q} --audio-dir {output.wavs:q} "
         "--backend {params.backend:q} --options {params.options:q} {params.melotts:q} --seed {params.seed:q} 2> {log:q}"
@@ -72,6 +76,8 @@ rule asr:
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/asr/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/asr/{{shard}}.tsv",
     shell:
         "factrace asr --audio {input:q} --out {output:q} --model {params.model:q} --device {params.device:q} "
         "{params.threshold:q} 2> {log:q}"
@@ -87,6 +93,8 @@ rule wer_summary:
         png=report(f"{R}/figures/speech/wer_histogram.png", caption="../report/wer.rst", category="Speech"),
     log:
         f"{R}/logs/wer_summary.log",
+    benchmark:
+        f"{R}/benchmarks/wer_summary.tsv",
     shell:
         "factrace wer-summary --asr {input:q} --out {output.json:q} --figure {output.png:q} 2> {log:q}"
 
@@ -104,6 +112,8 @@ rule align:
         extra=align_args(ALIGN_METHOD),
     log:
         f"{R}/logs/align/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/align/{{shard}}.tsv",
     shell:
         "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
         "--method {params.method:q} {params.extra:q} --out {output:q} 2> {log:q}"
@@ -123,6 +133,8 @@ rule align_other:
         method="pocketsphinx|whisper|hubert-ctc|espeak-onsets",
     log:
         f"{R}/logs/align_other/{{method}}/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/align_other/{{method}}/{{shard}}.tsv",
     shell:
         "factrace align --audio {input.audio:q} --onsets {input.onsets:q} --prompts {input.prompts:q} "
         "--method {wildcards.method:q} {params.extra:q} --out {output:q} 2> {log:q}"
@@ -145,6 +157,8 @@ rule alignment_disagreement:
         methods=ALIGN["compare"],
     log:
         f"{R}/logs/alignment_disagreement.log",
+    benchmark:
+        f"{R}/benchmarks/alignment_disagreement.tsv",
     shell:
         "factrace align-compare --reference {input.reference:q} --others {input.others:q} --out {output:q} "
         "2> {log:q}"
@@ -167,6 +181,8 @@ rule fit_units:
     priority: 10  # the speech LM's build waits for it
     log:
         f"{R}/logs/fit_units.log",
+    benchmark:
+        f"{R}/benchmarks/fit_units.tsv",
     shell:
         "factrace fit-units --audio {input:q} --k {params.k:q} --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
@@ -186,6 +202,8 @@ rule speech_tokens:
         ckpt=["--checkpoints-dir", UNITS["checkpoints_dir"]] if UNITS["checkpoints_dir"] else [],
     log:
         f"{R}/logs/speech_tokens/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/speech_tokens/{{shard}}.tsv",
     shell:
         "factrace speech-tokens --audio {input.audio:q} {params.units:q} --backend {params.backend:q} "
         "{params.dedup:q} {params.ckpt:q} --out {output:q} 2> {log:q}"
@@ -206,6 +224,8 @@ rule token_map:
         tokenizer=lambda wc: model_cfg(wc.model).get("tokenizer", model_path(wc.model)),
     log:
         f"{R}/logs/token_map/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/token_map/{{model}}/{{shard}}.tsv",
     shell:
         "factrace token-map --prompts {input.prompts:q} --alignment {input.alignment:q} "
         "--speech-tokens {input.speech_tokens:q} --tokenizer-dir {params.tokenizer:q} --model {wildcards.model:q} "
@@ -227,6 +247,8 @@ rule speech_figures:
         outdir=lambda wc, output: str(Path(output[0]).parent),
     log:
         f"{R}/logs/speech_figures.log",
+    benchmark:
+        f"{R}/benchmarks/speech_figures.tsv",
     shell:
         "factrace speech-figures --audio {input.audio:q} --alignment {input.alignment:q} "
         "--speech-tokens {input.speech_tokens:q} --out-dir {params.outdir:q} --n {params.n:q} 2> {log:q}"

@@ -32,6 +32,8 @@ rule build_speechlm_backbone:
     priority: 10  # on the critical path of every speech-LM job
     log:
         f"{R}/logs/build_speechlm_backbone/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/build_speechlm_backbone/{{model}}.tsv",
     shell:
         "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
         "--out-dir {output.model:q} --steps {params.steps:q} {params.arch:q} --seed {params.seed:q} "
@@ -68,6 +70,8 @@ rule build_speechlm:
     priority: 10
     log:
         f"{R}/logs/build_speechlm/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/build_speechlm/{{model}}.tsv",
     shell:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
@@ -93,6 +97,8 @@ rule modality_gap:
         spec=lambda wc: model_spec_json(wc.model),
     log:
         f"{R}/logs/modality_gap/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/modality_gap/{{model}}.tsv",
     resources:
         gpu=model_gpus,
         mem_mb=model_mem_mb,
@@ -113,5 +119,7 @@ rule modality_gap_plot:
         pdf=f"{R}/figures/modality_gap_{{model}}.pdf",
     log:
         f"{R}/logs/modality_gap_plot/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/modality_gap_plot/{{model}}.tsv",
     shell:
         "factrace figure gap --gap {input:q} --out {output.png:q} 2> {log:q}"

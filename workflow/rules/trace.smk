@@ -25,6 +25,8 @@ rule noise_scale:
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/noise_scale/{{model}}/{{modality}}.log",
+    benchmark:
+        f"{R}/benchmarks/noise_scale/{{model}}/{{modality}}.tsv",
     resources:
         gpu=model_gpus,
         mem_mb=model_mem_mb,
@@ -59,6 +61,8 @@ rule trace:
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/trace/{{model}}/{{modality}}/{{shard}}.tsv",
     resources:
         gpu=model_gpus,
         mem_mb=model_mem_mb,
