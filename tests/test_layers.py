@@ -23,7 +23,7 @@ def _lint(pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([str(LINT), "--no-cache", "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, env=env,
+    return subprocess.run([str(LINT), "--no-cache", "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, env=env, check=False,
                           capture_output=True, text=True, timeout=300)
 
 
