@@ -42,3 +42,21 @@ def test_images_page_embeds_the_plots(tmp_path):
     main(["report-images", "--dir", str(tmp_path), "--prefix", "m_t2t_", "--title", "t", "--out", str(out)])
     page = out.read_text()
     assert page.count("data:image/png;base64,") == 2 and "m_s2t_known1" not in page
+
+
+def test_a_wide_table_fits_the_page(tmp_path):
+    """peaks.csv is wider than the page: the table scrolls sideways in its own container with a sticky first
+    column, column names break after '_', floats are rounded and long text wraps."""
+    from factrace.reporting.pages import FLOAT_DIGITS, STYLE
+
+    cols = {f"reference_peak_column_{i}": [0.123456789, 1234.56789] for i in range(14)}
+    df = pd.DataFrame({"model": ["speechlm_backbone", "m"], **cols,
+                       "reason": ["a long reason " * 6, "short"]})
+    df.to_csv(tmp_path / "peaks.csv", index=False)
+    page = tables_page([tmp_path / "peaks.csv"], "peaks")
+    assert "<div class='table-fit'><table class='factrace'>" in page
+    assert "div.table-fit { max-width: 100%; overflow-x: auto;" in STYLE
+    assert "td:first-child { position: sticky; left: 0;" in STYLE
+    assert "reference_<wbr>peak_<wbr>column_<wbr>0" in page
+    assert f"{0.123456789:.{FLOAT_DIGITS}g}" in page and "0.123456789" not in page and "1.23e+03" in page
+    assert "<td class='wrap'>a long reason" in page and "<td class='num'>" in page
