@@ -296,6 +296,42 @@ def test_figures_write_png_and_pdf(tmp_path):
     _assert_written(speech_figures.wer_histogram(asr.iloc[0:0], tmp_path / "wer_empty"))
 
 
+def test_prompt_plot_title_and_marks(tmp_path):
+    """A per-prompt plot is titled with its prompt, answer and p_clean; '*' marks subject tokens only and, in
+    speech, '+' the corrupted margin around them, as the caption says."""
+    from factrace.analysis.figures import traces as figures
+
+    one = tiny_trace()
+    one = one[one["known_id"] == 2]
+    facts = figures.prompt_facts(
+        pd.DataFrame({"known_id": [2], "prompt": ["The Eiffel Tower is in the city"], "attribute": ["Paris"]}),
+        pd.DataFrame({"known_id": [2], "target_token": ["\u0120Par"]}))
+    drawn = figures.draw_prompt_trace(one, ["The", "Eiffel", "Tower", "is", "in", "the", "city"], tmp_path / "p",
+                                      combine="mean", prompt=facts.loc[2, "prompt"], answer=facts.loc[2, "attribute"],
+                                      target_token=facts.loc[2, "target_token"])
+    _assert_written(drawn.paths)
+    p_clean = float(one["p_clean"].iloc[0])
+    assert "The Eiffel Tower is in the city" in drawn.title and "Paris" in drawn.title
+    assert "\u201cPar\u201d" in drawn.title and f"p_clean = {p_clean:.3f}" in drawn.title
+    s, e = int(one["subject_start"].iloc[0]), int(one["subject_end"].iloc[0])
+    assert [i for i, lab in enumerate(drawn.labels) if lab.endswith("*")] == list(range(s, e))
+    assert not any(lab.endswith("+") for lab in drawn.labels)
+
+    sp = speech_trace().assign(subject_start=2, subject_end=7)  # one speech token of margin on each side
+    pos = sp.drop_duplicates("position").sort_values("position")
+    drawn = figures.draw_prompt_trace(sp, [f"[Hu{i}]" for i in range(len(pos))], tmp_path / "s", combine="mean",
+                                      prompt="Paris is in")
+    assert "Paris is in" in drawn.title and "(spoken)" in drawn.title
+    ts, te = int(sp["text_subject_start"].iloc[0]), int(sp["text_subject_end"].iloc[0])
+    cs, ce = int(sp["subject_start"].iloc[0]), int(sp["subject_end"].iloc[0])
+    tti = pos.set_index("position")["text_token_index"]
+    for i, lab in enumerate(drawn.labels):
+        subject = ts <= int(tti.get(i, -1)) < te
+        assert lab.endswith("*") == subject, (i, lab)
+        assert lab.endswith("+") == (cs <= i < ce and not subject), (i, lab)
+    assert [lab[-1] for lab in drawn.labels[2:7]] == ["+", "*", "*", "*", "+"]
+
+
 def test_prompt_category_effects_columns():
     eff = prompt_category_effects(tiny_trace(), "mean")
     assert list(eff.columns) == ["known_id", "model", "modality", "kind", "layer", "category", "ie",

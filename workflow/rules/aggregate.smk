@@ -52,6 +52,9 @@ rule prompt_plots:
         token_map=lambda wc: (
             shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet") if wc.modality == "s2t" else []
         ),
+        # each plot's title: the prompt and its attribute, and the token traced
+        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        filters=lambda wc: shard_paths(f"{R}/filter/{wc.model}/{wc.modality}/shard-{{shard}}.parquet"),
     output:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
     params:
@@ -64,7 +67,7 @@ rule prompt_plots:
         f"{R}/logs/prompt_plots/{{model}}_{{modality}}.log",
     shell:
         "factrace figure prompts --traces {input.traces:q} {params.token_map:q} --n {params.n:q} "
-        "--combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
+        "--prompts {input.prompts:q} --filters {input.filters:q} --combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
 
 
 rule qc:

@@ -145,13 +145,15 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_prompts(args: argparse.Namespace) -> None:
-    from factrace.analysis.figures.traces import prompt_trace_plots
+    from factrace.analysis.figures.traces import prompt_facts, prompt_trace_plots
     from factrace.core import io
 
     trace = io.read_tables(args.traces, "trace")
     maps = [p for p in args.token_map if p]
+    facts = prompt_facts(io.read_tables(args.prompts, "prompts") if args.prompts else None,
+                         io.read_tables(args.filters, "filter") if args.filters else None)
     prompt_trace_plots(trace, io.read_tables(maps) if maps else None, Path(args.outdir), args.prefix, args.n,
-                       args.combine)
+                       args.combine, facts=facts)
 
 
 def cmd_figure_gap(args: argparse.Namespace) -> None:
@@ -222,6 +224,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--outdir", required=True)
     s.add_argument("--prefix", required=True)
     s.add_argument("--token-map", nargs="*", default=[], help="S->T: token maps, to label speech tokens with words")
+    s.add_argument("--prompts", nargs="*", default=[], help="prompts tables: each plot is titled with its prompt "
+                   "and attribute")
+    s.add_argument("--filters", nargs="*", default=[], help="this model and modality's filter tables: the traced "
+                   "target token in the title")
     s.set_defaults(func=cmd_figure_prompts)
 
     s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
