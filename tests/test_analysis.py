@@ -296,6 +296,27 @@ def test_figures_write_png_and_pdf(tmp_path):
     _assert_written(speech_figures.wer_histogram(asr.iloc[0:0], tmp_path / "wer_empty"))
 
 
+def test_heatmaps_share_one_colour_scale_per_kind_with_figure2(tmp_path):
+    """Per-model figures: the model's label in the titles, and each kind's colour limits those of Figure 2 (over
+    every model and modality), not each panel's own range."""
+    from factrace.analysis.figures import heatmaps
+
+    aie = synthetic_aie()
+    rows = [("backbone", "t2t", "B T->T"), ("slm", "t2t", "S T->T"), ("slm", "s2t", "S S->T")]
+    fig2 = heatmaps.draw_grid(aie, rows, tmp_path / "fig2")
+    for kind in ("hidden", "mlp", "attn"):  # Figure 2: one scale down each column
+        assert len({fig2.norms[(i, kind)] for i in range(3)}) == 1
+    assert fig2.norms[(0, "hidden")] == pytest.approx(heatmaps.kind_limits(aie, rows)["hidden"])
+    s2t = aie[(aie["model"] == "slm") & (aie["modality"] == "s2t")]
+    alone = heatmaps.draw_grid(s2t, [("slm", "s2t", "S S->T")], tmp_path / "alone")
+    shared = heatmaps.draw_grid(s2t, [("slm", "s2t", "Speech LM S->T")], tmp_path / "shared", scale_df=aie)
+    for kind in ("hidden", "mlp", "attn"):
+        assert shared.norms[(0, kind)] == pytest.approx(fig2.norms[(0, kind)])
+    assert alone.norms[(0, "hidden")] != pytest.approx(fig2.norms[(0, "hidden")])  # the scale s2t alone would get
+    out = heatmaps.aie_heatmaps(s2t, tmp_path / "aie", labels={"slm": "Speech LM"}, scale_df=aie)
+    _assert_written(out[("slm", "s2t")])
+
+
 def test_prompt_plot_title_and_marks(tmp_path):
     """A per-prompt plot is titled with its prompt, answer and p_clean; '*' marks subject tokens only and, in
     speech, '+' the corrupted margin around them, as the caption says."""

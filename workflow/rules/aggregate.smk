@@ -30,15 +30,20 @@ rule aie_heatmaps:
     conda:
         "../../envs/factrace.yaml"
     input:
-        f"{R}/aie/{{model}}/{{modality}}.parquet",
+        aie=f"{R}/aie/{{model}}/{{modality}}.parquet",
+        # every model and modality: each kind's colour scale is Figure 2's, so one colour is one AIE everywhere
+        scale=[f"{R}/aie/{m}/{mod}.parquet" for m, mod in model_modalities()],
     output:
         png=report(f"{R}/figures/aie_{{model}}_{{modality}}.png", caption="../report/aie_heatmaps.rst",
                    category="Causal traces"),
         pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
+    params:
+        label=lambda wc: model_label(wc.model),
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
     shell:
-        "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log:q}"
+        "factrace figure heatmaps --aie {input.aie:q} --label {params.label:q} --scale-from {input.scale:q} "
+        "--out {output.png:q} 2> {log:q}"
 
 
 rule prompt_plots:
