@@ -317,6 +317,23 @@ def test_heatmaps_share_one_colour_scale_per_kind_with_figure2(tmp_path):
     _assert_written(out[("slm", "s2t")])
 
 
+def test_gap_plot_has_integer_layer_ticks_a_labelled_band_and_n(tmp_path):
+    from factrace.analysis.figures import traces as figures
+
+    rng = np.random.default_rng(0)
+    gap = pd.DataFrame([
+        {"known_id": k, "layer": L, "position": pos, "cosine": 0.2 + 0.05 * L + rng.normal(0, 0.05),
+         "euclidean": 50 - L + rng.normal(0, 2)}
+        for k in range(10) for L in range(4) for pos in ("last subject", "last token")
+    ])
+    drawn = figures.draw_modality_gap(gap, tmp_path / "gap", n_boot=100, label="Speech LM")
+    _assert_written(drawn.paths)
+    for ticks in drawn.xticks:
+        assert ticks == [0.0, 1.0, 2.0, 3.0]
+    assert "Speech LM" in drawn.title and "n = 10 facts" in drawn.title
+    assert any("bootstrap 95% CI over facts" in t for t in drawn.legend)
+
+
 def test_prompt_plot_title_and_marks(tmp_path):
     """A per-prompt plot is titled with its prompt, answer and p_clean; '*' marks subject tokens only and, in
     speech, '+' the corrupted margin around them, as the caption says."""

@@ -165,7 +165,7 @@ def cmd_figure_gap(args: argparse.Namespace) -> None:
     gap = io.read_table(args.gap)
     labels = {"last_subject": "last subject", "last": "last token"}
     gap = gap.assign(position=gap["position_kind"].map(labels).fillna(gap["position_kind"]))
-    modality_gap_plot(gap, args.out)
+    modality_gap_plot(gap, args.out, n_boot=args.n_boot, seed=args.seed, label=args.label)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -237,5 +237,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
     s.add_argument("--gap", required=True)
+    s.add_argument("--label", default=None, help="models.<name>.label: how the title names the model")
+    s.add_argument("--n-boot", type=int, required=True, help="aggregate.n_boot: bootstrap resamples of the CI band")
+    s.add_argument("--seed", type=int, required=True, help="seed")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_figure_gap)

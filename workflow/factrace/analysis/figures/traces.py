@@ -151,22 +151,42 @@ def draw_prompt_trace(trace_df: pd.DataFrame, tokens: Sequence[str], out: str | 
 
 
 def modality_gap_plot(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot: int = 500,
-                      seed: int = 0, ci: float = 0.95) -> list[Path]:
+                      seed: int = 0, ci: float = 0.95, label: str | None = None) -> list[Path]:
     """Per-layer speech-text representation gap: cosine similarity (left) and Euclidean distance (right).
 
     ``gap_df``: one row per (fact, layer, position) with columns layer, position (e.g. "last subject",
     "last token"), cosine, euclidean, and optionally known_id and model. Lines are means over facts, bands
-    are percentile bootstrap CIs (``n_boot``, ``seed``); one line per position (and per model if several).
+    are percentile bootstrap CIs over facts (``n_boot`` resamples, ``seed``), as the legend says; one line per
+    position (and per model if several). Layers are integer ticks; the title names the model (``label``) and
+    the number of facts n. Returns the written paths.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
+    return draw_modality_gap(gap_df, out, n_boot=n_boot, seed=seed, ci=ci, label=label).paths
+
+
+class GapPlot(NamedTuple):
+    """What :func:`draw_modality_gap` wrote and drew: paths, title, each panel's x ticks, the legend's texts."""
+    paths: list[Path]
+    title: str
+    xticks: list[list[float]]
+    legend: list[str]
+
+
+def draw_modality_gap(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot: int = 500, seed: int = 0,
+                      ci: float = 0.95, label: str | None = None) -> GapPlot:
+    """:func:`modality_gap_plot`, returning what it drew with the paths."""
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9), squeeze=False)
     metrics = (("cosine", "cosine similarity"), ("euclidean", "Euclidean distance"))
     if gap_df.empty:
         for ax, (_m, lab) in zip(axes[0], metrics):
             no_data(ax, lab)
-        return save_figure(fig, out)
+        return GapPlot(save_figure(fig, out), "", [[], []], [])
     group_cols = ["model", "position"] if "model" in gap_df.columns and gap_df["model"].nunique() > 1 \
         else ["position"]
     palette = sns.color_palette("colorblind", n_colors=max(1, gap_df.groupby(group_cols).ngroups))
+    n_facts = int(gap_df["known_id"].nunique()) if "known_id" in gap_df.columns else None
+    all_layers = sorted(int(x) for x in gap_df["layer"].dropna().unique())
     for ax, (metric, lab) in zip(axes[0], metrics):
         for c, (key, g) in enumerate(gap_df.groupby(group_cols, sort=True)):
             name = " / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
@@ -177,14 +197,28 @@ def modality_gap_plot(gap_df: pd.DataFrame, out: str | os.PathLike[str], n_boot:
                 mat = g.pivot_table(index="_r", columns="layer", values=metric, aggfunc="mean")
             layers = mat.columns.to_numpy(dtype=float)
             mean, lo, hi, _n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=seed + c, ci=ci)
-            ax.plot(layers, mean, marker="o", ms=3, color=palette[c], label=name)
+            ax.plot(layers, mean, marker="o", ms=3, color=palette[c], label=f"{name}: mean over facts")
             ax.fill_between(layers, lo, hi, color=palette[c], alpha=0.2, linewidth=0)
+        step = max(1, int(np.ceil(len(all_layers) / 12)))
+        ax.set_xticks(all_layers[::step])
+        ax.set_xticklabels([str(x) for x in all_layers[::step]])
         ax.set_xlabel("layer")
         ax.set_ylabel(lab)
         ax.set_title(f"{lab} (speech vs text)", fontsize=9)
-    axes[0, 0].legend(fontsize=8, frameon=False)
+    handles, texts = axes[0, 0].get_legend_handles_labels()
+    band = f"band: bootstrap {100 * ci:g}% CI over facts ({n_boot} resamples)"
+    handles.append(Patch(facecolor="0.6", alpha=0.35, edgecolor="none"))
+    texts.append(band)
+    axes[0, 0].legend(handles, texts, fontsize=8, frameon=False)
+    who = label or (" / ".join(sorted(str(m) for m in gap_df["model"].unique())) if "model" in gap_df.columns
+                    else "")
+    n_text = f"n = {n_facts} facts" if n_facts is not None else f"n = {len(gap_df)} rows"
+    title = (f"{who}: " if who else "") + f"speech vs text hidden states of the same fact, per layer ({n_text} " \
+        "kept in both modalities)"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, out)
+    xticks = [list(map(float, ax.get_xticks())) for ax in axes[0]]
+    return GapPlot(save_figure(fig, out), title, xticks, texts)
 
 
 def prompt_trace_plots(trace: pd.DataFrame, token_map: pd.DataFrame | None, outdir: Path, prefix: str,
