@@ -296,6 +296,80 @@ def test_figures_write_png_and_pdf(tmp_path):
     _assert_written(speech_figures.wer_histogram(asr.iloc[0:0], tmp_path / "wer_empty"))
 
 
+def test_heatmaps_share_one_colour_scale_per_kind_with_figure2(tmp_path):
+    """Per-model figures: the model's label in the titles, and each kind's colour limits those of Figure 2 (over
+    every model and modality), not each panel's own range."""
+    from factrace.analysis.figures import heatmaps
+
+    aie = synthetic_aie()
+    rows = [("backbone", "t2t", "B T->T"), ("slm", "t2t", "S T->T"), ("slm", "s2t", "S S->T")]
+    fig2 = heatmaps.draw_grid(aie, rows, tmp_path / "fig2")
+    for kind in ("hidden", "mlp", "attn"):  # Figure 2: one scale down each column
+        assert len({fig2.norms[(i, kind)] for i in range(3)}) == 1
+    assert fig2.norms[(0, "hidden")] == pytest.approx(heatmaps.kind_limits(aie, rows)["hidden"])
+    s2t = aie[(aie["model"] == "slm") & (aie["modality"] == "s2t")]
+    alone = heatmaps.draw_grid(s2t, [("slm", "s2t", "S S->T")], tmp_path / "alone")
+    shared = heatmaps.draw_grid(s2t, [("slm", "s2t", "Speech LM S->T")], tmp_path / "shared", scale_df=aie)
+    for kind in ("hidden", "mlp", "attn"):
+        assert shared.norms[(0, kind)] == pytest.approx(fig2.norms[(0, kind)])
+    assert alone.norms[(0, "hidden")] != pytest.approx(fig2.norms[(0, "hidden")])  # the scale s2t alone would get
+    out = heatmaps.aie_heatmaps(s2t, tmp_path / "aie", labels={"slm": "Speech LM"}, scale_df=aie)
+    _assert_written(out[("slm", "s2t")])
+
+
+def test_gap_plot_has_integer_layer_ticks_a_labelled_band_and_n(tmp_path):
+    from factrace.analysis.figures import traces as figures
+
+    rng = np.random.default_rng(0)
+    gap = pd.DataFrame([
+        {"known_id": k, "layer": L, "position": pos, "cosine": 0.2 + 0.05 * L + rng.normal(0, 0.05),
+         "euclidean": 50 - L + rng.normal(0, 2)}
+        for k in range(10) for L in range(4) for pos in ("last subject", "last token")
+    ])
+    drawn = figures.draw_modality_gap(gap, tmp_path / "gap", n_boot=100, label="Speech LM")
+    _assert_written(drawn.paths)
+    for ticks in drawn.xticks:
+        assert ticks == [0.0, 1.0, 2.0, 3.0]
+    assert "Speech LM" in drawn.title and "n = 10 facts" in drawn.title
+    assert any("bootstrap 95% CI over facts" in t for t in drawn.legend)
+
+
+def test_prompt_plot_title_and_marks(tmp_path):
+    """A per-prompt plot is titled with its prompt, answer and p_clean; '*' marks subject tokens only and, in
+    speech, '+' the corrupted margin around them, as the caption says."""
+    from factrace.analysis.figures import traces as figures
+
+    one = tiny_trace()
+    one = one[one["known_id"] == 2]
+    facts = figures.prompt_facts(
+        pd.DataFrame({"known_id": [2], "prompt": ["The Eiffel Tower is in the city"], "attribute": ["Paris"]}),
+        pd.DataFrame({"known_id": [2], "target_token": ["\u0120Par"]}))
+    drawn = figures.draw_prompt_trace(one, ["The", "Eiffel", "Tower", "is", "in", "the", "city"], tmp_path / "p",
+                                      combine="mean", prompt=facts.loc[2, "prompt"], answer=facts.loc[2, "attribute"],
+                                      target_token=facts.loc[2, "target_token"])
+    _assert_written(drawn.paths)
+    p_clean = float(one["p_clean"].iloc[0])
+    assert "The Eiffel Tower is in the city" in drawn.title and "Paris" in drawn.title
+    assert "\u201cPar\u201d" in drawn.title and f"p_clean = {p_clean:.3f}" in drawn.title
+    s, e = int(one["subject_start"].iloc[0]), int(one["subject_end"].iloc[0])
+    assert [i for i, lab in enumerate(drawn.labels) if lab.endswith("*")] == list(range(s, e))
+    assert not any(lab.endswith("+") for lab in drawn.labels)
+
+    sp = speech_trace().assign(subject_start=2, subject_end=7)  # one speech token of margin on each side
+    pos = sp.drop_duplicates("position").sort_values("position")
+    drawn = figures.draw_prompt_trace(sp, [f"[Hu{i}]" for i in range(len(pos))], tmp_path / "s", combine="mean",
+                                      prompt="Paris is in")
+    assert "Paris is in" in drawn.title and "(spoken)" in drawn.title
+    ts, te = int(sp["text_subject_start"].iloc[0]), int(sp["text_subject_end"].iloc[0])
+    cs, ce = int(sp["subject_start"].iloc[0]), int(sp["subject_end"].iloc[0])
+    tti = pos.set_index("position")["text_token_index"]
+    for i, lab in enumerate(drawn.labels):
+        subject = ts <= int(tti.get(i, -1)) < te
+        assert lab.endswith("*") == subject, (i, lab)
+        assert lab.endswith("+") == (cs <= i < ce and not subject), (i, lab)
+    assert [lab[-1] for lab in drawn.labels[2:7]] == ["+", "*", "*", "*", "+"]
+
+
 def test_prompt_category_effects_columns():
     eff = prompt_category_effects(tiny_trace(), "mean")
     assert list(eff.columns) == ["known_id", "model", "modality", "kind", "layer", "category", "ie",

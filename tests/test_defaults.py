@@ -105,6 +105,7 @@ NOT_CONFIG = {
     ("build-speechlm-backbone", "threads"), ("build-speechlm", "threads"), ("token-map", "add_special_tokens"),
     ("fit-units", "no_deltas"), ("speech-figures", "n"), ("align", "device"), ("align", "dtype"),
     ("speech-tokens", "device"), ("figure prompts", "token_map"),
+    ("figure prompts", "prompts"), ("figure prompts", "filters"), ("figure heatmaps", "scale_from"),
     ("compare", "traces"), ("report-tables", "note"), ("report-images", "note"),
     *(("bench-plan", k) for k in ("configfile", "profile", "facts", "shard_size", "extra_tables")),
 }

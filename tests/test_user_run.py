@@ -137,7 +137,7 @@ def test_report_shows_tables_and_plots_inline(user_run):
     wd, res = user_run
     results = report_results(wd)
     by_name = {Path(p).name: r for p, r in results.items()}
-    for page in ("qc.html", "effects.html", "alignment.html", "speechlm_eval_speechlm.html",
+    for page in ("summary.html", "qc.html", "effects.html", "alignment.html", "speechlm_eval_speechlm.html",
                  "prompts_speechlm_backbone_t2t.html", "prompts_speechlm_t2t.html", "prompts_speechlm_s2t.html"):
         assert by_name[page]["mime_type"] == "text/html", page
     categories = {r["category"] for r in results.values()} if "category" in next(iter(results.values())) else set()
@@ -199,6 +199,14 @@ def test_report_renders_in_a_browser(user_run, tmp_path: Path):
     assert "Figure 2" in text and "Quality control" in text  # the menu, rendered by the report's JavaScript
     assert "System Message" not in text and "Duplicate explicit target" not in text
     assert text.count("Statistics") <= 1  # Snakemake's runtime statistics only
+    # the landing page: Figure 2 embedded, what each of its rows is (model, modality, n facts), the headlines
+    dom = chromium("--dump-dom", (wd / "report.html").as_uri()).stdout
+    text = visible_text(dom)
+    assert "What each row is" in text and "Headline numbers" in text and "Figure 2" in text
+    assert "data:image/png;base64," in dom  # Figure 2 in the landing page itself
+    assert "the speech LM's backbone before speech training" in text
+    assert "the same speech LM hearing the prompt" in text
+    assert "speech \u2192 text" in text and "text \u2192 text" in text and "n facts traced" in text
 
     # Figure 2 on its page, with its caption
     page = opened(wd, tmp_path, "figure2.png", "img", "Figure 2")

@@ -32,17 +32,22 @@ rule aie_heatmaps:
     conda:
         "../../envs/factrace.yaml"
     input:
-        f"{R}/aie/{{model}}/{{modality}}.parquet",
+        aie=f"{R}/aie/{{model}}/{{modality}}.parquet",
+        # every model and modality: each kind's colour scale is Figure 2's, so one colour is one AIE everywhere
+        scale=[f"{R}/aie/{m}/{mod}.parquet" for m, mod in model_modalities()],
     output:
         png=report(f"{R}/figures/aie_{{model}}_{{modality}}.png", caption="../report/aie_heatmaps.rst",
                    category="Causal traces"),
         pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
+    params:
+        label=lambda wc: model_label(wc.model),
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
     benchmark:
         f"{R}/benchmarks/aie_heatmaps/{{model}}_{{modality}}.tsv",
     shell:
-        "factrace figure heatmaps --aie {input:q} --out {output.png:q} 2> {log:q}"
+        "factrace figure heatmaps --aie {input.aie:q} --label {params.label:q} --scale-from {input.scale:q} "
+        "--out {output.png:q} 2> {log:q}"
 
 
 rule prompt_plots:
@@ -56,6 +61,9 @@ rule prompt_plots:
         token_map=lambda wc: (
             shard_paths(f"{R}/speech/token_map/{wc.model}/shard-{{shard}}.parquet") if wc.modality == "s2t" else []
         ),
+        # each plot's title: the prompt and its attribute, and the token traced
+        prompts=shard_paths(f"{R}/prompts/shard-{{shard}}.parquet"),
+        filters=lambda wc: shard_paths(f"{R}/filter/{wc.model}/{wc.modality}/shard-{{shard}}.parquet"),
     output:
         touch(f"{R}/figures/prompts/{{model}}_{{modality}}.done"),
     params:
@@ -70,7 +78,7 @@ rule prompt_plots:
         f"{R}/benchmarks/prompt_plots/{{model}}_{{modality}}.tsv",
     shell:
         "factrace figure prompts --traces {input.traces:q} {params.token_map:q} --n {params.n:q} "
-        "--combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
+        "--prompts {input.prompts:q} --filters {input.filters:q} --combine {params.combine:q} --outdir {params.outdir:q} --prefix {params.prefix:q} 2> {log:q}"
 
 
 rule qc:

@@ -535,7 +535,7 @@ def compare_tables():
 
 
 def report_targets():
-    out = [f"{R}/report/qc.html", f"{R}/report/effects.html"]
+    out = [f"{R}/report/qc.html", f"{R}/report/effects.html", f"{R}/report/summary.html"]
     out += [f"{R}/report/prompts_{m}_{mod}.html" for m, mod in model_modalities()]
     if SPEECH_ENABLED and ALIGN["compare"]:
         out.append(f"{R}/report/alignment.html")

@@ -8,6 +8,7 @@ localrules:
     report_alignment,
     report_speechlm_eval,
     report_prompt_plots,
+    report_landing,
 
 
 rule report_qc:
@@ -106,3 +107,28 @@ rule report_prompt_plots:
     shell:
         "factrace report-images --dir {params.dir:q} --prefix {params.prefix:q} "
         "--title {params.title:q} --out {output:q} 2> {log:q}"
+
+
+rule report_landing:
+    """The landing page of `snakemake --report` (workflow/report/workflow.rst includes the RST): Figure 2, what each
+    of its rows is (model, modality, facts traced) and the headline tables; the same as a page of its own."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        figure2=f"{R}/figures/figure2.png",
+        fates=f"{R}/qc/fates.parquet",
+        peaks=f"{R}/compare/peaks.csv",
+        tests=f"{R}/compare/tests.csv",
+    output:
+        rst=f"{R}/report/landing.rst",
+        html=report(f"{R}/report/summary.html", caption="../report/summary.rst", category="Summary",
+                    labels={"page": "Figure 2 and headline numbers"}),
+    params:
+        rows=json.dumps([[m, mod, label, model_cfg(m)["role"]] for m, mod, label in figure2_rows()]),
+        title="factrace: Figure 2 and the headline numbers",
+    log:
+        f"{R}/logs/report/landing.log",
+    shell:
+        "factrace report-landing --figure2 {input.figure2:q} --rows {params.rows:q} --fates {input.fates:q} "
+        "--peaks {input.peaks:q} --tests {input.tests:q} --title {params.title:q} --out-rst {output.rst:q} "
+        "--out-html {output.html:q} 2> {log:q}"

@@ -117,9 +117,14 @@ rule modality_gap_plot:
     output:
         png=report(f"{R}/figures/modality_gap_{{model}}.png", caption="../report/gap.rst", category="Modality gap"),
         pdf=f"{R}/figures/modality_gap_{{model}}.pdf",
+    params:
+        label=lambda wc: model_label(wc.model),
+        n_boot=config["aggregate"]["n_boot"],
+        seed=SEED,
     log:
         f"{R}/logs/modality_gap_plot/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/modality_gap_plot/{{model}}.tsv",
     shell:
-        "factrace figure gap --gap {input:q} --out {output.png:q} 2> {log:q}"
+        "factrace figure gap --gap {input:q} --label {params.label:q} --n-boot {params.n_boot:q} "
+        "--seed {params.seed:q} --out {output.png:q} 2> {log:q}"

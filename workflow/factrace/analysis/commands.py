@@ -134,9 +134,11 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     from factrace.core import io
 
     aie = io.read_table(args.aie, "aie")
+    scale = io.read_tables(args.scale_from, "aie") if args.scale_from else None
+    labels = {str(m): args.label for m in aie["model"].unique()} if args.label else None
     out = Path(args.out)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        written = aie_heatmaps(aie, Path(tmp) / "aie")
+        written = aie_heatmaps(aie, Path(tmp) / "aie", labels=labels, scale_df=scale)
         if len(written) != 1:
             raise SystemExit(f"{args.aie}: expected one (model, modality), found {sorted(written)}")
         for path in next(iter(written.values())):
@@ -145,13 +147,15 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
 
 
 def cmd_figure_prompts(args: argparse.Namespace) -> None:
-    from factrace.analysis.figures.traces import prompt_trace_plots
+    from factrace.analysis.figures.traces import prompt_facts, prompt_trace_plots
     from factrace.core import io
 
     trace = io.read_tables(args.traces, "trace")
     maps = [p for p in args.token_map if p]
+    facts = prompt_facts(io.read_tables(args.prompts, "prompts") if args.prompts else None,
+                         io.read_tables(args.filters, "filter") if args.filters else None)
     prompt_trace_plots(trace, io.read_tables(maps) if maps else None, Path(args.outdir), args.prefix, args.n,
-                       args.combine)
+                       args.combine, facts=facts)
 
 
 def cmd_figure_gap(args: argparse.Namespace) -> None:
@@ -161,7 +165,7 @@ def cmd_figure_gap(args: argparse.Namespace) -> None:
     gap = io.read_table(args.gap)
     labels = {"last_subject": "last subject", "last": "last token"}
     gap = gap.assign(position=gap["position_kind"].map(labels).fillna(gap["position_kind"]))
-    modality_gap_plot(gap, args.out)
+    modality_gap_plot(gap, args.out, n_boot=args.n_boot, seed=args.seed, label=args.label)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -212,6 +216,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
     s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
     s.add_argument("--aie", required=True)
+    s.add_argument("--label", default=None, help="models.<name>.label: how the panels name the model")
+    s.add_argument("--scale-from", nargs="*", default=[], help="the AIE tables whose range each kind's colour "
+                   "scale spans (all of them: Figure 2's scale); without them, --aie's")
     s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
     s.set_defaults(func=cmd_figure_heatmaps)
 
@@ -222,9 +229,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--outdir", required=True)
     s.add_argument("--prefix", required=True)
     s.add_argument("--token-map", nargs="*", default=[], help="S->T: token maps, to label speech tokens with words")
+    s.add_argument("--prompts", nargs="*", default=[], help="prompts tables: each plot is titled with its prompt "
+                   "and attribute")
+    s.add_argument("--filters", nargs="*", default=[], help="this model and modality's filter tables: the traced "
+                   "target token in the title")
     s.set_defaults(func=cmd_figure_prompts)
 
     s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
     s.add_argument("--gap", required=True)
+    s.add_argument("--label", default=None, help="models.<name>.label: how the title names the model")
+    s.add_argument("--n-boot", type=int, required=True, help="aggregate.n_boot: bootstrap resamples of the CI band")
+    s.add_argument("--seed", type=int, required=True, help="seed")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_figure_gap)

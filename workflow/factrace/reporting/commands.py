@@ -1,4 +1,4 @@
-"""`factrace report-tables` and `factrace report-images`: HTML pages for the Snakemake report."""
+"""`factrace report-tables`, `report-images` and `report-landing`: pages for the Snakemake report."""
 
 from __future__ import annotations
 
@@ -48,3 +48,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--note", default="")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_images)
+    register_landing(subparsers)
+
+
+def _landing(a: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from factrace.reporting.pages import figure_rows, landing_page, landing_rst, read_any
+
+    fates = read_any(a.fates) if a.fates else None
+    rows = figure_rows(json.loads(a.rows), fates)
+    peaks = read_any(a.peaks) if a.peaks else pd.DataFrame()
+    tests = read_any(a.tests) if a.tests else pd.DataFrame()
+    _write(landing_rst(a.figure2, rows, peaks, tests, link_figure=True), a.out_rst)
+    _write(landing_page(a.figure2, rows, peaks, tests, a.title), a.out_html)
+    log.info("%s, %s: %d rows of Figure 2", a.out_rst, a.out_html, len(rows))
+    return 0
+
+
+def register_landing(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report-landing", help="the report's landing page: Figure 2, what each of its rows "
+                              "is, and the headline tables (RST for workflow.rst, and an HTML page)")
+    p.add_argument("--figure2", required=True, help="Figure 2's PNG")
+    p.add_argument("--rows", required=True, help="JSON list of [model, modality, label, role] (Figure 2's rows)")
+    p.add_argument("--fates", default=None, help="qc/fates.parquet: the facts traced per row")
+    p.add_argument("--peaks", default=None, help="compare/peaks.csv")
+    p.add_argument("--tests", default=None, help="compare/tests.csv")
+    p.add_argument("--title", required=True)
+    p.add_argument("--out-rst", required=True)
+    p.add_argument("--out-html", required=True)
+    p.set_defaults(func=_landing)

@@ -87,11 +87,12 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
 
 
 def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str, show_y: bool,
-           signed: bool, lim: tuple[float, float]) -> None:
+           signed: bool, lim: tuple[float, float]) -> tuple[float, float] | None:
+    """Draw one panel; returns its colour limits (vmin, vmax), None for a panel without data."""
     arr = raw.to_numpy(dtype=float)
     if not np.isfinite(arr).any():
         no_data(ax, title)
-        return
+        return None
     if signed:
         m = max(abs(lim[0]), abs(lim[1]), LOG_AIE_FLOOR * 10)
         im = ax.pcolormesh(np.ma.masked_invalid(arr), cmap="RdBu_r", rasterized=True,
@@ -119,6 +120,7 @@ def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str
     ax.figure.colorbar(im, ax=ax, label=label)
     ax.set_xlabel("layer")
     ax.set_title(title, fontsize=9)
+    return float(im.norm.vmin), float(im.norm.vmax)
 
 
 def _footnote(counts: CellCounts, signed: bool) -> str:
@@ -130,41 +132,87 @@ def _footnote(counts: CellCounts, signed: bool) -> str:
             "n = facts per category")
 
 
-def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool) -> tuple[list[Path],
-                                                                                               pd.DataFrame]:
-    if not rows:
-        raise ValueError("a heatmap grid needs at least one row")
+def _matrices(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]]):
+    """Per row: the category labels and the (category x layer) signed AIE of each kind."""
     raws: dict[tuple[int, str], pd.DataFrame] = {}
     labels: dict[int, list[str]] = {}
-    stats = []
-    for i, (model, modality, label) in enumerate(rows):
+    for i, (model, modality, _label) in enumerate(rows):
         sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
         layers = sorted(int(x) for x in sub["layer"].dropna().unique())
         cats = [c for c in AIE_CATEGORIES if c in set(sub["category"])] or list(AIE_CATEGORIES[:-1])
         labels[i] = _row_labels(sub, cats)
         for kind in KINDS:
-            raw = _raw_matrix(sub[sub["kind"] == kind], layers).reindex(index=cats)
-            raws[(i, kind)] = raw
-            c = count_cells(raw.to_numpy())
-            stats.append({"model": model, "modality": modality, "row": label, "kind": kind, **asdict(c)})
-    total = CellCounts(*(sum(s[k] for s in stats) for k in ("cells", "negative", "floored")))
-    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 0.25 * sum(len(v) for v in labels.values()) + 1.6 * len(rows)),
-                             squeeze=False)
-    for j, kind in enumerate(KINDS):
-        allv = np.concatenate([raws[(i, kind)].to_numpy().ravel() for i in range(len(rows))])
-        lim = _finite_range(allv if signed else log_aie(allv))
+            raws[(i, kind)] = _raw_matrix(sub[sub["kind"] == kind], layers).reindex(index=cats)
+    return raws, labels
+
+
+def kind_limits(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]] | None = None,
+                signed: bool = False) -> dict[str, tuple[float, float]]:
+    """The colour limits of each kind (column) over ``rows`` of ``aie_df`` (every (model, modality) in it when
+    None): log10 AIE floored at 1e-4, or (signed) symmetric around 0. Figure 2 and the per-model figures use
+    the same limits when given the same AIE tables, so that one colour means one AIE everywhere."""
+    if rows is None:
+        rows = [(m, mod, "") for (m, mod), _ in aie_df.groupby(["model", "modality"], sort=True)]
+    raws, _ = _matrices(aie_df, rows)
+    out = {}
+    for kind in KINDS:
+        allv = np.concatenate([raws[(i, kind)].to_numpy().ravel() for i in range(len(rows))] or [np.array([])])
         if signed:
             finite = allv[np.isfinite(allv)]
             m = float(np.abs(finite).max()) if finite.size else 1.0
-            lim = (-m, m)
+            out[kind] = (-m, m)
+        else:
+            out[kind] = _finite_range(log_aie(allv))
+    return out
+
+
+@dataclass
+class Grid:
+    """A drawn grid: the paths written, the cell counts per (row, kind) and each panel's colour limits
+    {(row index, kind): (vmin, vmax)} as drawn (log10 AIE, or signed AIE)."""
+    paths: list[Path]
+    cells: pd.DataFrame
+    norms: dict[tuple[int, str], tuple[float, float]]
+
+
+def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool = False,
+              scale_df: pd.DataFrame | None = None, scale_note: str = "") -> Grid:
+    """Rows (model, modality, label) x columns (kinds) of AIE heatmaps, written to ``out`` (.png and .pdf). One
+    colour scale per column, shared down the rows; over every (model, modality) of ``scale_df`` when given (the
+    per-model figures pass all the AIE tables, to share Figure 2's scale)."""
+    if not rows:
+        raise ValueError("a heatmap grid needs at least one row")
+    raws, labels = _matrices(aie_df, rows)
+    stats = []
+    for i, (model, modality, label) in enumerate(rows):
+        for kind in KINDS:
+            c = count_cells(raws[(i, kind)].to_numpy())
+            stats.append({"model": model, "modality": modality, "row": label, "kind": kind, **asdict(c)})
+    total = CellCounts(*(sum(s[k] for s in stats) for k in ("cells", "negative", "floored")))
+    lims = kind_limits(aie_df, rows, signed) if scale_df is None else kind_limits(scale_df, None, signed)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 0.25 * sum(len(v) for v in labels.values()) + 1.6 * len(rows)),
+                             squeeze=False)
+    norms = {}
+    for j, kind in enumerate(KINDS):
         for i, (_m, _mod, label) in enumerate(rows):
             # the category labels go on the row's first panel that has data
             first = next((k for k in KINDS if np.isfinite(raws[(i, k)].to_numpy(dtype=float)).any()), KINDS[0])
-            _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", kind == first,
-                   signed, lim)
-    fig.suptitle(_footnote(total, signed), fontsize=9, y=0.0, va="top")
+            lim = _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", kind == first,
+                         signed, lims[kind])
+            if lim is not None:
+                norms[(i, kind)] = lim
+    note = _footnote(total, signed)
+    if scale_note:
+        note += "\n" + scale_note
+    fig.suptitle(note, fontsize=9, y=0.0, va="top")
     fig.tight_layout()
-    return save_figure(fig, out), pd.DataFrame(stats)
+    return Grid(save_figure(fig, out), pd.DataFrame(stats), norms)
+
+
+def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool) -> tuple[list[Path],
+                                                                                               pd.DataFrame]:
+    g = draw_grid(aie_df, rows, out, signed)
+    return g.paths, g.cells
 
 
 def figure2_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
@@ -187,16 +235,25 @@ def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
     return _grid(aie_df, rows, out, signed=True)[0]
 
 
-def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str]) -> dict[tuple[str, str], list[Path]]:
+def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], labels: dict[str, str] | None = None,
+                 scale_df: pd.DataFrame | None = None) -> dict[tuple[str, str], list[Path]]:
     """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category).
 
     Written to ``<out_prefix>_<model>_<modality>.{png,pdf}`` (model slugged); returns
-    {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched.
+    {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched. Panels are titled
+    with the model's label (``labels``: model -> ``models.<m>.label``; the model's name without one). Each
+    kind's colour scale spans ``scale_df`` (all the AIE tables: Figure 2's scale) when given, else ``aie_df``
+    (every model and modality drawn), never one panel alone.
     """
     out: dict[tuple[str, str], list[Path]] = {}
     prefix = figure_stem(out_prefix)
+    labels = labels or {}
+    scale = aie_df if scale_df is None else scale_df
+    pairs = scale.groupby(["model", "modality"]).ngroups
+    note = (f"the colour scale of each kind spans {pairs} models x modalities, as in Figure 2" if pairs > 1 else "")
     for (model, modality), _sub in aie_df.groupby(["model", "modality"], sort=True):
-        label = f"{model} {MODALITY_LABEL.get(modality, modality)}"
+        label = f"{labels.get(str(model), model)} {MODALITY_LABEL.get(modality, modality)}"
         path = prefix.with_name(f"{prefix.name}_{slug(model)}_{slug(modality)}")
-        out[(str(model), str(modality))] = _grid(aie_df, [(model, modality, label)], path, signed=False)[0]
+        out[(str(model), str(modality))] = draw_grid(aie_df, [(model, modality, label)], path, signed=False,
+                                                     scale_df=scale, scale_note=note).paths
     return out
