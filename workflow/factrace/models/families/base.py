@@ -8,10 +8,10 @@ A family module (``llama.py``, ``gpt2.py``, ``gpt_neox.py``) holds one :data:`FA
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,7 +48,7 @@ class Family:
 CACHE_KWARGS = ("cache", "past_key_values", "past_key_value", "layer_past")
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _cache_kwarg(cls: type) -> str:
     params = inspect.signature(cls.forward).parameters  # follows functools.wraps (deprecate_kwarg) to the original
     return next((name for name in CACHE_KWARGS if name in params), "past_key_values")
