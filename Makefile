@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers
+.PHONY: lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers notebook
 
 venv: $(STAMP)
 
@@ -55,6 +55,13 @@ plan: $(STAMP)
 
 bench-plan: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench-plan --configfile config/paper.yaml --profile profiles/slurm
+
+# The example notebook (examples/analysis.ipynb) run on results/ (after `make demo`; FACTRACE_RESULTS=DIR for
+# another run's), saved with its outputs as DIR/analysis.ipynb: the committed notebook stays without outputs.
+FACTRACE_RESULTS ?= results
+notebook: $(STAMP)
+	FACTRACE_RESULTS='$(abspath $(FACTRACE_RESULTS))' $(BIN)/jupyter-execute \
+	  --output='$(abspath $(FACTRACE_RESULTS))/analysis' examples/analysis.ipynb
 
 report: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --report results/report.html

@@ -15,6 +15,11 @@ from collections.abc import Sequence
 
 log = logging.getLogger("factrace")
 
+#: ``factrace --help``'s description: plain text (the module docstring is for Sphinx, with its markup).
+DESCRIPTION = ("Causal tracing of factual recall in speech-text language models. Each Snakemake rule calls one "
+               "command; `factrace <command> --help` lists its options. Options that are config values have no "
+               "default of their own: the rules pass them, and the config schema holds the defaults.")
+
 COMMAND_MODULES = (
     "factrace.facts.commands",  # download-facts, validate-facts, shard
     "factrace.checks.integrity",  # check-facts, check-tables
@@ -40,8 +45,8 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="factrace", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p = argparse.ArgumentParser(prog="factrace", description=DESCRIPTION)
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages (tracebacks of handled errors too)")
     sub = p.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

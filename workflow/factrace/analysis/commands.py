@@ -170,15 +170,15 @@ def cmd_figure_gap(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("aie", help="average indirect effects with bootstrap CIs")
-    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--inputs", nargs="+", required=True, help="trace tables of one (model, modality, kind)")
     s.add_argument("--n-boot", type=int, required=True, help="aggregate.n_boot")
     s.add_argument("--seed", type=int, required=True, help="seed")
     s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the `aie` parquet to write")
     s.set_defaults(func=cmd_aie)
 
     s = sub.add_parser("compare", help="Figure 2 grid, peak effects and paired T->T vs S->T tests")
-    s.add_argument("--aie", nargs="+", required=True)
+    s.add_argument("--aie", nargs="+", required=True, help="`aie` tables of the models and modalities compared")
     s.add_argument("--rows", required=True, help="JSON list of [model, modality, label]")
     s.add_argument("--traces", nargs="*", default=[], help="trace tables of models traced in both modalities")
     s.add_argument("--n-perm", type=int, required=True,
@@ -189,9 +189,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="aggregate.min_facts: categories with fewer facts get no peak, ratio or test")
     s.add_argument("--seed", type=int, required=True, help="seed")
     s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
-    s.add_argument("--figure", required=True)
+    s.add_argument("--figure", required=True, help="Figure 2 (PNG; a PDF is written beside it)")
     s.add_argument("--figure-signed", default=None, help="Figure 2 on the signed AIE (diverging colours)")
-    s.add_argument("--outdir", required=True)
+    s.add_argument("--outdir", required=True, help="directory for the comparison tables (.parquet and .csv)")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("summarize", help="README's measured tables (markdown) from results/, via a small "
@@ -203,10 +203,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_summarize)
 
     s = sub.add_parser("qc", help="facts counted at each stage with the reasons they left")
-    s.add_argument("--prompts", nargs="+", required=True)
-    s.add_argument("--filters", nargs="+", required=True)
-    s.add_argument("--traces", nargs="+", required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--prompts", nargs="+", required=True, help="`prompts` parquets (every shard)")
+    s.add_argument("--filters", nargs="+", required=True, help="`filter` parquets (every model, modality, shard)")
+    s.add_argument("--traces", nargs="+", required=True, help="trace tables (every model, modality, kind, shard)")
+    s.add_argument("--out", required=True, help="the QC TSV to write (facts counted at each stage)")
     s.add_argument("--fates", help="Parquet: one row per fact x model x modality with its fate and reason")
     s.add_argument("--max-facts-per-shard", nargs="*", default=None, metavar="MODEL=N",
                    help="each capped model's traced facts per shard (models.<m>.max_facts_per_shard or "
@@ -215,7 +215,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)
     s = fig.add_parser("heatmaps", help="log-AIE heatmaps per kind")
-    s.add_argument("--aie", required=True)
+    s.add_argument("--aie", required=True, help="the `aie` table of one (model, modality)")
     s.add_argument("--label", default=None, help="models.<name>.label: how the panels name the model")
     s.add_argument("--scale-from", nargs="*", default=[], help="the AIE tables whose range each kind's colour "
                    "scale spans (all of them: Figure 2's scale); without them, --aie's")
@@ -223,11 +223,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_figure_heatmaps)
 
     s = fig.add_parser("prompts", help="per-prompt trace plots")
-    s.add_argument("--traces", nargs="+", required=True)
+    s.add_argument("--traces", nargs="+", required=True, help="trace tables of one (model, modality)")
     s.add_argument("--n", type=int, required=True, help="figures.prompt_plots")
     s.add_argument("--combine", required=True, choices=["mean", "max", "sum"], help="aggregate.combine")
-    s.add_argument("--outdir", required=True)
-    s.add_argument("--prefix", required=True)
+    s.add_argument("--outdir", required=True, help="directory for the plots")
+    s.add_argument("--prefix", required=True, help="file name prefix: <prefix>_known<id>.png")
     s.add_argument("--token-map", nargs="*", default=[], help="S->T: token maps, to label speech tokens with words")
     s.add_argument("--prompts", nargs="*", default=[], help="prompts tables: each plot is titled with its prompt "
                    "and attribute")
@@ -236,9 +236,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_figure_prompts)
 
     s = fig.add_parser("gap", help="modality gap per layer (cosine and Euclidean)")
-    s.add_argument("--gap", required=True)
+    s.add_argument("--gap", required=True, help="the modality-gap parquet (modality-gap)")
     s.add_argument("--label", default=None, help="models.<name>.label: how the title names the model")
     s.add_argument("--n-boot", type=int, required=True, help="aggregate.n_boot: bootstrap resamples of the CI band")
     s.add_argument("--seed", type=int, required=True, help="seed")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
     s.set_defaults(func=cmd_figure_gap)

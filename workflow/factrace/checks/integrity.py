@@ -109,6 +109,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_check_tables)
 
     s = sub.add_parser("check-facts", help="the facts file's skipped rows (file, row, known_id, reason)")
-    s.add_argument("--facts", required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--facts", required=True, help="the facts JSON file (Known-1000 format)")
+    s.add_argument("--out", required=True, help="the `skipped_facts` Parquet table to write")
     s.set_defaults(func=cmd_check_facts)

@@ -44,22 +44,22 @@ def cmd_shard(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("download-facts", help="download Known-1000 and validate it")
-    s.add_argument("--url", required=True)
+    s.add_argument("--url", required=True, help="where to download the facts JSON from (facts.url)")
     s.add_argument("--sha256", default=None, help="facts.sha256 (none: not checked)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the facts JSON file to write")
     s.set_defaults(func=cmd_download_facts)
 
     s = sub.add_parser("validate-facts", help="validate a facts file: a WARNING line per skipped row; exit status "
                        "2 when a row is skipped, unless --allow-skipped")
-    s.add_argument("facts")
+    s.add_argument("facts", help="the facts JSON file (Known-1000 format)")
     s.add_argument("--allow-skipped", action="store_true",
                    help="exit 0 even when rows are skipped (the workflow's behaviour: skip them with a reason)")
     s.set_defaults(func=cmd_validate_facts)
 
     s = sub.add_parser("shard", help="write one shard of the facts as a `prompts` table")
-    s.add_argument("--facts", required=True)
-    s.add_argument("--shard", required=True)
+    s.add_argument("--facts", required=True, help="the facts JSON file (Known-1000 format)")
+    s.add_argument("--shard", required=True, help="the shard's name (as the workflow numbers them, e.g. 0000)")
     s.add_argument("--shard-size", type=int, required=True, help="facts.shard_size")
     s.add_argument("--limit", type=int, default=None, help="facts.limit (none: every fact)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the `prompts` Parquet table to write")
     s.set_defaults(func=cmd_shard)

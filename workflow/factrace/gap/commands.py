@@ -34,9 +34,9 @@ def _gap(a: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("modality-gap", help="per-layer cosine / Euclidean gap of text vs speech states")
     model_args(p)
-    p.add_argument("--prompts", nargs="+", required=True)
-    p.add_argument("--speech-tokens", nargs="+", required=True)
-    p.add_argument("--token-map", nargs="+", required=True)
+    p.add_argument("--prompts", nargs="+", required=True, help="`prompts` parquets")
+    p.add_argument("--speech-tokens", nargs="+", required=True, help="speech-tokens parquets")
+    p.add_argument("--token-map", nargs="+", required=True, help="token-map parquets")
     p.add_argument("--filters", nargs="*", default=None, help="filter tables: only facts kept in every modality")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the modality-gap parquet to write (per layer)")
     p.set_defaults(func=_gap)

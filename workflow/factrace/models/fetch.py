@@ -129,6 +129,6 @@ def _cmd(args: argparse.Namespace) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser("fetch-checkpoints",
                               help="fetch every checkpoint the config names (run on a login node; jobs never download)")
-    s.add_argument("--configfile", required=True)
+    s.add_argument("--configfile", required=True, help="the config file (merged over the default config)")
     s.add_argument("--dry-run", action="store_true", help="print what would be fetched, fetch nothing")
     s.set_defaults(func=_cmd)

@@ -140,10 +140,10 @@ def cmd_bench_plan(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("bench-plan", help="time Snakemake's planning on a synthetic results tree at scale "
                                           "(a table, then one JSON line)")
-    s.add_argument("--configfile", default="config/paper.yaml")
-    s.add_argument("--profile", default="profiles/slurm")
+    s.add_argument("--configfile", default="config/paper.yaml", help="the config planned (merged over the default config)")
+    s.add_argument("--profile", default="profiles/slurm", help="the Snakemake profile planned for")
     s.add_argument("--facts", type=int, default=1209, help="synthetic facts (Known-1000 has 1,209)")
-    s.add_argument("--shard-size", type=int, default=152)
+    s.add_argument("--shard-size", type=int, default=152, help="facts per shard (facts.shard_size)")
     s.add_argument("--extra-tables", type=int, default=10000,
                    help="stale Parquet tables in the tree that no rule makes (the footer check reads them)")
     s.set_defaults(func=cmd_bench_plan)

@@ -22,7 +22,7 @@ def cmd_estimate(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("estimate", help="cells, FLOPs and GPU-hours of a config, engine vs reference")
-    s.add_argument("--configfile", required=True)
+    s.add_argument("--configfile", required=True, help="the config file (merged over the default config)")
     s.set_defaults(func=cmd_estimate)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)

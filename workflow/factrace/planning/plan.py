@@ -185,7 +185,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("plan", help="jobs, GPU jobs, model loads, requested vs estimated GPU-hours of a config "
                                     "on a profile (a dry run; no Slurm, no weights)")
-    s.add_argument("--configfile", required=True)
+    s.add_argument("--configfile", required=True, help="the config file (merged over the default config)")
     s.add_argument("--profile", default=None, help="e.g. profiles/slurm")
     s.add_argument("--directory", default=".", help="the workflow's directory (where `snakemake` would run)")
     s.add_argument("targets", nargs="*", help="Snakemake targets (default: the whole workflow)")

@@ -8,6 +8,8 @@ A family module (``llama.py``, ``gpt2.py``, ``gpt_neox.py``) holds one :data:`FA
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +40,31 @@ class Family:
     final_norm: str  # relative to the backbone
     lm_head: str  # relative to the *ForCausalLM
     steps: type[EngineSteps]  # the family-specific steps of the fast engine
+
+
+#: The names transformers has given the key/value-cache argument, newest first: ``cache`` (5.x, where
+#: ``past_key_values`` is deprecated, with a FutureWarning on every call), ``past_key_values`` (4.5x),
+#: ``past_key_value`` (older attention modules), ``layer_past`` (GPT-NeoX attention).
+CACHE_KWARGS = ("cache", "past_key_values", "past_key_value", "layer_past")
+
+
+@functools.cache
+def _cache_kwarg(cls: type) -> str:
+    params = inspect.signature(cls.forward).parameters  # follows functools.wraps (deprecate_kwarg) to the original
+    return next((name for name in CACHE_KWARGS if name in params), "past_key_values")
+
+
+def cache_kwarg(module: nn.Module) -> str:
+    """The name under which ``module.forward`` (an attention module or a ``*ForCausalLM``) takes the key/value
+    cache in the installed transformers: the newest of :data:`CACHE_KWARGS` that its signature has."""
+    return _cache_kwarg(type(module))
+
+
+def output_cache(output):
+    """The key/value cache a transformers model returned (``output.cache`` in 5.x, where reading
+    ``output.past_key_values`` logs a deprecation warning; ``output.past_key_values`` before)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
 
 
 class UnsupportedModelError(ValueError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from factrace.models.families.base import EngineSteps, Family, MLPStep
+from factrace.models.families.base import EngineSteps, Family, MLPStep, cache_kwarg
 
 
 class GPT2Steps(EngineSteps):
@@ -22,7 +22,7 @@ class GPT2Steps(EngineSteps):
 
     def attention(self, j: int, x: torch.Tensor, cache, mask: torch.Tensor, pe) -> torch.Tensor:
         blk = self.blocks[j]
-        return blk.attn(blk.ln_1(x), past_key_values=cache, attention_mask=mask)[0]
+        return blk.attn(blk.ln_1(x), attention_mask=mask, **{cache_kwarg(blk.attn): cache})[0]
 
     def tail(self, j: int, x: torch.Tensor, a: torch.Tensor, mlp: MLPStep) -> torch.Tensor:
         blk = self.blocks[j]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from factrace.models.families.base import EngineSteps, Family, MLPStep
+from factrace.models.families.base import EngineSteps, Family, MLPStep, cache_kwarg
 
 
 class GPTNeoXSteps(EngineSteps):
@@ -20,8 +20,8 @@ class GPTNeoXSteps(EngineSteps):
 
     def attention(self, j: int, x: torch.Tensor, cache, mask: torch.Tensor, pe) -> torch.Tensor:
         blk = self.blocks[j]
-        return blk.attention(blk.input_layernorm(x), attention_mask=mask, layer_past=cache,
-                             position_embeddings=pe)[0]
+        return blk.attention(blk.input_layernorm(x), attention_mask=mask, position_embeddings=pe,
+                             **{cache_kwarg(blk.attention): cache})[0]
 
     def tail(self, j: int, x: torch.Tensor, a: torch.Tensor, mlp: MLPStep) -> torch.Tensor:
         blk = self.blocks[j]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from factrace.models.families.base import EngineSteps, Family, MLPStep
+from factrace.models.families.base import EngineSteps, Family, MLPStep, cache_kwarg
 
 
 class LlamaSteps(EngineSteps):
@@ -27,7 +27,7 @@ class LlamaSteps(EngineSteps):
         blk = self.blocks[j]
         h = blk.input_layernorm(x)
         return blk.self_attn(hidden_states=h, position_embeddings=pe, attention_mask=mask,
-                             past_key_values=cache)[0]
+                             **{cache_kwarg(blk.self_attn): cache})[0]
 
     def tail(self, j: int, x: torch.Tensor, a: torch.Tensor, mlp: MLPStep) -> torch.Tensor:
         blk = self.blocks[j]

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--extra-facts", required=True,
                    help="speech.speechlm.extra_facts: extra (subject, attribute) pairs per template, or 'none'")
     p.add_argument("--max-extra", type=int, default=None, help="at most N extra facts per template")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", required=True, help="the checkpoint directory to write (the text backbone)")
     p.add_argument("--steps", type=int, required=True, help="speech.speechlm.backbone_steps")
     p.add_argument("--hidden", type=int, required=True, help="models.<backbone>.hidden")
     p.add_argument("--intermediate", type=int, required=True, help="models.<backbone>.intermediate")
@@ -98,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, required=True, help="seed")
     p.add_argument("--batch", type=int, default=None, help="sequences per step (offline.BACKBONE_BATCH)")
     p.add_argument("--heads", type=int, default=None, help="attention heads (train.Architecture)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     _eval_args(p, speech=False)
     p.set_defaults(func=_build_backbone)
 
@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format)")
     p.add_argument("--backbone", required=True, help="the stage-1 checkpoint (build-speechlm-backbone)")
     p.add_argument("--units", default=None, help="mfcc-kmeans .npz (default: fit one, saved as OUT_DIR/units.npz)")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", required=True, help="the checkpoint directory to write (the speech LM)")
     p.add_argument("--renderings", default=None,
                    help="trained renderings: 'voice:rate:pitch,...' or a JSON list (default: corpus.TRAIN)")
     p.add_argument("--held-out", default=None, help="held-out rendering voice:rate:pitch (default: corpus.HELD_OUT)")
@@ -120,6 +120,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, required=True, help="seed")
     p.add_argument("--batch", type=int, default=None, help="sequences per step (train.TrainSettings)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (train.TrainSettings)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     _eval_args(p, speech=True)
     p.set_defaults(func=_build)

@@ -38,11 +38,14 @@ def _ok(gen: str, attribute: str) -> bool:
 @torch.no_grad()
 def greedy(model: Any, ids: list[int], max_new_tokens: int, tokenizer: Any, banned: Sequence[int] = ()) -> str:
     """Greedy text continuation (KV cache; ``banned`` ids never chosen), decoded without specials."""
+    from factrace.models.families.base import cache_kwarg, output_cache
+
     x = torch.tensor([ids])
     out, past = [], None
+    cache_arg = cache_kwarg(model)  # ``cache`` in transformers 5 (``past_key_values`` is deprecated there)
     for _ in range(max_new_tokens):
-        o = model(input_ids=x, past_key_values=past, use_cache=True)
-        past = o.past_key_values
+        o = model(input_ids=x, use_cache=True, **{cache_arg: past})
+        past = output_cache(o)
         logits = o.logits[0, -1].clone()
         if banned:
             logits[list(banned)] = -float("inf")

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``asr``."""
     p = subparsers.add_parser("asr", help="transcribe the prompt audio and compute WER")
     p.add_argument("--audio", required=True, help="audio manifest parquet")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the `asr` parquet to write (transcripts and WER)")
     p.add_argument("--model", required=True, help="local faster-whisper model directory")
     p.add_argument("--wer-threshold", type=float, default=None,
                    help="speech.asr.wer_threshold: drop utterances above this WER (none: keep every one)")

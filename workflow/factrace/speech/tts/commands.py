@@ -23,9 +23,9 @@ def _tts(a: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tts``."""
     p = subparsers.add_parser("tts", help="synthesise prompt/subject/attribute audio for a prompts shard")
-    p.add_argument("--prompts", required=True)
+    p.add_argument("--prompts", required=True, help="the shard's `prompts` parquet")
     p.add_argument("--out", required=True, help="audio manifest parquet")
-    p.add_argument("--audio-dir", required=True)
+    p.add_argument("--audio-dir", required=True, help="directory for the .wav files (<known_id>_<field>.wav)")
     p.add_argument("--backend", required=True, choices=["espeak", "melotts"], help="speech.tts.backend")
     p.add_argument("--options", required=True, help="the backend's parameters as JSON (speech.tts.<backend>)")
     p.add_argument("--seed", type=int, required=True, help="seed")
