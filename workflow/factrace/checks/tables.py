@@ -40,11 +40,11 @@ def cmd_provenance(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("merge", help="concatenate tables of one contract")
-    s.add_argument("--contract", required=True)
-    s.add_argument("--inputs", nargs="+", required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--contract", required=True, help="the contract the inputs follow (core/contracts.py)")
+    s.add_argument("--inputs", nargs="+", required=True, help="the shard tables to concatenate")
+    s.add_argument("--out", required=True, help="the merged table (sorted, provenance merged)")
     s.set_defaults(func=cmd_merge)
 
     s = sub.add_parser("provenance", help="print the provenance stored in a Parquet file")
-    s.add_argument("file")
+    s.add_argument("file", help="a Parquet table written by factrace")
     s.set_defaults(func=cmd_provenance)
