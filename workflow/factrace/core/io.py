@@ -169,6 +169,18 @@ def merged_provenance(paths: list[str] | list[Path], stage: str = "merge") -> di
         raise contracts.ContractError(f"{', '.join(map(str, paths))}: {err}") from err
 
 
+def carried_identity(paths: list[str] | list[Path]) -> dict[str, Any]:
+    """``model_id`` and ``weights_sha256`` of a table made from the tables at ``paths`` (an AIE table from its
+    traces): the inputs' value where they agree, the sorted list of their values where they differ (a table over
+    several models), None where no input records one."""
+    provs = [read_provenance(p) for p in paths]
+    out: dict[str, Any] = {}
+    for key in ("model_id", "weights_sha256"):
+        values = sorted({str(v) for p in provs if (v := p.get(key)) is not None})
+        out[key] = values[0] if len(values) == 1 else (values or None)
+    return out
+
+
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -22,8 +22,8 @@ import pandas as pd
 from factrace.core import io
 from factrace.core.contracts import ContractError
 from factrace.core.provenance import Provenance, config_hash
-from factrace.speechlm.inputs import TraceInputs
 from factrace.core.tokens import token_text
+from factrace.speechlm.inputs import TraceInputs
 from factrace.tracing.categories import trace_categories
 from factrace.tracing.method import TraceResult, effective_window, make_noise, noise_seed
 from factrace.tracing.patching import trace_prompt
