@@ -34,7 +34,8 @@ def cmd_aie(args: argparse.Namespace) -> None:
     aie = aggregate_aie(effects, n_boot=args.n_boot, seed=args.seed)
     log.info("AIE over %d prompt(s): %d rows", effects["known_id"].nunique() if len(effects) else 0, len(aie))
     params = {"n_boot": args.n_boot, "seed": args.seed, "combine": args.combine}
-    io.write_table(aie, args.out, "aie", _provenance("aie", params, seed=args.seed))
+    io.write_table(aie, args.out, "aie",
+                   _provenance("aie", params, seed=args.seed, **io.carried_identity(args.inputs)))
 
 
 def write_outputs(tables: dict[str, pd.DataFrame | None], outdir: Path, prov) -> None:
@@ -88,7 +89,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     tables["figure2_cells"] = cells
     params = {"n_perm": args.n_perm, "seed": args.seed, "combine": args.combine, "min_facts": args.min_facts,
               "exact_max_n": args.exact_max_n}
-    write_outputs(tables, Path(args.outdir), _provenance("compare", params))
+    write_outputs(tables, Path(args.outdir),
+                  _provenance("compare", params, **io.carried_identity([*args.aie, *(args.traces or [])])))
 
 
 def cmd_summarize(args: argparse.Namespace) -> None:
@@ -122,7 +124,8 @@ def cmd_qc(args: argparse.Namespace) -> None:
         table.to_csv(tmp, sep="\t", index=False)
     if args.fates:
         params = {"max_facts_per_shard": caps}
-        io.write_table(fates, args.fates, None, _provenance("qc_fates", params))
+        made_from = [*(args.filters or []), *(args.traces or [])]
+        io.write_table(fates, args.fates, None, _provenance("qc_fates", params, **io.carried_identity(made_from)))
     log.info("QC:\n%s", table.to_string(index=False))
 
 

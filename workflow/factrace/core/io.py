@@ -81,10 +81,11 @@ def write_table(
     contract: str | None,
     provenance: Provenance | Mapping[str, Any] | None = None,
 ) -> Path:
-    """Validate ``df`` against ``contract`` and write it atomically with provenance in the schema metadata."""
+    """Validate ``df`` against ``contract`` and write it atomically with provenance in the schema metadata and
+    each column's description (:data:`factrace.core.contracts.DESCRIPTIONS`) in its field's metadata."""
     if contract is not None:
         contracts.check(df, contract, source=str(path))
-    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    table = with_descriptions(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), contract)
     prov = provenance.to_dict() if isinstance(provenance, Provenance) else dict(provenance or {})
     prov.setdefault("contract", contract)
     meta = dict(table.schema.metadata or {})
@@ -93,6 +94,33 @@ def write_table(
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+DESCRIPTION_KEY = b"description"
+
+
+def with_descriptions(table: pa.Table, contract: str | None) -> pa.Table:
+    """``table`` with each column that ``contract`` describes carrying its description as field metadata."""
+    fields = []
+    for f in table.schema:
+        desc = contracts.description(contract, f.name)
+        if desc is not None:
+            f = f.with_metadata({**(f.metadata or {}), DESCRIPTION_KEY: desc.encode()})
+        fields.append(f)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def column_descriptions(path: str | os.PathLike[str]) -> list[tuple[str, str, str | None]]:
+    """(column, Arrow type, description) of each column of a Parquet file: the description its schema stores,
+    else the one of the contract its provenance names, else None."""
+    schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(META_KEY)
+    contract = json.loads(raw).get("contract") if raw else None
+    out = []
+    for f in schema:
+        stored = (f.metadata or {}).get(DESCRIPTION_KEY)
+        out.append((f.name, str(f.type), stored.decode() if stored else contracts.description(contract, f.name)))
+    return out
 
 
 def read_table(path: str | os.PathLike[str], contract: str | None = None) -> pd.DataFrame:
@@ -139,6 +167,18 @@ def merged_provenance(paths: list[str] | list[Path], stage: str = "merge") -> di
         return merge_provenance([read_provenance(p) for p in paths], stage)
     except ValueError as err:
         raise contracts.ContractError(f"{', '.join(map(str, paths))}: {err}") from err
+
+
+def carried_identity(paths: list[str] | list[Path]) -> dict[str, Any]:
+    """``model_id`` and ``weights_sha256`` of a table made from the tables at ``paths`` (an AIE table from its
+    traces): the inputs' value where they agree, the sorted list of their values where they differ (a table over
+    several models), None where no input records one."""
+    provs = [read_provenance(p) for p in paths]
+    out: dict[str, Any] = {}
+    for key in ("model_id", "weights_sha256"):
+        values = sorted({str(v) for p in provs if (v := p.get(key)) is not None})
+        out[key] = values[0] if len(values) == 1 else (values or None)
+    return out
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -1,13 +1,23 @@
-"""Provenance carried by every table: what made it, from which inputs and settings."""
+"""Provenance carried by every table: what made it, from which inputs and settings.
+
+Besides the stage's settings (``config_hash``, ``extra.params``), model and weights, every table records the code
+that made it: the package version, the git commit of the package's checkout (``git_commit``, with ``git_dirty``
+when tracked files differ from it; both None outside a git checkout) and the SHA-256 of the lock file
+(``requirements/lock.txt`` at the checkout's root; None when absent). No timestamp or host name: two runs of the
+same commit and settings write the same tables.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from factrace import __version__
@@ -23,6 +33,52 @@ def library_versions(names: tuple[str, ...] = KEY_LIBRARIES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+#: the checkout the package runs from (workflow/factrace/ -> the repository root)
+CHECKOUT = Path(__file__).resolve().parents[3]
+LOCK_FILE = Path("requirements") / "lock.txt"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+@lru_cache(maxsize=8)
+def git_state(root: Path = CHECKOUT) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout ``root`` belongs to: ``git rev-parse HEAD`` and whether tracked files
+    differ from it (untracked files, such as results, do not count). (None, None) outside git, without git, or
+    when git refuses (no error)."""
+    if _git(root, "rev-parse", "--show-toplevel") is None:
+        return None, None
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
+        return None, None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return head.strip(), None if status is None else bool(status.strip())
+
+
+@lru_cache(maxsize=8)
+def lock_sha256(root: Path = CHECKOUT) -> str | None:
+    """SHA-256 of ``requirements/lock.txt`` at ``root`` (None when there is none)."""
+    path = root / LOCK_FILE
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _git_commit() -> str | None:
+    return git_state()[0]
+
+
+def _git_dirty() -> bool | None:
+    return git_state()[1]
 
 
 def config_hash(params: Any) -> str:
@@ -42,6 +98,9 @@ class Provenance:
     package_version: str = __version__
     python: str = field(default_factory=platform.python_version)
     libraries: dict[str, str] = field(default_factory=library_versions)
+    git_commit: str | None = field(default_factory=_git_commit)
+    git_dirty: bool | None = field(default_factory=_git_dirty)
+    lock_sha256: str | None = field(default_factory=lock_sha256)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from factrace.core.tokens import token_text
 from factrace.speech.align.normalise import Normalised, normalise
 
 RATE_HZ = 25.0
@@ -226,13 +227,15 @@ def token_map_rows(
     offsets: Sequence[tuple[int, int]], words: Sequence[tuple[str, float, float]], n_frames: int,
     run_lengths: Sequence[int] | None = None, rate_hz: float = RATE_HZ, template: str | None = None,
 ) -> pd.DataFrame:
-    """Rows of the ``token_map`` contract (+ ``is_subject``, ``char_start``, ``char_end``) for one prompt."""
+    """Rows of the ``token_map`` contract (+ ``token_text``, ``is_subject``, ``char_start``, ``char_end``) for one
+    prompt."""
     ranges, subj = map_tokens(prompt, subject, offsets, words, n_frames, run_lengths, rate_hz, template)
     return pd.DataFrame({
         "known_id": np.full(len(tokens), int(known_id), dtype=np.int64),
         "model": [model] * len(tokens),
         "text_token_index": np.arange(len(tokens), dtype=np.int64),
         "text_token": list(tokens),
+        "token_text": [token_text(t) for t in tokens],
         "speech_start": np.array([r[0] for r in ranges], dtype=np.int64),
         "speech_end": np.array([r[1] for r in ranges], dtype=np.int64),
         "is_subject": np.array(subj, dtype=bool),

@@ -65,12 +65,22 @@ def cmd_trace(args: argparse.Namespace) -> None:
     except SubjectNotFoundError as err:
         raise SystemExit(f"{args.prompts}: {err}") from err
     corruption = {"subject_margin": args.subject_margin} if args.modality == "s2t" else {}
+    labels = trace_labels(rows, kept)
     key = inputs_digest([args.prompts, args.filter, args.noise, args.speech_tokens, args.token_map])
     trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
-                inputs_key=key, weights=loaded.weights_sha256, corruption=corruption,
+                inputs_key=key, weights=loaded.weights_sha256, corruption=corruption, labels=labels,
                 provenance=lambda st: stage_provenance(
                     "trace", {**st.as_dict(), "noise_scale": noise["scale"], "modality": args.modality, **corruption},
                     seed=st.seed, model_id=args.model, weights_sha256=loaded.weights_sha256))
+
+
+def trace_labels(rows, kept) -> dict[int, tuple[str, str]]:
+    """known_id -> (prompt text, decoded target token): the trace table's ``prompt`` and ``target`` columns."""
+    from factrace.core.tokens import token_text
+
+    target = kept["target_token"] if "target_token" in kept.columns else {}
+    return {int(r.known_id): (str(r.prompt), token_text(str(target.get(r.known_id, ""))))
+            for r in rows.itertuples(index=False)}
 
 
 def speech_args(s: argparse.ArgumentParser, nargs: str | None = None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,8 @@ def is_current(out: Path, key: str) -> bool:
 def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequence[KindJob], *, model: str,
                 modality: str, noise_scale: float, inputs_key: str,
                 provenance: Callable[[TraceSettings], Provenance], weights: str | None = None,
-                corruption: dict[str, Any] | None = None) -> list[Path]:
+                corruption: dict[str, Any] | None = None,
+                labels: Mapping[int, tuple[str, str]] | None = None) -> list[Path]:
     """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables. ``provenance`` gives
     the provenance of a kind's table; its kind key is added here."""
     for job in jobs:
@@ -100,7 +101,7 @@ def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequ
         log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), model, modality,
                  job.settings.kind, lo, hi)
         trace_shard(model_obj, inputs, model=model, modality=modality, noise_scale=noise_scale,
-                    settings=job.settings, out=job.out, provenance=prov)
+                    settings=job.settings, out=job.out, provenance=prov, labels=labels)
     return [j.out for j in jobs]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,9 @@ import pandas as pd
 from factrace.core import io
 from factrace.core.contracts import ContractError
 from factrace.core.provenance import Provenance, config_hash
+from factrace.core.tokens import token_text
 from factrace.speechlm.inputs import TraceInputs
-from factrace.tracing.categories import primary_category
+from factrace.tracing.categories import trace_categories
 from factrace.tracing.method import TraceResult, effective_window, make_noise, noise_seed
 from factrace.tracing.patching import trace_prompt
 
@@ -63,8 +64,11 @@ def trace_rows(
     modality: str,
     noise_scale: float,
     settings: TraceSettings,
+    prompt: str = "",
+    target: str = "",
 ) -> pd.DataFrame:
-    """The long `trace` rows of one fact and kind (one row per layer x position)."""
+    """The long `trace` rows of one fact and kind (one row per layer x position). ``prompt``: the fact's prompt
+    text; ``target``: the traced target token, decoded (:func:`factrace.core.tokens.token_text`)."""
     layers = result.layers[kind]
     grid = result.restored[kind]
     n = inp.n_tokens
@@ -72,7 +76,8 @@ def trace_rows(
     layer_col = np.repeat(np.asarray(layers, dtype=np.int64), n)
     pos_col = np.tile(np.arange(n, dtype=np.int64), len(layers))
     tti = np.asarray(inp.text_token_index, dtype=np.int64)[pos_col]
-    cats = [primary_category(int(t), ts, te, inp.n_text_tokens) if t >= 0 else "unmapped" for t in tti]
+    cats = trace_categories(pos_col, tti, ts, te, inp.n_text_tokens, n)
+    tokens = [inp.tokens[p] for p in pos_col]
     window = effective_window(kind, settings.window)
     return pd.DataFrame(
         {
@@ -84,7 +89,10 @@ def trace_rows(
             "position": pos_col,
             "category": cats,
             "text_token_index": tti,
-            "token": [inp.tokens[p] for p in pos_col],
+            "token": tokens,
+            "token_text": [token_text(t) for t in tokens],
+            "prompt": prompt,
+            "target": target,
             "p_clean": result.p_clean,
             "p_corrupted": result.p_corrupted,
             "p_restored": grid.reshape(-1),
@@ -112,8 +120,11 @@ def trace_shard(
     settings: TraceSettings,
     out: str | Path,
     provenance: Provenance,
+    labels: Mapping[int, tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """Trace ``inputs`` (pairs of inputs and target token id), resuming from finished parts."""
+    """Trace ``inputs`` (pairs of inputs and target token id), resuming from finished parts. ``labels``: known_id
+    -> (prompt text, target token) for the table's ``prompt`` and ``target`` columns (empty where not given)."""
+    labels = labels or {}
     out = Path(out)
     parts = parts_dir(out)
     run = tracer(settings.engine)
@@ -121,7 +132,8 @@ def trace_shard(
     lo, hi = settings.layers
     base = {**settings.as_dict(), "noise_scale": float(noise_scale), "model": model, "modality": modality,
             "weights_sha256": provenance.weights_sha256}
-    keys = {inp.known_id: part_key(base, inp, target) for inp, target in inputs}
+    keys = {inp.known_id: part_key({**base, "labels": list(labels.get(inp.known_id, ("", "")))}, inp, target)
+            for inp, target in inputs}
     expected = {part_name(kid, key) for kid, key in keys.items()}
     clear_stale_parts(parts, expected)
     parts.mkdir(parents=True, exist_ok=True)
@@ -156,8 +168,10 @@ def trace_shard(
             max_rows=settings.max_rows,
             progress=progress,
         )
+        prompt, target_text = labels.get(inp.known_id, ("", ""))
         df = trace_rows(
-            inp, result, settings.kind, model=model, modality=modality, noise_scale=noise_scale, settings=settings
+            inp, result, settings.kind, model=model, modality=modality, noise_scale=noise_scale, settings=settings,
+            prompt=prompt, target=target_text,
         )
         io.write_table(df, part, "trace", {**provenance.to_dict(), PART_KEY: key})
         frames.append(df)
@@ -239,7 +253,8 @@ def _empty_trace() -> pd.DataFrame:
     from factrace.core.contracts import empty
 
     df = empty("trace")
-    df["token"] = pd.Series(dtype="object")
+    for col in ("token", "token_text", "prompt", "target"):
+        df[col] = pd.Series(dtype="object")
     return df
 
 

@@ -90,8 +90,8 @@ def _template(row: pd.Series) -> str | None:
 
 
 def _failed_row(kid: int, model_name: str, reason: str) -> dict:
-    return {"known_id": kid, "model": model_name, "text_token_index": -1, "text_token": "", "speech_start": -1,
-            "speech_end": -1, "is_subject": False, "char_start": -1, "char_end": -1, "status": "failed",
+    return {"known_id": kid, "model": model_name, "text_token_index": -1, "text_token": "", "token_text": "",
+            "speech_start": -1, "speech_end": -1, "is_subject": False, "char_start": -1, "char_end": -1, "status": "failed",
             "reason": reason}
 
 
@@ -141,7 +141,8 @@ def run_token_map(
             df = pd.DataFrame([_failed_row(kid, model_name, str(err))])
         df["dedup"] = bool(speech.loc[kid].get("dedup", True)) if kid in speech.index else False
         frames.append(df)
-    out = pd.concat(frames, ignore_index=True) if frames else contracts.empty("token_map")
+    out = pd.concat(frames, ignore_index=True) if frames else contracts.empty("token_map").assign(
+        token_text=pd.Series(dtype=object))
     prov = Provenance(
         stage="token_map", config_hash=config_hash({"add_special_tokens": add_special_tokens}),
         model_id=model_name, extra={"tokenizer_dir": str(tokenizer_dir)},
