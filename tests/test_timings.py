@@ -33,9 +33,11 @@ def test_stage_times_sum_jobs_per_stage_exactly(tmp_path: Path):
     _bench(tmp_path, "trace/smollm2/t2t/0001.tsv", 7.25, "900.0")
     _bench(tmp_path, "tts/shard-0000.tsv", 3.0, "-")  # Snakemake writes "-" where it could not measure
     _bench(tmp_path, "shard/0000.tsv", 0.5)
+    _bench(tmp_path, "compare.tsv", 2.0)  # a one-job rule's benchmark sits at the top
     rows = stage_times(tmp_path / "benchmarks", rule_stages())
-    assert [r.stage for r in rows] == ["facts", "speech", "trace"]  # the workflow's order
-    trace = rows[-1]
+    assert [r.stage for r in rows] == ["facts", "speech", "trace", "compare"]  # the workflow's order
+    assert (rows[-1].jobs, rows[-1].longest_rule) == (1, "compare")
+    trace = rows[2]
     assert (trace.jobs, trace.job_seconds, trace.longest_job_s, trace.longest_rule, trace.max_rss_mb) == (
         2, 19.8, 12.5, "trace", 900.0)  # 12.5 + 7.25 = 19.75, shown to 0.1 s
     assert rows[1].max_rss_mb == 0.0

@@ -128,6 +128,8 @@ rule report_landing:
         title="factrace: Figure 2 and the headline numbers",
     log:
         f"{R}/logs/report/landing.log",
+    benchmark:
+        f"{R}/benchmarks/report/landing.tsv",
     shell:
         "factrace report-landing --figure2 {input.figure2:q} --rows {params.rows:q} --fates {input.fates:q} "
         "--peaks {input.peaks:q} --tests {input.tests:q} --title {params.title:q} --out-rst {output.rst:q} "

@@ -61,7 +61,8 @@ def stage_times(benchmarks: Path, stages: dict[str, str]) -> list[StageTime]:
     """Per stage: jobs, summed wall time, the longest job and the largest peak memory, in the workflow's order."""
     acc: dict[str, dict] = {}
     for path in sorted(benchmarks.rglob("*.tsv")):
-        rule = path.relative_to(benchmarks).parts[0]
+        rel = path.relative_to(benchmarks)
+        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem  # `<rule>/….tsv`, or `<rule>.tsv` for one-job rules
         stage = stages.get(rule, rule)
         seconds, rss = read_benchmark(path)
         a = acc.setdefault(stage, {"jobs": 0, "s": 0.0, "long": 0.0, "rule": "", "rss": 0.0})
