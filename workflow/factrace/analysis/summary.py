@@ -98,13 +98,14 @@ def _ratio(r: Any) -> str:
 
 
 def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
-    """The build evaluation's measures, one row each (eval.json keys in the row's name)."""
+    """The build evaluation's measures, one row each (eval.json keys in the row's name). Wall-clock times
+    (``timing_s``) are left out: they differ between two runs of the same commit, and README's generated tables
+    must not (`factrace timings` shows where a run's time went)."""
     label = f"speech LM `{name}`"
     if ev.get("stage") == "backbone":
         rows = [[f"backbone `{name}`: text accuracy, {s} facts (`text.{s}`)", _acc(_get(ev, f"text.{s}"))]
                 for s in ("traced", "extra", "carry")]
         rows.append([f"backbone `{name}`: T->T p_corrupted / p_clean (`noise_t2t`)", _ratio(ev.get("noise_t2t"))])
-        rows.append([f"backbone `{name}`: build time (`timing_s.total`)", f"{_g(_get(ev, 'timing_s.total'))} s"])
         return rows
     rows = [[f"{label}: text accuracy (`text`)", _acc(ev.get("text"))]]
     roles = {"train": "trained rendering", "held_out": "held-out rendering", "unheard": "unheard voice"}
@@ -130,8 +131,6 @@ def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
                       ("speech LM, speech", "speechlm_speech")):
         rows.append([f"{label}: carry-over facts (never spoken in training), {what} (`carry_over`)",
                      _acc(_get(ev, f"carry_over.{key}"))])
-    rows.append([f"{label}: build time, of which training (`timing_s`)",
-                 f"{_g(_get(ev, 'timing_s.total'))} s, {_g(_get(ev, 'timing_s.training'))} s"])
     return rows
 
 
