@@ -104,6 +104,6 @@ def cmd_timings(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("timings", help="wall time per stage of a run, from Snakemake's benchmark files")
-    s.add_argument("--results", default="results", help="the results directory (config `results`)")
+    s.add_argument("--results", required=True, help="the results directory (config `results`)")
     s.add_argument("--elapsed", type=float, default=None, help="the run's elapsed seconds, shown beside the sum")
     s.set_defaults(func=cmd_timings)
