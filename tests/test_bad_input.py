@@ -440,6 +440,19 @@ def test_bad_config_names_the_key(workflow_copy, edit, expected, request):
     assert f"{bad.relative_to(workflow_copy)}: {expected}" in out, out[-3000:]
 
 
+def test_a_dry_run_says_which_facts_will_be_skipped(workflow_copy):
+    """Issue 24: a dry run (no job runs, so no skipped_facts table) still names the facts file's bad rows."""
+    from tiny_run import BAD_ROWS, FACTS
+
+    facts = workflow_copy / "facts-bad.json"
+    facts.write_text(json.dumps(FACTS + BAD_ROWS))
+    proc = snakemake(workflow_copy, "-n", "--config", f"facts={{path: {facts.name}}}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert f"2 row(s) of {facts.name} will be skipped" in out, out[-3000:]
+    assert "(known_id=8)" in out and "(known_id=9)" in out
+
+
 # -------------------------------------------------------------------------------------------- shell lines
 
 

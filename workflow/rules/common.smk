@@ -34,7 +34,7 @@ try:
 except ConfigError as _err:
     raise WorkflowError(str(_err)) from None
 
-from factrace.facts.known import FactsError, load_facts, shard_name, shards as facts_shards  # noqa: E402
+from factrace.facts.known import FactsError, load_facts, load_facts_checked, shard_name, shards as facts_shards  # noqa: E402
 
 R = config["results"]
 SEED = config["seed"]
@@ -124,9 +124,15 @@ def _plan_shards():
         src = [FACTS_URL, config["facts"]["sha256"]]
         return {name: (_digest([*src, ids]), len(ids)) for name, ids in groups.items()}
     try:
-        groups = facts_shards(load_facts(FACTS_PATH), SHARD_SIZE, LIMIT)
+        facts, skipped = load_facts_checked(FACTS_PATH)
     except FactsError as err:
         raise WorkflowError(str(err)) from None
+    if skipped:  # said while planning, so that a dry run shows it too (the run writes them to skipped_facts)
+        shown = "; ".join(f"row {s.row} (known_id={s.known_id}): {s.reason}" for s in skipped[:5])
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        logger.warning(f"{len(skipped)} row(s) of {FACTS_PATH} will be skipped ({R}/prompts/skipped_facts.parquet "
+                       f"lists each with its reason; fix or remove them): {shown}{more}")
+    groups = facts_shards(facts, SHARD_SIZE, LIMIT)
     return {name: (_digest([f.__dict__ for f in fs]), len(fs)) for name, fs in groups.items()}
 
 
