@@ -47,6 +47,17 @@ if get("find-links"):
 '
 }
 
+# The `--find-links DIR` pairs among pip's sources (pip_sources' output as arguments), one word per line. uv
+# resolves and installs with these beside the package index, not pip's local mirror indexes: a mirror may hold
+# fewer wheels of a release (e.g. soundfile's platform-independent wheel without libsndfile), and uv records and
+# installs from the index it resolved from, so the lock would miss the manylinux wheel that pip installs.
+find_links_only() {
+  while [ $# -ge 2 ]; do
+    [ "$1" != --find-links ] || printf '%s\n%s\n' --find-links "$2"
+    shift 2
+  done
+}
+
 # Path of a uv binary: $UV, else the pinned version bootstrapped with PY's pip into DIR/bin/uv.
 get_uv() {
   local py=$1 dir=$2
@@ -110,12 +121,8 @@ install() {
 must hold (PIP_FIND_LINKS or find-links in pip.conf: a folder with torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl)"' ERR
   if [ "$installer" = uv ]; then
     # --index-strategy unsafe-best-match: look at every source for every package, as pip does
-    # pip's find-links (the CPU torch wheel) beside the package index, as `make lock` resolved them (not a local
-    # mirror index, whose platform-independent wheel of a package may lack its native library)
-    local links=() i
-    for ((i = 0; i < ${#srcs[@]}; i += 2)); do
-      [ "${srcs[i]}" != --find-links ] || links+=(--find-links "${srcs[i+1]}")
-    done
+    local links=()
+    mapfile -t links < <(find_links_only "${srcs[@]}")
     "$uv" pip install -q --python "$py" --no-deps --require-hashes --index-strategy unsafe-best-match \
       "${links[@]}" -r "$LOCK" -r "$NODEPS"
     "$uv" pip install -q --python "$py" --no-deps --no-build-isolation -e "$root"
@@ -137,13 +144,8 @@ compile() {
     uv=$(get_uv "$py" "$tmp/uv")
   fi
   cd "$root"
-  # only pip's find-links (the CPU torch wheel) beside the package index: a local mirror index may hold fewer wheels
-  # of a release (e.g. soundfile's platform-independent wheel without libsndfile), and uv records the hashes of the
-  # index it resolved from, so the lock would miss the manylinux wheel that pip installs
-  local links=() i
-  for ((i = 0; i < ${#srcs[@]}; i += 2)); do
-    [ "${srcs[i]}" != --find-links ] || links+=(--find-links "${srcs[i+1]}")
-  done
+  local links=()
+  mapfile -t links < <(find_links_only "${srcs[@]}")
   local common=("${TARGET[@]}" --index-strategy unsafe-best-match "${links[@]}" --generate-hashes -q
                 --custom-compile-command "make lock")
   # the existing pins are kept (uv prefers what the output file holds); pass --upgrade to take the newest

@@ -65,10 +65,9 @@ def layered_config(configfiles: Iterable[str | Path] = (), cli: Mapping[str, Any
     config: dict[str, Any] = {}
     warnings: list[str] = []
     for label, layer in layers:
-        layer = _plain(layer)
+        layer = _plain(layer)  # a copy: `layers` keeps each file as written, for the error messages
         tts = layer.get("speech", {}).get("tts") if isinstance(layer.get("speech"), dict) else None
         if isinstance(tts, dict):
-
             warnings += [f"{label}: {w}" for w in migrate_flat_keys(tts)]
         config = merge_configs(config, layer, replace=() if label == "--config" else REPLACED_WHOLE)
     return config, layers, warnings
@@ -81,7 +80,6 @@ def with_defaults(config: dict[str, Any], layers: list | None = None) -> dict[st
     config = copy.deepcopy(config)
     tts = config.get("speech", {}).get("tts") if isinstance(config.get("speech"), dict) else None
     if isinstance(tts, dict):
-
         migrate_flat_keys(tts)
     return fill_and_check(config, layers or [])
 
