@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers notebook
+.PHONY: sweep lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers notebook
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ test-slurm: $(STAMP)
 # blocks of README.md; running it twice changes nothing.
 numbers: $(STAMP)
 	$(BIN)/factrace summarize --results results --out resources/demo-summary --readme README.md
+
+# The offline speech LM's carry-over against its build settings (resources/speechlm/sweep.tsv): one table,
+# results/sweep/speechlm_sweep.tsv (about 4-8 CPU-minutes per variant; not part of the demo).
+sweep: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) results/sweep/speechlm_sweep.tsv
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from factrace.core import io
@@ -26,7 +27,9 @@ from factrace.models.offline_speechlm.corpus import (
     parse_renderings,
     subject_unit_range,
     subject_word_span,
+    text_only_ids,
 )
+from factrace.models.offline_speechlm.train import check_separation, sequence_ids, training_sequences
 from factrace.speechlm.prompts import markers_from_tokenizer
 
 CPU = {"dtype": "float32", "device": "cpu"}  # a model spec's dtype and device (no defaults of their own)
@@ -75,17 +78,81 @@ def test_every_traced_template_has_several_subjects_with_different_answers() -> 
     gives the answer away, and corrupting the subject leaves it in place."""
     facts = all_facts(ROOT / "resources/facts/offline_facts.json", DEFAULT_EXTRA)
     traced = facts[facts["set"] == "traced"]
-    for template, grp in facts[facts["set"] != "carry"].groupby("template"):
+    for template, grp in facts[facts["speech_set"] != "never_heard"].groupby("template"):
         if template not in set(traced["template"]):
             continue
         assert grp["subject"].nunique() >= 4, template
         assert grp["attribute"].nunique() >= 3, template
         for attr in grp.loc[grp["set"] == "traced", "attribute"]:
             assert (grp["attribute"] != attr).sum() >= 3, (template, attr)
-    # one carry-over fact per template, never a traced one
-    carry = facts[facts["set"] == "carry"]
-    assert set(carry["template"]) == set(traced["template"]) and carry["template"].is_unique
-    assert facts["known_id"].is_unique and not set(carry["subject"]) & set(traced["subject"])
+    # one never-heard fact per template, never a traced one
+    never = facts[facts["speech_set"] == "never_heard"]
+    assert set(never["template"]) == set(traced["template"]) and never["template"].is_unique
+    assert facts["known_id"].is_unique and not set(never["subject"]) & set(traced["subject"])
+    assert set(never["set"]) == {"extra"}
+
+
+def test_text_only_facts_are_a_seeded_deterministic_share() -> None:
+    ids = list(range(0, 200, 3))
+    a = text_only_ids(ids, 0.5, seed=1)
+    assert len(a) == round(0.5 * len(ids)) and a <= set(ids)
+    assert text_only_ids(list(reversed(ids)), 0.5, seed=1) == a  # independent of the facts' order
+    assert text_only_ids(ids, 0.5, seed=2) != a  # another seed, another split
+    assert text_only_ids(ids, 0.0, 1) == set() and text_only_ids(ids, 1.0, 1) == set(ids)
+    assert text_only_ids(ids, 0.25, 1) <= a | text_only_ids(ids, 0.25, 1)
+    # a fact's membership depends on the fact and the seed, not on which other facts exist
+    assert text_only_ids(ids, 0.5, 1) & set(ids[:10]) <= text_only_ids(ids, 0.5, 1)
+    with pytest.raises(ValueError, match="text_only_fraction"):
+        text_only_ids(ids, 1.5, 1)
+    facts = all_facts(ROOT / "resources/facts/offline_facts.json", DEFAULT_EXTRA, text_only_fraction=0.5, seed=1)
+    traced = facts[facts["set"] == "traced"]
+    assert set(traced["speech_set"]) == {"heard", "text_only"}
+    assert (traced["speech_set"] == "text_only").sum() == round(0.5 * len(traced))
+    assert set(facts.loc[facts["set"] == "extra", "speech_set"]) == {"heard", "never_heard"}
+
+
+def _row(kid: int, n_words: int, subj: tuple[int, int], role: str = "train") -> dict:
+    """A speech-corpus row: word j spoken over units [3j, 3j + 3)."""
+    return {"known_id": kid, "role": role, "units": list(range(3 * n_words)), "subj_start": 3 * subj[0],
+            "subj_end": 3 * subj[1], "subj_words": list(subj), "word_idx": list(range(n_words)),
+            "word_start": [3 * j for j in range(n_words)], "word_end": [3 * j + 3 for j in range(n_words)]}
+
+
+def test_training_sequences_keep_text_only_answers_out_of_speech() -> None:
+    facts = pd.DataFrame({"known_id": [0, 1, 2], "speech_set": ["heard", "text_only", "never_heard"]})
+    corpus = pd.DataFrame([_row(0, 4, (0, 2)), _row(1, 4, (1, 2)), _row(1, 4, (1, 2), role="held_out")])
+    seqs = training_sequences(facts, corpus)
+    kinds = seqs.groupby("known_id")["kind"].agg(set).to_dict()
+    assert kinds == {0: {"text", "s2t", "interleaved", "prefix"}, 1: {"text", "prefix"}, 2: {"text"}}
+    assert set(seqs.loc[seqs["corpus_row"] >= 0, "corpus_row"]) == {0, 1}  # held-out speech is not trained on
+    assert not seqs.loc[seqs["kind"] == "prefix", "answer"].any()
+    pre = seqs[(seqs["kind"] == "prefix") & (seqs["known_id"] == 1)]
+    # every prefix speaks part of the subject (word 1) and stops before the last word
+    assert ((pre["w0"] <= 1) & (pre["w1"] >= 2) & (pre["w1"] < 4)).all() and len(pre) == 2 * 2
+    inter = seqs[seqs["kind"] == "interleaved"]
+    assert len(inter) == 4 * 5 // 2 - 1  # every [w0, w1) but the whole prompt (that is s2t)
+    check_separation(facts, seqs)
+    bad = pd.concat([seqs, seqs[seqs["kind"] == "prefix"].head(1).assign(known_id=1, answer=True)])
+    with pytest.raises(ValueError, match="separation"):
+        check_separation(facts, bad)
+
+
+def test_sequence_ids_switch_modality_at_words() -> None:
+    tok = build_tokenizer(["a b c d", "x"], n_units=12)
+    m = markers_from_tokenizer(tok)
+    crow = pd.Series(_row(0, 4, (1, 2)))
+    w = "a b c d".split()
+    ans = tok(" x", add_special_tokens=False)["input_ids"]
+    word = {c: tok.convert_tokens_to_ids(c) for c in "abcdx"}
+    row = pd.Series({"kind": "interleaved", "w0": 1, "w1": 3, "answer": True})
+    ids, first = sequence_ids(row, w, ans, crow, tok, m)
+    assert ids == [m.bos, m.text, word["a"], m.speech, *[m.units[u] for u in range(3, 9)], m.text, word["d"],
+                   word["x"], m.eos]
+    assert ids[first] == m.text and first == 10
+    ids, first = sequence_ids(pd.Series({"kind": "prefix", "w0": 0, "w1": 2, "answer": False}), w, ans, crow, tok, m)
+    assert ids == [m.bos, m.speech, *[m.units[u] for u in range(6)], m.text, word["c"], word["d"]]
+    ids, first = sequence_ids(pd.Series({"kind": "text", "w0": 0, "w1": 0, "answer": True}), w, ans, None, tok, m)
+    assert ids == [m.bos, m.text, word["a"], word["b"], word["c"], word["d"], word["x"], m.eos] and first == 1
 
 
 def test_subject_word_span() -> None:
@@ -127,7 +194,7 @@ def tiny_build(tmp_path_factory):
                            ev_settings=TINY_EVAL,
                            eval_json=d / "backbone_eval.json")
     data = SpeechData(renderings=(Rendering("en-us", 160, 50),), held_out=Rendering("en", 178, 54),
-                      unheard=None, extra_renderings=1)
+                      unheard=None, extra_renderings=1, text_only_fraction=0.34)
     ev = build_offline_speechlm(facts, None, d / "backbone", d / "speechlm", data=data, settings=TINY, k=8,
                                 ev_settings=TINY_EVAL, eval_json=d / "eval.json")
     return d, bb_ev, ev
@@ -138,8 +205,8 @@ def test_tiny_backbone_is_a_text_model_loaded_by_hf(tiny_build) -> None:
     for f in ("model.safetensors", "config.json", "tokenizer.json", "facts.parquet", "backbone.json", "eval.json"):
         assert (d / "backbone" / f).is_file(), f
     assert json.loads((d / "backbone_eval.json").read_text()) == bb_ev
-    assert set(bb_ev["text"]) == {"traced", "extra", "carry"} and bb_ev["text"]["traced"]["n"] == 3
-    assert bb_ev["text"]["extra"]["n"] == 2 * 2 and bb_ev["text"]["carry"]["n"] == 2
+    assert set(bb_ev["text"]) == {"traced", "extra"} and bb_ev["text"]["traced"]["n"] == 3
+    assert bb_ev["text"]["extra"]["n"] == 3 * 2
     assert 0 < bb_ev["noise_t2t"]["scale"] and bb_ev["noise_t2t"]["n"] == 3
     loaded = load_model(ModelSpec("backbone", "hf", str(d / "backbone"), **CPU))
     assert "[Speech]" not in loaded.tokenizer.get_vocab()
@@ -151,7 +218,7 @@ def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build
     out = d / "speechlm"
     assert not (d / ".speechlm.building").exists()
     for f in ("model.safetensors", "config.json", "tokenizer.json", "units.npz", "speech_corpus.parquet",
-              "facts.parquet", "speechlm.json", "eval.json"):
+              "train_sequences.parquet", "facts.parquet", "speechlm.json", "eval.json"):
         assert (out / f).is_file(), f
     assert json.loads((d / "eval.json").read_text()) == json.loads((out / "eval.json").read_text())
     bb = load_model(ModelSpec("b", "hf", str(d / "backbone"), **CPU))
@@ -167,24 +234,54 @@ def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build
     assert not torch.equal(a, b) and float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), 0)) > 0.5
     corpus = io.read_table(out / "speech_corpus.parquet")
     facts = io.read_table(out / "facts.parquet")
-    carry = set(facts.loc[facts["set"] == "carry", "known_id"])
-    assert carry and not carry & set(corpus.loc[corpus["role"] == "train", "known_id"])  # never spoken in training
-    assert set(corpus.loc[corpus["role"] == "carry", "known_id"]) == carry
+    never = set(facts.loc[facts["speech_set"] == "never_heard", "known_id"])
+    assert never and not never & set(corpus.loc[corpus["role"] == "train", "known_id"])  # never spoken in training
+    assert set(corpus.loc[corpus["role"] == "never_heard", "known_id"]) == never
+    assert (facts.loc[facts["set"] == "traced", "speech_set"] == "text_only").sum() == 1  # round(0.34 x 3)
     assert ((corpus["subj_start"] >= 0) & (corpus["subj_end"] > corpus["subj_start"])
             & (corpus["subj_end"] <= corpus["units"].map(len))).all()
     # eval.json: every measure the issue asks for
     assert ev["speech"]["en@178wpm-p54"]["role"] == "held_out" and ev["text"]["n"] == 3
     assert ev["speech_main"] is not None and ev["speech_held_out"] is not None
-    assert 0 <= ev["ablation"]["random_units_accuracy"] <= 1 and ev["ablation"]["swap"]["n"] == 3
-    assert ev["noise_t2t"]["n"] == 3 and ev["noise_s2t"]["n"] == 3
+    assert 0 <= ev["ablation"]["random_units_accuracy"] <= 1 and ev["ablation"]["swap"]["n"] == 2  # heard facts
+    assert ev["noise_t2t"]["n"] == 3 and ev["noise_s2t"]["n"] == 2
     # each modality under its configured noise (tracing.noise_multiplier / tracing.noise_multiplier_s2t)
     assert ev["noise_t2t"]["multiplier"] == 3.0 and ev["noise_s2t"]["multiplier"] == 7.0
     assert ev["noise_s2t"]["scale"] == pytest.approx(7.0 * ev["noise_s2t"]["std"], rel=1e-3)
     paper = ev["noise_s2t_at_t2t_multiplier"]
     assert paper["multiplier"] == 3.0 and paper["std"] == ev["noise_s2t"]["std"]
     assert ev["summary"]["ratio_s2t_at_t2t_multiplier"] == paper["median_ratio"]
-    assert ev["carry_over"]["n_carry_facts"] == 2
+    assert ev["n_text_only"] == 1 and ev["carry_over"]["n_facts"] == 1
+    assert ev["never_heard"]["n_facts"] == 2 and ev["carry_over"]["speech"]["n"] <= 1
+    assert 0 <= ev["summary"]["carry_over_template_prior"] <= 1
     assert set(ev["summary"]) >= {"random_units", "swap_followed", "ratio_t2t", "ratio_s2t", "carry_over_speech"}
+
+
+def test_separation_holds_in_the_saved_training_corpus(tiny_build) -> None:
+    """From the files the build saved: every trained sequence with speech, rebuilt token by token, holds no
+    text-only fact's answer, and never-heard facts are never spoken."""
+    d, _, _ = tiny_build
+    out = d / "speechlm"
+    facts = io.read_table(out / "facts.parquet").set_index("known_id")
+    corpus = io.read_table(out / "speech_corpus.parquet")
+    seqs = io.read_table(out / "train_sequences.parquet")
+    sp = load_model(ModelSpec("s", "spiritlm", str(out), **SPIRITLM_CPU))
+    tok, m = sp.tokenizer, markers_from_tokenizer(sp.tokenizer)
+    speech = seqs[seqs["corpus_row"] >= 0]
+    assert len(speech) and set(facts.loc[speech["known_id"], "speech_set"]) == {"heard", "text_only"}
+    text_only = speech[facts.loc[speech["known_id"], "speech_set"].to_numpy() == "text_only"]
+    assert len(text_only) and set(text_only["kind"]) == {"prefix"}
+    checked = 0
+    for r in text_only.itertuples():
+        crow = corpus.iloc[int(r.corpus_row)]
+        f = facts.loc[int(r.known_id)]
+        assert int(crow.known_id) == int(r.known_id) and crow.role == "train"
+        answer = tok(" " + f["attribute"], add_special_tokens=False)["input_ids"]
+        ids, first = sequence_ids(r, f["prompt"].split(), answer, crow, tok, m)
+        text = [i for i in ids[first:] if i not in m.non_text()]
+        assert not any(text[j:j + len(answer)] == answer for j in range(len(text))), (r, text)
+        checked += 1
+    assert checked == len(text_only)
 
 
 def test_speechlm_refuses_a_backbone_of_other_facts(tiny_build, tmp_path) -> None:

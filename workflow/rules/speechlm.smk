@@ -59,6 +59,8 @@ rule build_speechlm:
         seed=SEED,
         main=ESPEAK_RENDERING,
         extra_renderings=SPEECHLM["extra_renderings"],
+        text_only=SPEECHLM["text_only_fraction"],
+        trainable=lambda wc: [] if SPEECHLM["trainable_layers"] is None else ["--trainable-layers", SPEECHLM["trainable_layers"]],
         margin=TRACING["subject_margin_s2t"],
         noise=TRACING["noise_multiplier"],
         noise_s2t=modality_noise_multiplier("s2t"),
@@ -75,7 +77,8 @@ rule build_speechlm:
     shell:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
-        "--threads {threads:q} --extra-renderings {params.extra_renderings:q} --subject-margin {params.margin:q} "
+        "--threads {threads:q} --extra-renderings {params.extra_renderings:q} "
+        "--text-only-fraction {params.text_only:q} {params.trainable:q} --subject-margin {params.margin:q} "
         "--noise-multiplier {params.noise:q} --noise-multiplier-s2t {params.noise_s2t:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
@@ -128,3 +131,30 @@ rule modality_gap_plot:
     shell:
         "factrace figure gap --gap {input:q} --label {params.label:q} --n-boot {params.n_boot:q} "
         "--seed {params.seed:q} --out {output.png:q} 2> {log:q}"
+
+
+rule speechlm_sweep:
+    """Carry-over of the offline speech LM against its build settings (`make sweep`; not in the default target):
+    every variant of speech.speechlm.sweep built as rule build_speechlm builds it, one table."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        facts=ancient(FACTS_PATH),
+        extra=SPEECHLM["extra_facts"],
+        units=f"{R}/speech/units/mfcc_kmeans.npz",
+        variants=SPEECHLM["sweep"],
+    output:
+        f"{R}/sweep/speechlm_sweep.tsv",
+    params:
+        extra_renderings=SPEECHLM["extra_renderings"],
+        margin=TRACING["subject_margin_s2t"],
+        noise=TRACING["noise_multiplier"],
+        samples=TRACING["samples"],
+    log:
+        f"{R}/logs/speechlm_sweep.log",
+    benchmark:
+        f"{R}/benchmarks/speechlm_sweep.tsv"
+    shell:
+        "factrace speechlm-sweep --variants {input.variants:q} --facts {input.facts:q} --extra-facts {input.extra:q} "
+        "--units {input.units:q} --extra-renderings {params.extra_renderings:q} --noise-multiplier {params.noise:q} "
+        "--samples {params.samples:q} --subject-margin {params.margin:q} --out {output:q} 2> {log:q}"

@@ -104,7 +104,7 @@ def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
     label = f"speech LM `{name}`"
     if ev.get("stage") == "backbone":
         rows = [[f"backbone `{name}`: text accuracy, {s} facts (`text.{s}`)", _acc(_get(ev, f"text.{s}"))]
-                for s in ("traced", "extra", "carry")]
+                for s in ("traced", "extra") if _get(ev, f"text.{s}") is not None]
         rows.append([f"backbone `{name}`: T->T p_corrupted / p_clean (`noise_t2t`)", _ratio(ev.get("noise_t2t"))])
         return rows
     rows = [[f"{label}: text accuracy (`text`)", _acc(ev.get("text"))]]
@@ -127,10 +127,24 @@ def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
     if "noise_s2t_at_t2t_multiplier" in ev:
         rows.append([f"{label}: S->T under the T->T multiplier (`noise_s2t_at_t2t_multiplier`)",
                      _ratio(ev["noise_s2t_at_t2t_multiplier"])])
-    for what, key in (("backbone, text", "backbone_text"), ("speech LM, text", "speechlm_text"),
-                      ("speech LM, speech", "speechlm_speech")):
-        rows.append([f"{label}: carry-over facts (never spoken in training), {what} (`carry_over`)",
-                     _acc(_get(ev, f"carry_over.{key}"))])
+    co = ev.get("carry_over") or {}
+    if "speech" in co:  # facts learnt in text only: speech accuracy beside its chance levels
+        n = _get(ev, "n_text_only")
+        rows.append([f"{label}: text-only facts ({n}): backbone answers in text (`carry_over.backbone_text`)",
+                     _acc(co.get("backbone_text"))])
+        for what, key in (("speech LM, speech (carry-over), main rendering", "speech"),
+                          ("speech LM, speech, held-out rendering", "speech_held_out"),
+                          ("speech LM, text", "speechlm_text"),
+                          ("chance: the template's most frequent heard answer", "template_prior")):
+            if key in co:
+                rows.append([f"{label}: text-only facts the backbone knows, {what} (`carry_over.{key}`)",
+                             _acc(co[key])])
+        rows.append([f"{label}: text-only facts, chance: subject's units random (`carry_over.random_units`)",
+                     f"{_pct(co.get('random_units'))} right"])
+        nh = ev.get("never_heard") or {}
+        if "speech" in nh:
+            what = f"{label}: never-heard facts (no speech in training) the backbone knows, speech"
+            rows.append([f"{what} (`never_heard.speech`)", _acc(nh["speech"])])
     return rows
 
 

@@ -57,6 +57,7 @@ class EvalSettings:
 @dataclass(frozen=True)
 class SpeechData:
     extra_renderings: int  # speech.speechlm.extra_renderings: extra facts are spoken in the first N renderings
+    text_only_fraction: float = 0.0  # speech.speechlm.text_only_fraction: traced facts learnt in text only
     renderings: tuple[Rendering, ...] = TRAIN
     held_out: Rendering = HELD_OUT
     unheard: Rendering | None = UNHEARD
@@ -136,7 +137,7 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
         traced = facts[facts["set"] == "traced"]
         ev: dict[str, Any] = {"stage": "backbone", "n_parameters": int(sum(p.numel() for p in model.parameters())),
                               "text": {s: E.accuracy([ok[int(k)] for k in facts.loc[facts["set"] == s, "known_id"]])
-                                       for s in ("traced", "extra", "carry")},
+                                       for s in ("traced", "extra")},
                               "noise_t2t": E.noise_ratios(model, E.text_noise_items(tok, traced, None),
                                                           ev_settings.noise_multiplier, ev_settings.samples,
                                                           ev_settings.seed),
@@ -163,7 +164,7 @@ def _plan(data: SpeechData) -> list[tuple[str, Rendering, tuple[str, ...]]]:
     plan.append(("held_out", data.held_out, ("traced",)))
     if data.unheard is not None:
         plan.append(("unheard", data.unheard, ("traced",)))
-    plan.append(("carry", data.main, ("carry",)))
+    plan.append(("never_heard", data.main, ("never_heard",)))
     return plan
 
 
@@ -190,13 +191,16 @@ def build_offline_speechlm(
 
     from factrace.core.io import read_table, sha256_file, write_json, write_table
     from factrace.core.provenance import Provenance, config_hash
-    from factrace.models.offline_speechlm.corpus import load_traced, render_waves, speech_corpus
-    from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings
+    from factrace.models.offline_speechlm.corpus import load_traced, render_waves, speech_corpus, speech_sets
+    from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings, training_sequences
     from factrace.speech.units.tokenizer import MfccKMeansUnits
 
     _check(data)
     t0 = time.monotonic()
     facts = read_table(Path(backbone_dir) / "facts.parquet")
+    facts = facts.assign(speech_set=speech_sets(facts, set(facts.loc[facts["speech_set"] == "never_heard",
+                                                                   "known_id"]), data.text_only_fraction,
+                                                settings.seed))
     traced_now = load_traced(facts_json)
     if sorted(traced_now["prompt"]) != sorted(facts.loc[facts["set"] == "traced", "prompt"]):
         raise ValueError(f"the backbone {backbone_dir} was built on other facts than {facts_json}: rebuild it")
@@ -223,13 +227,15 @@ def build_offline_speechlm(
             raise ValueError("the speech LM's word ids differ from the backbone's: rebuild the backbone")
         model = extend_embeddings(backbone, len(tok) - n_words, settings.seed)
         t1 = time.monotonic()
-        model, losses = adapt_to_speech(model, facts, corpus[corpus["role"] == "train"], tok, settings, data.mix)
+        sequences = training_sequences(facts, corpus)
+        model, losses = adapt_to_speech(model, facts, corpus, tok, settings, data.mix, sequences)
         t_train = time.monotonic() - t1
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         prov = Provenance(stage="build_speechlm", config_hash=config_hash(asdict(settings)), seed=settings.seed,
                           model_id="offline-speechlm")
         write_table(corpus, tmp / "speech_corpus.parquet", None, prov)
+        write_table(sequences, tmp / "train_sequences.parquet", None, prov)  # corpus_row: a row of speech_corpus
         write_table(facts, tmp / "facts.parquet", None, prov)
         t1 = time.monotonic()
         ev = evaluate_speechlm(model, tok, facts, corpus, data, ev_settings, backbone_dir)
@@ -251,48 +257,42 @@ def build_offline_speechlm(
 def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.DataFrame, data: SpeechData,
                       es: EvalSettings, backbone_dir: str | Path) -> dict[str, Any]:
     """eval.json of the speech LM (see :mod:`factrace.models.offline_speechlm.evaluate`)."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from factrace.models.offline_speechlm import evaluate as E
     from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tok)
     traced = facts[facts["set"] == "traced"]
+    heard = traced[traced["speech_set"] == "heard"]
     n = es.max_new_tokens
     ev: dict[str, Any] = {"stage": "speechlm", "n_parameters": int(sum(p.numel() for p in model.parameters())),
-                          "n_facts": len(traced), "main_rendering": data.main.name}
+                          "n_facts": len(traced), "n_heard": len(heard), "n_text_only": len(traced) - len(heard),
+                          "main_rendering": data.main.name}
     ok_text = E.text_accuracy(model, tok, traced, markers, n)
     ev["text"] = E.accuracy(list(ok_text.values()))
     ev["speech"] = {}
     shown = {data.main.name, data.held_out.name} | ({data.unheard.name} if data.unheard is not None else set())
-    for (role, name), grp in corpus[corpus["rendering"].isin(shown) & (corpus["role"] != "carry")].groupby(
-            ["role", "rendering"], sort=True):
-        ok = E.speech_accuracy(model, tok, markers, facts, grp[grp["known_id"].isin(traced["known_id"])], n)
+    spoken = corpus[corpus["rendering"].isin(shown) & corpus["role"].isin(["train", "held_out", "unheard"])]
+    for (role, name), grp in spoken.groupby(["role", "rendering"], sort=True):
+        ok = E.speech_accuracy(model, tok, markers, facts, grp[grp["known_id"].isin(heard["known_id"])], n)
         ev["speech"][name] = {"role": role, **E.accuracy(list(ok.values()))}
     main = corpus[(corpus["rendering"] == data.main.name) & corpus["role"].isin(["train", "held_out"])]
-    main_traced = main[main["known_id"].isin(traced["known_id"])]
     ev["speech_main"] = ev["speech"][data.main.name]["accuracy"]
     ev["speech_held_out"] = ev["speech"][data.held_out.name]["accuracy"]
     ev["speech_unheard"] = ev["speech"][data.unheard.name]["accuracy"] if data.unheard is not None else None
-    ev["ablation"] = E.subject_ablation(model, tok, markers, facts, main, es.subject_margin, es.draws, es.seed, n)
+    ev["ablation"] = E.subject_ablation(model, tok, markers, facts, main, es.subject_margin, es.draws, es.seed, n,
+                                        known_ids=list(heard["known_id"]))
     ev["noise_t2t"] = E.noise_ratios(model, E.text_noise_items(tok, traced, markers), es.noise_multiplier,
                                      es.samples, es.seed)
-    s2t_items = E.speech_noise_items(tok, markers, facts, main_traced, es.subject_margin)
+    s2t_items = E.speech_noise_items(tok, markers, facts, main[main["known_id"].isin(heard["known_id"])],
+                                     es.subject_margin)
     s2t_multiplier = es.noise_multiplier if es.noise_multiplier_s2t is None else es.noise_multiplier_s2t
     ev["noise_s2t"] = E.noise_ratios(model, s2t_items, s2t_multiplier, es.samples, es.seed)
     if s2t_multiplier != es.noise_multiplier:  # S->T under the T->T multiplier too (the paper's single noise)
         ev["noise_s2t_at_t2t_multiplier"] = E.noise_ratios(model, s2t_items, es.noise_multiplier, es.samples,
                                                            es.seed)
-    carry = facts[facts["set"] == "carry"]
-    bb = LlamaForCausalLM.from_pretrained(backbone_dir).eval()
-    bb_ok = E.text_accuracy(bb, AutoTokenizer.from_pretrained(backbone_dir), carry, None, n)
-    known = [k for k, v in bb_ok.items() if v]
-    ok_sp = E.speech_accuracy(model, tok, markers, facts, corpus[(corpus["role"] == "carry")
-                                                                 & corpus["known_id"].isin(known)], n)
-    ok_tx = E.text_accuracy(model, tok, carry[carry["known_id"].isin(known)], markers, n)
-    ev["carry_over"] = {"n_carry_facts": len(carry), "backbone_text": E.accuracy(list(bb_ok.values())),
-                        "speechlm_text": E.accuracy(list(ok_tx.values())),
-                        "speechlm_speech": E.accuracy(list(ok_sp.values()))}
+    ev["carry_over"] = carry_over(model, tok, markers, facts, corpus, data, es, backbone_dir)
+    ev["never_heard"] = ev["carry_over"].pop("never_heard")
     ev["summary"] = {"text": ev["text"]["accuracy"], "speech_main": ev["speech_main"],
                      "speech_held_out": ev["speech_held_out"], "speech_unheard": ev["speech_unheard"],
                      "random_units": ev["ablation"]["random_units_accuracy"],
@@ -300,8 +300,48 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
                      "ratio_t2t": ev["noise_t2t"]["median_ratio"], "ratio_s2t": ev["noise_s2t"]["median_ratio"],
                      "ratio_s2t_at_t2t_multiplier": ev.get("noise_s2t_at_t2t_multiplier", ev["noise_s2t"])[
                          "median_ratio"],
-                     "carry_over_speech": ev["carry_over"]["speechlm_speech"]["accuracy"]}
+                     "carry_over_speech": ev["carry_over"]["speech"]["accuracy"],
+                     "carry_over_n": ev["carry_over"]["speech"]["n"],
+                     "carry_over_template_prior": ev["carry_over"]["template_prior"]["accuracy"],
+                     "carry_over_random_units": ev["carry_over"]["random_units"]}
     return ev
+
+
+def carry_over(model: Any, tok: Any, markers: Any, facts: pd.DataFrame, corpus: pd.DataFrame, data: SpeechData,
+               es: EvalSettings, backbone_dir: str | Path) -> dict[str, Any]:
+    """Speech accuracy on the text-only facts that the backbone answers in text, with its chance levels, and the
+    same on the never-heard facts (see :mod:`factrace.models.offline_speechlm.evaluate`)."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from factrace.models.offline_speechlm import evaluate as E
+
+    n = es.max_new_tokens
+    bb = LlamaForCausalLM.from_pretrained(backbone_dir).eval()
+    bb_tok = AutoTokenizer.from_pretrained(backbone_dir)
+    out: dict[str, Any] = {}
+    for name, roles in (("text_only", ("train", "held_out")), ("never_heard", ("never_heard",))):
+        group = facts[facts["speech_set"] == name]
+        bb_ok = E.text_accuracy(bb, bb_tok, group, None, n)
+        known = group[group["known_id"].isin([k for k, v in bb_ok.items() if v])]
+        rows = corpus[corpus["known_id"].isin(known["known_id"]) & corpus["role"].isin(list(roles))]
+        main = rows[rows["rendering"] == data.main.name]
+        res: dict[str, Any] = {"n_facts": len(group), "backbone_text": E.accuracy(list(bb_ok.values())),
+                               "speechlm_text": E.accuracy(list(E.text_accuracy(model, tok, known, markers,
+                                                                                n).values())),
+                               "speech": E.accuracy(list(E.speech_accuracy(model, tok, markers, facts, main,
+                                                                           n).values())),
+                               "template_prior": E.template_prior(facts, known)}
+        held = rows[rows["rendering"] == data.held_out.name]
+        if len(held):
+            res["speech_held_out"] = E.accuracy(list(E.speech_accuracy(model, tok, markers, facts, held,
+                                                                       n).values()))
+        if name == "text_only":
+            abl = E.subject_ablation(model, tok, markers, facts, main, es.subject_margin, es.draws, es.seed, n,
+                                     known_ids=list(known["known_id"]))
+            res["random_units"] = abl["random_units_accuracy"]
+            res["swap_followed"] = abl["swap"]["followed"]
+        out[name] = res
+    return {**out.pop("text_only"), "never_heard": out["never_heard"]}
 
 
 __all__ = [

@@ -60,7 +60,8 @@ def _build(a: argparse.Namespace) -> int:
         renderings=renderings_of(a.renderings),
         held_out=Rendering.parse(a.held_out) if a.held_out else HELD_OUT,
         unheard=unheard, main=Rendering.parse(a.main) if a.main else MAIN,
-        extra_renderings=a.extra_renderings, mix=SpeechMix(),
+        extra_renderings=a.extra_renderings, text_only_fraction=a.text_only_fraction,
+        mix=SpeechMix(**_given(a, "trainable_layers")),
     )
     build_offline_speechlm(
         a.facts, a.units, a.backbone, a.out_dir, data=data,
@@ -68,6 +69,12 @@ def _build(a: argparse.Namespace) -> int:
         k=a.k, ev_settings=_eval_settings(a), eval_json=a.eval_json,
     )
     return 0
+
+
+def _sweep(a: argparse.Namespace) -> int:
+    from factrace.models.offline_speechlm.sweep import main
+
+    return main(a)
 
 
 def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
@@ -115,6 +122,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--main", default=None, help="the rendering traced later (default en-us:160:50)")
     p.add_argument("--extra-renderings", type=int, required=True,
                    help="speech.speechlm.extra_renderings: the extra facts are spoken in the first N renderings")
+    p.add_argument("--text-only-fraction", type=float, required=True,
+                   help="speech.speechlm.text_only_fraction: the share of traced facts learnt in text only")
+    p.add_argument("--trainable-layers", type=int, default=None,
+                   help="speech.speechlm.trainable_layers: train only the new embeddings and the N lowest layers")
     p.add_argument("--k", type=int, default=None, help="speech.units.k: units to fit when --units is not given")
     p.add_argument("--steps", type=int, required=True, help="speech.speechlm.steps")
     p.add_argument("--seed", type=int, required=True, help="seed")
@@ -123,3 +134,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     _eval_args(p, speech=True)
     p.set_defaults(func=_build)
+
+    p = subparsers.add_parser("speechlm-sweep",
+                              help="carry-over of the offline speech LM against its build settings (a measured table)")
+    p.add_argument("--variants", required=True, help="TSV of variants (resources/speechlm/sweep.tsv)")
+    p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format): the traced facts")
+    p.add_argument("--extra-facts", required=True, help="speech.speechlm.extra_facts")
+    p.add_argument("--units", default=None, help="the workflow's mfcc-kmeans .npz (default: fit one per variant)")
+    p.add_argument("--k", type=int, default=100, help="units to fit when --units is not given (speech.units.k)")
+    p.add_argument("--extra-renderings", type=int, required=True, help="speech.speechlm.extra_renderings")
+    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier (eval.json)")
+    p.add_argument("--samples", type=int, required=True, help="tracing.samples (eval.json)")
+    p.add_argument("--subject-margin", type=int, required=True, help="tracing.subject_margin_s2t (eval.json)")
+    p.add_argument("--out", required=True,
+                   help="the table (TSV) to write; variants already in it are not rebuilt; builds go next to it")
+    p.set_defaults(func=_sweep)

@@ -3,9 +3,12 @@
 * **Facts.** The *traced* facts are the configured facts file. The *extra* facts (``resources/speechlm/
   extra_facts.json``) are other subjects with their true attributes on the same templates, so every template
   the traced facts use is seen with several subjects and different answers: the template alone does not give
-  the answer, the subject is necessary. Per template the last extra fact is a *carry-over* fact: in the text
-  backbone's training data, never in the speech data (no prompt audio, no transcript): speech accuracy on them
-  asks whether recall learnt from text carries over to speech.
+  the answer, the subject is necessary. Every fact is in the text backbone's training data.
+* **Speech sets** (``speech_set``), what stage 2 may do with a fact's speech: *heard* (its spoken prompt is
+  followed by its answer), *text_only* (a seeded share of the traced facts, ``text_only_fraction``: its speech
+  is heard only in sequences that end before the answer, so subject and attribute never meet in a sequence with
+  speech; speech accuracy on them is carry-over), *never_heard* (per template the last extra fact: no speech at
+  all, the harder condition).
 * **Renderings** (voice, rate in words/min, pitch): eSpeak NG settings of one prompt's audio. The *main*
   rendering is the TTS stage's (the audio that is filtered and traced); one rendering is held out, one voice
   is never heard.
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -97,28 +101,50 @@ def load_traced(facts_json: str | Path) -> pd.DataFrame:
 
 
 def all_facts(facts_json: str | Path, extra_json: str | Path | None = DEFAULT_EXTRA,
-              max_extra: int | None = None) -> pd.DataFrame:
-    """Traced facts + the extra facts of their templates (``set``: traced / extra / carry).
+              max_extra: int | None = None, text_only_fraction: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Traced facts + the extra facts of their templates (``set``: traced / extra), each with its
+    ``speech_set`` (:func:`speech_sets`).
 
-    Per template at most ``max_extra`` extra facts are taken (None: all); the last one taken becomes the
-    carry-over fact when at least two are taken. A subject already traced on that template is skipped."""
+    Per template at most ``max_extra`` extra facts are taken (None: all); when at least two are taken, the last
+    one is never heard in speech (``never_heard``). A subject already traced on that template is skipped."""
     traced = load_traced(facts_json)
-    if extra_json is None:
-        return traced
-    spec = json.loads(Path(extra_json).read_text(encoding="utf-8"))["templates"]
     rows = []
-    kid = EXTRA_ID0
-    for template in sorted(set(traced["template"])):
-        seen = set(traced.loc[traced["template"] == template, "subject"])
-        pairs = [p for p in spec.get(template, []) if p["subject"] not in seen][:max_extra]
-        if len(pairs) < 1:
-            log.warning("template %r has no extra facts: its subject is not necessary by construction", template)
-        for i, p in enumerate(pairs):
-            role = "carry" if len(pairs) >= 2 and i == len(pairs) - 1 else "extra"
-            rows.append({"known_id": kid, "set": role, "template": template, "subject": p["subject"],
-                         "attribute": p["attribute"], "prompt": template.replace("{}", p["subject"])})
-            kid += 1
-    return pd.concat([traced, pd.DataFrame(rows, columns=traced.columns)], ignore_index=True)
+    if extra_json is not None:
+        spec = json.loads(Path(extra_json).read_text(encoding="utf-8"))["templates"]
+        kid = EXTRA_ID0
+        for template in sorted(set(traced["template"])):
+            seen = set(traced.loc[traced["template"] == template, "subject"])
+            pairs = [p for p in spec.get(template, []) if p["subject"] not in seen][:max_extra]
+            if len(pairs) < 1:
+                log.warning("template %r has no extra facts: its subject is not necessary by construction", template)
+            for i, p in enumerate(pairs):
+                rows.append({"known_id": kid, "set": "extra", "template": template, "subject": p["subject"],
+                             "attribute": p["attribute"], "prompt": template.replace("{}", p["subject"]),
+                             "never_heard": len(pairs) >= 2 and i == len(pairs) - 1})
+                kid += 1
+    extra = pd.DataFrame(rows, columns=[*traced.columns, "never_heard"])
+    facts = pd.concat([traced, extra.drop(columns="never_heard")], ignore_index=True)
+    return facts.assign(speech_set=speech_sets(facts, set(extra.loc[extra["never_heard"], "known_id"]),
+                                               text_only_fraction, seed))
+
+
+def text_only_ids(known_ids: Sequence[int], fraction: float, seed: int) -> set[int]:
+    """The traced facts learnt in text only: the first ``round(fraction * n)`` of ``known_ids`` in the order of
+    ``sha256("{seed}:{known_id}")`` (deterministic, seeded, independent of the facts' order and of the others)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"speech.speechlm.text_only_fraction must be in [0, 1], got {fraction}")
+    ids = sorted({int(k) for k in known_ids})
+    order = sorted(ids, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    return set(order[: round(fraction * len(ids))])
+
+
+def speech_sets(facts: pd.DataFrame, never_heard: set[int], text_only_fraction: float, seed: int) -> list[str]:
+    """Per fact, how stage 2 may use its speech: ``heard`` (its spoken prompt with its answer), ``text_only``
+    (traced, answer learnt in text only: its speech is heard only in sequences without the answer) or
+    ``never_heard`` (no speech at all)."""
+    text_only = text_only_ids(facts.loc[facts["set"] == "traced", "known_id"], text_only_fraction, seed)
+    return ["never_heard" if int(k) in never_heard else "text_only" if int(k) in text_only else "heard"
+            for k in facts["known_id"]]
 
 
 # ---------------------------------------------------------------------------------------------- speech
@@ -187,23 +213,37 @@ def encode(facts: pd.DataFrame, rendering: Rendering, units_model: Any, workdir:
         ranges = word_unit_ranges(res, runs, float(getattr(units_model, "rate_hz", 25.0)))
         words = subject_word_span(str(r.prompt), str(r.subject))
         s, e = subject_unit_range(ranges, words)
-        # word boundaries after the subject: where an interleaved speech -> text sequence may switch to text
-        cuts = [(i + 1, ranges[i][1]) for i in sorted(ranges) if i >= words[1] - 1]
+        spoken = sorted(ranges)  # the words eSpeak reported, and their [start, end) in units: where an
+        # interleaved sequence may switch between speech and text (SpiritLM switches at word boundaries)
         out.append({"known_id": int(r.known_id), "units": [int(u) for u in units], "subj_start": s, "subj_end": e,
-                    "cut_words": [c[0] for c in cuts], "cut_units": [c[1] for c in cuts]})
+                    "subj_words": [int(words[0]), int(words[1])], "word_idx": spoken,
+                    "word_start": [int(ranges[i][0]) for i in spoken], "word_end": [int(ranges[i][1]) for i in spoken]})
     return out
+
+
+def select(facts: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The facts a plan entry speaks: ``traced`` (heard and text-only), ``extra`` (the heard extra facts) or
+    ``never_heard`` (spoken for the evaluation only)."""
+    if name == "traced":
+        return facts[facts["set"] == "traced"]
+    if name == "extra":
+        return facts[(facts["set"] == "extra") & (facts["speech_set"] == "heard")]
+    if name == "never_heard":
+        return facts[facts["speech_set"] == "never_heard"]
+    raise ValueError(f"unknown fact selection {name!r}")
 
 
 def speech_corpus(facts: pd.DataFrame, plan: Sequence[tuple[str, Rendering, Sequence[str]]],
                   units_model: Any) -> pd.DataFrame:
     """One row per (fact, rendering) of ``plan`` = [(role, rendering, fact sets)]: known_id, role, rendering,
-    voice, rate, pitch, units, subj_start, subj_end,
-    cut_words, cut_units (after word ``cut_words[i]`` of the prompt the speech ends at unit ``cut_units[i]``)."""
+    voice, rate, pitch, units, subj_start, subj_end (the subject in units), subj_words (the subject's [first, last
+    + 1) whitespace words), word_idx, word_start, word_end (each spoken word of the prompt and its [start, end)
+    in units)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="speechlm-") as tmp:
         for role, r, sets in plan:
             t0 = time.monotonic()
-            sub = facts[facts["set"].isin(list(sets))]
+            sub = pd.concat([select(facts, name) for name in sets])
             enc = encode(sub, r, units_model, Path(tmp))
             log.info("rendering %s (%s, %s): %d prompts, %.1f units/prompt, %.1fs", r.name, role, "+".join(sets),
                      len(enc), float(np.mean([len(x["units"]) for x in enc])) if enc else 0.0,
@@ -211,7 +251,8 @@ def speech_corpus(facts: pd.DataFrame, plan: Sequence[tuple[str, Rendering, Sequ
             rows += [{**x, "role": role, "rendering": r.name, "voice": r.voice, "rate": r.rate, "pitch": r.pitch}
                      for x in enc]
     return pd.DataFrame(rows, columns=["known_id", "role", "rendering", "voice", "rate", "pitch", "units",
-                                       "subj_start", "subj_end", "cut_words", "cut_units"])
+                                       "subj_start", "subj_end", "subj_words", "word_idx", "word_start",
+                                       "word_end"])
 
 
 def render_waves(facts: pd.DataFrame, renderings: Sequence[Rendering]) -> list[tuple[np.ndarray, int]]:

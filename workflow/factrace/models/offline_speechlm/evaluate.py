@@ -12,8 +12,10 @@ onsets (:mod:`factrace.models.offline_speechlm.corpus`), widened by ``margin`` u
   stage) on the subject's positions, ``samples`` draws; median over traced facts, for T->T and S->T, each
   under its configured multiplier (``tracing.noise_multiplier``, ``tracing.noise_multiplier_s2t``); when they
   differ, S->T is also measured under the T->T one.
-* **Carry-over**: speech accuracy (main rendering) on the carry-over facts that the backbone answers in text;
-  they were never in the speech training data.
+* **Carry-over**: speech accuracy (main and held-out rendering) on the text-only facts that the backbone
+  answers in text (their speech was trained only without the answer), beside two chance levels: the template's
+  most frequent heard answer, and the subject's units replaced by random units; and the same on the
+  never-heard facts (no speech at all).
 """
 
 from __future__ import annotations
@@ -145,13 +147,15 @@ def speech_accuracy(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFram
 
 def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFrame, main: pd.DataFrame,
                      margin: int, draws: int, seed: int, max_new_tokens: int,
-                     margins: Sequence[int] = (0, 2)) -> dict[str, Any]:
-    """Random-unit and swapped-subject ablations on the traced facts' main-rendering speech (module doc)."""
+                     margins: Sequence[int] = (0, 2), known_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Random-unit and swapped-subject ablations on the main-rendering speech of ``known_ids`` (default: the
+    traced facts; module doc). The swapped-in subject is another spoken fact of the same template."""
     from factrace.speechlm.prompts import speech_prompt_ids
 
     by_id = facts.set_index("known_id")
     rows = {int(r.known_id): r for r in main.itertuples()}
-    traced = [k for k in by_id.index[by_id["set"] == "traced"] if k in rows]
+    ids = by_id.index[by_id["set"] == "traced"] if known_ids is None else known_ids
+    traced = [int(k) for k in ids if int(k) in rows]
     banned = markers.non_text()
     rng = np.random.Generator(np.random.PCG64(seed))
 
@@ -172,7 +176,7 @@ def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFra
         random_acc[str(m)] = {"mean": round(float(np.mean(per_draw)), 4), "per_draw": [round(x, 4) for x in per_draw]}
     followed, kept_orig, n = 0, 0, 0
     for k in traced:
-        same = [j for j in by_id.index[(by_id["template"] == by_id.loc[k, "template"]) & (by_id["set"] != "carry")]
+        same = [j for j in by_id.index[(by_id["template"] == by_id.loc[k, "template"])]
                 if j != k and j in rows and by_id.loc[j, "attribute"] != by_id.loc[k, "attribute"]]
         if not same:
             continue
@@ -190,6 +194,16 @@ def subject_ablation(model: Any, tokenizer: Any, markers: Any, facts: pd.DataFra
             "random_units_accuracy_by_margin": random_acc,
             "swap": {"n": n, "followed": round(followed / n, 4) if n else None,
                      "kept_original": round(kept_orig / n, 4) if n else None}}
+
+
+def template_prior(facts: pd.DataFrame, of: pd.DataFrame) -> dict[str, Any]:
+    """Chance level of ``of``: answering each fact with the attribute most frequent among the *heard* facts of
+    its template (ties: the first in sorted order), scored with the match rule."""
+    heard = facts[facts["speech_set"] == "heard"]
+    prior = {t: min(g["attribute"].astype(str).value_counts().items(), key=lambda kv: (-kv[1], kv[0]))[0]
+             for t, g in heard.groupby("template")}
+    return accuracy([t in prior and _ok(" " + prior[t], str(a)) for t, a in zip(of["template"], of["attribute"],
+                                                                              strict=True)])
 
 
 def speech_noise_items(tokenizer: Any, markers: Any, facts: pd.DataFrame, main: pd.DataFrame,

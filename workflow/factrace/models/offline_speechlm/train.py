@@ -1,18 +1,17 @@
 """The two training stages of the offline speech LM: a text backbone, then its speech adaptation.
 
 * Stage 1, :func:`train_backbone`: a Llama trained from scratch on ``<s> prompt answer </s>`` of every fact
-  (traced, extra and carry-over), loss on every token after ``<s>``: a plain text LM (loader ``hf``).
+  (traced and extra), loss on every token after ``<s>``: a plain text LM (loader ``hf``). Every fact is learnt
+  here, in text.
 * Stage 2, :func:`adapt_to_speech`: the backbone's weights with new embedding rows for ``[Text]``,
-  ``[Speech]`` and ``[Hu0..k-1]`` (the vocabulary grows, the word ids stay), continued on
-
-  - *speech -> text*: ``<s> [Speech] units [Text] answer </s>`` (SpiritLM's S->T prompt), and
-  - *interleaved speech -> text*: ``<s> [Speech] units of the first words [Text] the remaining words answer
-    </s>``, switching at a word boundary after the subject (SpiritLM's interleaved data: the text
-    continuation is the transcript of what follows, so unit patterns are tied to words),
-  - *text*: ``<s> [Text] prompt answer </s>`` of every fact (the backbone's data, so text recall stays),
-
-  with light unit-noise augmentation (random substitution / deletion) on the speech side. Carry-over facts
-  have no speech at all.
+  ``[Speech]`` and ``[Hu0..k-1]`` (the vocabulary grows, the word ids stay), continued on the sequences of
+  :func:`training_sequences`: every fact's text (so text recall stays), the *heard* facts' speech -> text and
+  word-level interleaved speech/text with the answer (SpiritLM's recipe), and interleaved sequences that end
+  before the answer for heard and *text-only* facts (so a text-only fact's subject is heard, never with its
+  answer). Light unit noise (substitution, deletion) augments the speech. Optionally (:class:`SpeechMix`) only
+  the new embeddings and the lowest layers are trained, and each spoken word's last unit is pulled towards the
+  backbone's own hidden state at that word of the transcript (``align_weight``): the speech LM then reads speech
+  as the backbone's words, and the backbone's upper layers, unchanged, recall what they learnt in text.
 Both stages are seeded, on CPU, with ``threads`` torch threads.
 """
 
@@ -57,12 +56,22 @@ class Architecture:
 
 @dataclass(frozen=True)
 class SpeechMix:
-    """Stage 2's batch composition and augmentation."""
+    """Stage 2's batch composition (shares of the sequence kinds of :func:`training_sequences`), augmentation
+    and what is trained."""
 
-    text_fraction: float = 0.2  # text sequences
-    interleaved_fraction: float = 0.3  # interleaved speech -> text sequences (the rest: S->T with the answer)
+    text_fraction: float = 0.2  # ``text``: every fact's text, so text recall stays
+    s2t_fraction: float = 0.3  # ``s2t``: heard facts' whole spoken prompt, then the answer
+    interleaved_fraction: float = 0.3  # ``interleaved``: heard facts, speech and text switching at words
+    prefix_fraction: float = 0.2  # ``prefix``: heard and text-only facts, interleaved, ending before the answer
     p_sub: float = 0.04  # unit-noise augmentation: substitute a unit
     p_del: float = 0.02  # ... delete a unit
+    trainable_layers: int | None = None  # None: every weight; k: the new embeddings and the k lowest layers only
+    align_weight: float = 0.0  # > 0: each spoken word's last unit is pulled towards the backbone's state ...
+    align_layer: int = 1  # ... after this many layers at that word of the prompt's text (its transcript)
+
+    def shares(self) -> dict[str, float]:
+        return {"text": self.text_fraction, "s2t": self.s2t_fraction, "interleaved": self.interleaved_fraction,
+                "prefix": self.prefix_fraction}
 
 
 # ---------------------------------------------------------------------------------------------- tokenizer
@@ -109,17 +118,21 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 # ---------------------------------------------------------------------------------------------- loop
 
 
-def _loop(model: Any, sample: Callable[[np.random.Generator], list[tuple[list[int], int]]], pad: int,
-          settings: TrainSettings, what: str) -> list[float]:
-    """AdamW with warm-up and cosine decay; ``sample`` gives a batch of (ids, first supervised index - 1)."""
+def _loop(model: Any, sample: Callable[[np.random.Generator], list[tuple]], pad: int,
+          settings: TrainSettings, what: str, align: tuple[int, float] | None = None) -> list[float]:
+    """AdamW with warm-up and cosine decay; ``sample`` gives a batch of (ids, first supervised index - 1) or
+    (ids, first, targets): with ``align = (layer, weight)``, ``targets`` = [(position, vector)] adds ``weight``
+    x the mean squared error of the hidden state after ``layer`` layers at ``position`` to ``vector``, relative
+    to the vectors' mean square."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, settings.threads))
     torch.manual_seed(settings.seed)
     rng = np.random.Generator(np.random.PCG64(settings.seed))
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.dim() >= 2 and not getattr(p, "no_weight_decay", False)]
+    no_decay = [p for p in trained if p.dim() < 2 or getattr(p, "no_weight_decay", False)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr, betas=(0.9, 0.98))
 
@@ -134,17 +147,24 @@ def _loop(model: Any, sample: Callable[[np.random.Generator], list[tuple[list[in
     try:
         for step in range(settings.steps):
             seqs = sample(rng)
-            width = max(len(s) for s, _ in seqs)
+            width = max(len(s[0]) for s in seqs)
             ids = torch.full((len(seqs), width), pad, dtype=torch.long)
             labels = torch.full((len(seqs), width), -100, dtype=torch.long)
             mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for r, (s, first) in enumerate(seqs):
+            for r, (s, first, *_) in enumerate(seqs):
                 ids[r, : len(s)] = torch.tensor(s)
                 mask[r, : len(s)] = 1
                 labels[r, first + 1: len(s)] = torch.tensor(s[first + 1:])  # HF shifts labels inside
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            out = model(input_ids=ids, attention_mask=mask, labels=labels, output_hidden_states=align is not None)
+            loss = out.loss
+            pairs = [(r, p, v) for r, x in enumerate(seqs) if len(x) > 2 for p, v in x[2]]
+            if align is not None and pairs:
+                h = out.hidden_states[align[0]]
+                got = torch.stack([h[r, p] for r, p, _ in pairs])
+                want = torch.stack([v for _, _, v in pairs])
+                loss = loss + align[1] * ((got - want) ** 2).mean() / (want**2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -207,25 +227,121 @@ def extend_embeddings(backbone: Any, n_new: int, seed: int) -> Any:
     return backbone
 
 
+def training_sequences(facts: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
+    """Every stage-2 training sequence, one row each (the sampler draws from this table; it is saved with the
+    checkpoint so that what the model was trained on can be checked): kind, known_id, speech_set, corpus_row
+    (row of ``corpus``, whose rows of role ``train`` are used; -1: text only), w0, w1 (words ``[w0, w1)`` of the prompt are spoken, the others are
+    text), answer (the attribute and ``</s>`` follow).
+
+    * ``text``: ``<s> [Text] prompt answer </s>``, every fact.
+    * ``s2t``: ``<s> [Speech] units [Text] answer </s>``, heard facts (SpiritLM's S->T prompt).
+    * ``interleaved``: ``<s> [Text] words < w0 [Speech] units of words w0..w1-1 [Text] words >= w1 answer </s>``,
+      heard facts, every ``0 <= w0 < w1 <= n`` but the whole prompt (SpiritLM's word-level interleaving).
+    * ``prefix``: the same without the answer, ending with the prompt's last word, ``w1 < n``, and the spoken
+      words overlap the subject: heard and text-only facts. A text-only fact's speech is only here, so its
+      subject and attribute never occur in one sequence with speech (:func:`check_separation`).
+    """
+    sets = facts.set_index("known_id")["speech_set"]
+    rows = [("text", int(k), str(sets.loc[k]), -1, 0, 0, True) for k in facts["known_id"]]
+    for i, r in enumerate(corpus.itertuples()):
+        kid = int(r.known_id)
+        sset = str(sets.loc[kid])
+        if sset == "never_heard" or getattr(r, "role", "train") != "train":
+            continue
+        n = len(r.word_idx)
+        sw0, sw1 = (int(x) for x in r.subj_words)
+        if sset == "heard":
+            rows.append(("s2t", kid, sset, i, 0, n, True))
+            rows += [("interleaved", kid, sset, i, a, b, True) for a in range(n) for b in range(a + 1, n + 1)
+                     if (a, b) != (0, n)]
+        rows += [("prefix", kid, sset, i, a, b, False) for a in range(n) for b in range(a + 1, n)
+                 if a < sw1 and b > sw0]
+    return pd.DataFrame(rows, columns=["kind", "known_id", "speech_set", "corpus_row", "w0", "w1", "answer"])
+
+
+def check_separation(facts: pd.DataFrame, sequences: pd.DataFrame) -> None:
+    """Raise when a sequence with speech carries a text-only or never-heard fact's answer, or speaks a
+    never-heard fact."""
+    sets = facts.set_index("known_id")["speech_set"]
+    speech = sequences[sequences["corpus_row"] >= 0]
+    bad = speech[speech["known_id"].map(sets).isin(["text_only", "never_heard"])
+                 & (speech["answer"] | speech["known_id"].map(sets).eq("never_heard"))]
+    if len(bad):
+        raise ValueError(f"{len(bad)} training sequences with speech break the separation, e.g. "
+                         f"{bad.iloc[0].to_dict()}")
+
+
+def sequence_ids(row: Any, words: list[str], answer: list[int], corpus_row: Any, tokenizer: Any,
+                 markers: Any, units: list[int] | None = None) -> tuple[list[int], int]:
+    """Token ids of one :func:`training_sequences` row and the index whose next token is the first supervised
+    one (the ``[Text]`` after the speech; for ``text``, the prompt's ``[Text]``). ``units`` replaces the
+    row's units (augmented); word boundaries are then taken proportionally."""
+    bos = [] if markers.bos is None else [markers.bos]
+    if row.kind == "text":
+        ids = bos + [markers.text] + _ids(tokenizer, " ".join(words)) + answer + [markers.eos]
+        return ids, len(bos)
+    orig = list(corpus_row.units)
+    n = len(corpus_row.word_idx)
+    u0 = 0 if row.w0 == 0 else int(corpus_row.word_start[row.w0])
+    u1 = len(orig) if row.w1 == n else int(corpus_row.word_end[row.w1 - 1])
+    if units is not None and len(units) != len(orig):
+        f = len(units) / max(1, len(orig))
+        u0, u1 = round(u0 * f), max(round(u1 * f), round(u0 * f) + 1)
+    span = (orig if units is None else units)[u0:u1]
+    widx = [int(i) for i in corpus_row.word_idx]  # spoken word j is the prompt's whitespace word widx[j]
+    before = [markers.text] + _ids(tokenizer, " ".join(words[: widx[row.w0]])) if row.w0 > 0 else []
+    ids = bos + before + [markers.speech] + [markers.unit_id(u) for u in span] + [markers.text]
+    first = len(ids) - 1
+    ids += _ids(tokenizer, " ".join(words[widx[row.w1 - 1] + 1:])) if row.w1 < n else []
+    if row.answer:
+        ids += answer + [markers.eos]
+    return ids, first
+
+
+def freeze_backbone(model: Any, n_words: int, trainable_layers: int) -> None:
+    """Train only the new embedding rows (markers, units) and the ``trainable_layers`` lowest layers: the word
+    embeddings (rows < ``n_words``, tied with the output layer), the upper layers and the final norm keep the
+    backbone's weights."""
+    import torch
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    emb = model.get_input_embeddings().weight
+    emb.requires_grad_(True)
+    emb.no_weight_decay = True  # decay would shrink the frozen word rows
+    mask = torch.zeros_like(emb)
+    mask[n_words:] = 1.0
+    emb.register_hook(lambda g: g * mask)
+    for layer in model.model.layers[:trainable_layers]:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+
+
 def adapt_to_speech(backbone: Any, facts: pd.DataFrame, corpus: pd.DataFrame, tokenizer: Any,
-                    settings: TrainSettings, mix: SpeechMix) -> tuple[Any, list[float]]:
-    """Stage 2: ``backbone`` (already extended to ``tokenizer``'s vocabulary) continued on speech -> text,
-    interleaved speech -> text and text sequences (module docstring). ``corpus`` holds the trained speech."""
-    from factrace.speechlm.prompts import markers_from_tokenizer, speech_prompt_ids, text_prompt_ids
+                    settings: TrainSettings, mix: SpeechMix,
+                    sequences: pd.DataFrame | None = None) -> tuple[Any, list[float]]:
+    """Stage 2: ``backbone`` (already extended to ``tokenizer``'s vocabulary) continued on the sequences of
+    :func:`training_sequences` (``corpus``: the trained speech), drawn by kind with ``mix``'s shares."""
+    from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tokenizer)
-    by_id = facts.set_index("known_id")
+    seqs = training_sequences(facts, corpus) if sequences is None else sequences
+    check_separation(facts, seqs)
     answers = {int(k): _ids(tokenizer, " " + str(a)) for k, a in zip(facts["known_id"], facts["attribute"],
                                                                    strict=True)}
-    text = []
-    for kid, prompt in zip(facts["known_id"], facts["prompt"], strict=True):
-        tp = text_prompt_ids(tokenizer, str(prompt), markers)
-        text.append((tp.ids + answers[int(kid)] + [markers.eos], tp.n_prefix - 1))
-    speech = [(int(r.known_id), list(r.units), list(r.cut_words), list(r.cut_units)) for r in corpus.itertuples()]
-    words = {int(k): str(p).split() for k, p in by_id["prompt"].items()}
+    words = {int(k): str(p).split() for k, p in zip(facts["known_id"], facts["prompt"], strict=True)}
+    rows = list(corpus.itertuples())
+    by_kind = {k: g.reset_index(drop=True) for k, g in seqs.groupby("kind")}
+    shares = {k: v for k, v in mix.shares().items() if v > 0 and k in by_kind}
+    kinds = sorted(shares)
+    p_kind = np.array([shares[k] for k in kinds]) / sum(shares.values())
     n_units = markers.n_units
-    log.info("speech adaptation: %d text sequences, %d speech renderings of %d facts", len(text), len(speech),
-             corpus["known_id"].nunique())
+    log.info("speech adaptation: %s sequences (%s), shares %s", len(seqs), seqs["kind"].value_counts().to_dict(),
+             {k: round(float(p), 3) for k, p in zip(kinds, p_kind, strict=True)})
+    targets = word_states(backbone, tokenizer, facts, mix.align_layer) if mix.align_weight > 0 else {}
+    if mix.trainable_layers is not None:
+        n_words = tokenizer.convert_tokens_to_ids("[Text]")
+        freeze_backbone(backbone, n_words, mix.trainable_layers)
 
     def augment(units: list[int], rng: np.random.Generator) -> list[int]:
         u = np.asarray(units)
@@ -236,21 +352,54 @@ def adapt_to_speech(backbone: Any, facts: pd.DataFrame, corpus: pd.DataFrame, to
         sub = rng.random(u.size) < mix.p_sub
         return [int(x) for x in np.where(sub, rng.integers(0, n_units, u.size), u)]
 
-    n_text = max(1, round(settings.batch * mix.text_fraction)) if text else 0
-    n_inter = round(settings.batch * mix.interleaved_fraction)
-
     def sample(rng: np.random.Generator) -> list[tuple[list[int], int]]:
-        seqs = [text[int(i)] for i in rng.integers(0, len(text), n_text)]
-        for j, i in enumerate(rng.integers(0, len(speech), settings.batch - n_text)):
-            kid, units, cut_words, cut_units = speech[int(i)]
-            rest = answers[kid]
-            c = len(cut_words) - 1
-            if j < n_inter and len(cut_words) > 1:
-                c = int(rng.integers(0, len(cut_words) - 1))  # a cut before the last word
-                units = units[: cut_units[c]]
-                rest = _ids(tokenizer, " ".join(words[kid][cut_words[c]:])) + rest
-            ids = speech_prompt_ids(augment(units, rng), markers)
-            seqs.append((ids + rest + [markers.eos], len(ids) - 1))  # supervise what follows [Text]
-        return seqs
+        out = []
+        for k in rng.choice(len(kinds), size=settings.batch, p=p_kind):
+            table = by_kind[kinds[int(k)]]
+            row = table.iloc[int(rng.integers(0, len(table)))]
+            kid = int(row.known_id)
+            crow = rows[int(row.corpus_row)] if row.corpus_row >= 0 else None
+            units = augment(list(crow.units), rng) if crow is not None else None
+            ids, first = sequence_ids(row, words[kid], answers[kid], crow, tokenizer, markers, units)
+            out.append((ids, first, aligned(row, crow, units, targets[kid]) if targets else []))
+        return out
 
-    return backbone, _loop(backbone, sample, tokenizer.pad_token_id, settings, "speech")
+    def aligned(row: Any, crow: Any, units: list[int] | None, target: Any) -> list[tuple[int, Any]]:
+        """(position, backbone state) of every whole spoken word of a sequence that starts with speech, and of
+        every word of a text sequence."""
+        n0 = (markers.bos is not None) + 1  # <s> and [Speech] / [Text]
+        if row.kind == "text":
+            return [(n0 + int(t), target[1][i]) for i, t in enumerate(target[0])]
+        if row.w0 != 0:
+            return []
+        f = len(units) / max(1, len(crow.units))
+        out = []
+        for j in range(int(row.w1)):
+            p = min(max(round(int(crow.word_end[j]) * f) - 1, 0), len(units) - 1)
+            out.append((n0 + p, target[1][int(crow.word_idx[j])]))
+        return out
+
+    align = (mix.align_layer, mix.align_weight) if targets else None
+    return backbone, _loop(backbone, sample, tokenizer.pad_token_id, settings, "speech", align)
+
+
+def word_states(model: Any, tokenizer: Any, facts: pd.DataFrame, layer: int) -> dict[int, tuple[list[int], Any]]:
+    """Per fact: the index (among the text tokens after ``<s>``) of each whitespace word's last token in
+    ``<s> prompt``, and the model's hidden states after ``layer`` layers there (one row per word)."""
+    import torch
+
+    out = {}
+    with torch.no_grad():
+        for kid, prompt in zip(facts["known_id"], facts["prompt"], strict=True):
+            enc = tokenizer(str(prompt), return_offsets_mapping=True)
+            ids, offs = enc["input_ids"], enc["offset_mapping"]
+            h = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0]
+            ends, pos = [], 0
+            for w in str(prompt).split():
+                s = str(prompt).index(w, pos)
+                pos = s + len(w)
+                toks = [i for i, (a, b) in enumerate(offs) if b > a and a < pos and b > s]
+                ends.append(toks[-1])
+            start = 1 if ids and ids[0] == tokenizer.bos_token_id else 0
+            out[int(kid)] = ([e - start for e in ends], h[ends].clone())
+    return out
