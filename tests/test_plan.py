@@ -125,8 +125,10 @@ def test_factrace_plan_on_the_tiny_config(tiny_dir: Path):
     assert plan["model_loads"] == sum(per_rule[r] for r in ("filter", "noise_scale", "trace", "modality_gap"))
     assert plan["estimated_gpu_hours"] == 0 and plan["requested_over_estimated"] is None  # CPU config: no model
     assert "no GPU throughput" in proc.stdout
-    # params per kind: the hidden trace does not depend on `tracing.window`
+    # params per kind: the hidden trace does not depend on the window; each model has its own (issue 21: SmolLM2's
+    # 30 layers keep tracing.window's 10, the 4-layer offline models get 1)
     assert '[["hidden", {"samples": 2, "seed": 1}], ["mlp", {"samples": 2, "seed": 1, "window": 10}]]' in dry
+    assert '[["hidden", {"samples": 2, "seed": 1}], ["mlp", {"samples": 2, "seed": 1, "window": 1}]]' in dry
 
 
 @pytest.mark.slow

@@ -67,6 +67,26 @@ def test_a_changed_input_retraces_every_kind(traced, tmp_path, caplog):
     assert set(io.read_table(outs[0], "trace")["noise_scale"]) == {2.5}
 
 
+def test_a_trace_table_carries_the_models_window(traced, tmp_path):
+    """Issue 21 (1): the trace rule's `kinds` hold the model's window (common.smk's kind_settings: `model_window`);
+    the mlp table records it in its `window` column, hidden 1, and the AIE table carries it on to the figures."""
+    from factrace.core import io
+    from factrace.tracing.method import model_window
+
+    model_dir, inputs, _outs = traced
+    cfg = {"models": {"tiny": {"n_layers": N_LAYERS}}, "tracing": {"window": 10, "window_max_fraction": 0.34}}
+    window = model_window(cfg, "tiny")
+    assert window == 2  # 6 layers: floor(6 x 0.34), not tracing.window's 10
+    outs = [tmp_path / "hidden.parquet", tmp_path / "mlp.parquet"]
+    run_cli(_argv(model_dir, inputs, outs, window=window))
+    assert set(io.read_table(outs[0], "trace")["window"]) == {1}
+    assert set(io.read_table(outs[1], "trace")["window"]) == {window}
+    aie = tmp_path / "aie.parquet"
+    run_cli(["aie", "--inputs", *map(str, outs), "--n-boot", "0", "--combine", "mean", "--seed", "1", "--out", str(aie)])
+    got = io.read_table(aie, "aie").groupby("kind")["window"].unique()
+    assert list(got["hidden"]) == [1] and list(got["mlp"]) == [window]
+
+
 def test_one_output_per_kind_is_required(traced):
     from factrace.tracing.job import kind_jobs
 

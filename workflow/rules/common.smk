@@ -224,7 +224,8 @@ os.environ.update(job_environment(workflow.basedir, os.environ))
 
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
-    keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities", "max_facts_per_shard")}
+    keep = {k: v for k, v in model_cfg(name).items()
+            if k not in ("label", "modalities", "max_facts_per_shard", "window")}  # the window: trace's `kinds`
     keep["path"] = model_path(name)
     return json.dumps(keep, sort_keys=True)
 
@@ -430,18 +431,26 @@ def subject_margin_args(wc):
     return ["--subject-margin", TRACING["subject_margin_s2t"]] if wc.modality == "s2t" else []
 
 
-def kind_settings(kind):
-    """The settings that one kind's trace depends on: `tracing.window` only for mlp and attn."""
+def model_window(name):
+    """The model's mlp/attn window: `models.<name>.window`, else `tracing.window` capped at
+    `tracing.window_max_fraction` of its layers (factrace.tracing.method.resolve_window)."""
+    from factrace.tracing.method import model_window as window
+
+    return window(config, name)
+
+
+def kind_settings(name, kind):
+    """The settings that one kind's trace of model ``name`` depends on: the model's window only for mlp and attn."""
     out = {"samples": TRACING["samples"], "seed": SEED}
     if kind != "hidden":
-        out["window"] = TRACING["window"]
+        out["window"] = model_window(name)
     return out
 
 
 def trace_kind_settings(wc):
     """Per-kind settings of a trace job, in the order of its outputs (a param: a kind's change reruns the job,
     which keeps the tables of the kinds whose settings did not change)."""
-    return json.dumps([[k, kind_settings(k)] for k in KINDS])
+    return json.dumps([[k, kind_settings(wc.model, k)] for k in KINDS])
 
 
 # ---- resources of the rules that load a model (filter, noise_scale, trace, modality_gap): factrace.planning.resources
