@@ -87,6 +87,21 @@ def test_a_trace_table_carries_the_models_window(traced, tmp_path):
     assert list(got["hidden"]) == [1] and list(got["mlp"]) == [window]
 
 
+def test_a_rewritten_noise_file_with_the_same_scale_keeps_every_kind(traced, tmp_path, caplog):
+    """Issue 21 (5): the noise job reruns when any shard's filter changes (the multiplier is measured on the kept
+    facts); the trace tables depend on its JSON only through the scale."""
+    model_dir, inputs, (hidden, mlp) = traced
+    outs = [tmp_path / "h.parquet", tmp_path / "m.parquet"]
+    for src, dst in zip((hidden, mlp), outs):
+        dst.write_bytes(src.read_bytes())
+    scale = json.loads(inputs["noise"].read_text())["scale"]
+    noise = tmp_path / "noise.json"
+    noise.write_text(json.dumps({"scale": scale, "multiplier": 3.0, "median_ratio": 0.2, "n_traced_facts": 3}))
+    window = set(pd.read_parquet(mlp)["window"])
+    log = run_cli(_argv(model_dir, {**inputs, "noise": noise}, outs, window=window.pop()), caplog)
+    assert "kind hidden unchanged" in log and "kind mlp unchanged" in log
+
+
 def test_one_output_per_kind_is_required(traced):
     from factrace.tracing.job import kind_jobs
 

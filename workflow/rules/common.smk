@@ -45,12 +45,10 @@ FACTS_URL = config["facts"]["url"]
 TRACING = config["tracing"]
 KINDS = TRACING["kinds"]
 SPEECH = config["speech"]
-for _key, _old in (("tracing.layer_window", TRACING.get("layer_window")),
-                   ("resources.trace.gpus", config["resources"]["trace"].get("gpus")),
-                   ("resources.trace.mem_mb", config["resources"]["trace"].get("mem_mb"))):
-    if _old:
-        logger.warning(f"`{_key}` is deprecated and ignored: trace jobs trace every kind and layer of one shard, and "
-                       "GPUs and memory follow from the model's device, size and dtype (factrace/planning/resources.py)")
+from factrace.core.config import ignored_key_warnings  # noqa: E402
+
+for _w in ignored_key_warnings(config):  # tracing.layer_window, tracing.noise_multiplier_s2t, ...
+    logger.warning(_w)
 SPEECH_ENABLED = SPEECH["enabled"]
 SPEECHLM = SPEECH["speechlm"]
 if "subject_margin" in SPEECHLM:  # renamed: one margin for the traces and the speech LM's evaluation
@@ -401,15 +399,16 @@ def noise_speech_inputs(wc):
     }
 
 
-def modality_noise_multiplier(modality):
-    """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
-    base = TRACING["noise_multiplier"]
-    s2t = TRACING["noise_multiplier_s2t"]
-    return base if modality != "s2t" or s2t is None else s2t
+def noise_rule_args():
+    """The noise rule's settings as arguments (factrace.core.noise_rule): the minimum multiplier, the grid and the
+    target ratio. A params value of the rules that apply the rule (noise_scale, the speech LM's builds)."""
+    return ["--noise-multiplier", TRACING["noise_multiplier"], "--noise-grid", *TRACING["noise_grid"],
+            "--noise-target-ratio", TRACING["noise_target_ratio"]]
 
 
-def noise_multiplier(wc):
-    return modality_noise_multiplier(wc.modality)
+def noise_filter_inputs(wc):
+    """Every shard's filter table of the (model, modality): the noise rule measures on the facts they keep."""
+    return shard_paths(f"{R}/filter/{wc.model}/{wc.modality}/shard-{{shard}}.parquet")
 
 
 def noise_speech_args(wc, input):

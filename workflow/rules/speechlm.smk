@@ -21,7 +21,7 @@ rule build_speechlm_backbone:
         steps=SPEECHLM["backbone_steps"],
         arch=lambda wc: backbone_architecture_args(wc.model),
         seed=SEED,
-        noise=TRACING["noise_multiplier"],
+        noise=noise_rule_args(),
         samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
@@ -37,7 +37,7 @@ rule build_speechlm_backbone:
     shell:
         "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
         "--out-dir {output.model:q} --steps {params.steps:q} {params.arch:q} --seed {params.seed:q} "
-        "--threads {threads:q} --noise-multiplier {params.noise:q} --samples {params.samples:q} "
+        "--threads {threads:q} {params.noise:q} --samples {params.samples:q} "
         "--eval-json {output.eval:q} 2> {log:q}"
 
 
@@ -60,8 +60,7 @@ rule build_speechlm:
         main=ESPEAK_RENDERING,
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],
-        noise=TRACING["noise_multiplier"],
-        noise_s2t=modality_noise_multiplier("s2t"),
+        noise=noise_rule_args(),
         samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
@@ -76,7 +75,7 @@ rule build_speechlm:
         "factrace build-speechlm --facts {input.facts:q} --units {input.units:q} --backbone {input.backbone:q} "
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
         "--threads {threads:q} --extra-renderings {params.extra_renderings:q} --subject-margin {params.margin:q} "
-        "--noise-multiplier {params.noise:q} --noise-multiplier-s2t {params.noise_s2t:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
+        "{params.noise:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:

@@ -16,10 +16,10 @@ def _given(a: argparse.Namespace, *names: str) -> dict:
 
 
 def _eval_settings(a: argparse.Namespace):
+    from factrace.core.noise_rule import NoiseRule
     from factrace.models.offline_speechlm.build import EvalSettings
 
-    return EvalSettings(noise_multiplier=a.noise_multiplier,
-                        noise_multiplier_s2t=getattr(a, "noise_multiplier_s2t", None),
+    return EvalSettings(noise=NoiseRule.from_args(a),
                         subject_margin=getattr(a, "subject_margin", None),
                         seed=a.seed, samples=a.samples, **_given(a, "draws", "max_new_tokens"))
 
@@ -71,10 +71,10 @@ def _build(a: argparse.Namespace) -> int:
 
 
 def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
-    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier: T->T (eval.json)")
+    from factrace.core.noise_rule import add_noise_rule_args
+
+    add_noise_rule_args(p)  # eval.json's noise: each modality's multiplier by the noise rule
     if speech:
-        p.add_argument("--noise-multiplier-s2t", type=float, required=True,
-                       help="the S->T multiplier: tracing.noise_multiplier_s2t, or tracing.noise_multiplier when unset")
         p.add_argument("--subject-margin", type=int, required=True,
                        help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
     p.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact (eval.json)")
