@@ -110,6 +110,8 @@ def test_a_config_with_noise_multiplier_s2t_gets_a_clear_warning(tmp_path):
     assert warnings[0].startswith("`tracing.noise_multiplier_s2t` is deprecated and ignored")
     assert "computed" in warnings[0] and "tracing.noise_grid" in warnings[0]
     assert ignored_key_warnings(load_config(ROOT / "config" / "config.yaml")) == []
+    old.write_text("tracing:\n  noise_multiplier_s2t: null\n")  # the paper config's former "S->T as T->T"
+    assert len(ignored_key_warnings(load_config(old, default=ROOT / "config" / "config.yaml"))) == 1
 
 
 # ------------------------------------------------------------------------------------------------ the noise job
