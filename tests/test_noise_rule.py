@@ -195,3 +195,21 @@ def test_the_noise_job_measures_only_kept_facts(tiny, tmp_path):
     run_cli(_noise_argv(model_dir, inputs, everyone, 0.5))
     assert json.loads(everyone.read_text())["std"] == got["std"]
     assert json.loads(everyone.read_text())["medians_evaluated"][0] != got["medians_evaluated"][0]
+
+
+def test_a_noise_job_without_kept_facts_takes_the_minimum_flagged(tiny, tmp_path):
+    """A model that keeps no fact of a modality traces nothing: its noise job still writes the std and the minimum
+    multiplier (the run goes on), flagged reached: false."""
+    from factrace.core import io
+    from factrace.core.provenance import Provenance
+
+    model_dir, inputs = tiny
+    filt = io.read_table(inputs["filter"], "filter")
+    filt["kept"] = False
+    none = tmp_path / "filter.parquet"
+    io.write_table(pd.DataFrame(filt), none, "filter", Provenance(stage="filter"))
+    out = tmp_path / "noise.json"
+    run_cli(_noise_argv(model_dir, {**inputs, "filter": none}, out, 0.3))
+    got = json.loads(out.read_text())
+    assert (got["multiplier"], got["reached"], got["n_traced_facts"], got["medians_evaluated"]) == (3.0, False, 0, [])
+    assert got["scale"] == pytest.approx(3.0 * got["std"]) and got["median_ratio"] is None

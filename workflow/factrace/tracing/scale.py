@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from factrace.core.noise_rule import NoiseRule, choose_multiplier, median_ratio
+from factrace.core.noise_rule import NoiseChoice, NoiseRule, choose_multiplier, median_ratio
 from factrace.speechlm.inputs import (
     SpeechInputsError,
     TraceInputs,
@@ -128,7 +128,6 @@ def noise_scale_of(loaded: Any, modality: str, prompts: pd.DataFrame, multiplier
 
 
 # ---- the multiplier: the noise rule on the traced facts
-@torch.no_grad()
 def corrupted_ratio(model: Any, inputs: Sequence[tuple[TraceInputs, int]], std: float, *, samples: int,
                     seed: int, modality: str) -> Any:
     """``ratio_at(multiplier)``: the median over ``inputs`` (pairs of inputs and target id) of p_corrupted /
@@ -162,13 +161,17 @@ def noise_json(loaded: Any, modality: str, prompts: pd.DataFrame, traced: Sequen
                subject_margin: int | None = None, what: str = "noise") -> dict:
     """The noise JSON of one (model, modality): the std over every fact's corrupted range (``prompts``), the
     multiplier that the noise rule chooses on the ``traced`` facts, and the scale; with the rule's settings, the
-    median ratio reached, whether it reached the target, every median evaluated and the number of traced facts."""
-    if not traced:
-        raise ValueError(f"{what}: no traced facts (the filter kept none) to choose the noise multiplier on")
+    median ratio reached, whether it reached the target, every median evaluated and the number of traced facts.
+    Without traced facts (the filter kept none: the trace tables will be empty) the minimum, ``reached: false``."""
     out = noise_scale_of(loaded, modality, prompts, rule.minimum, speech_tokens=speech_tokens, token_map=token_map,
                          subject_margin=subject_margin)
-    ratio_at = corrupted_ratio(loaded.model, traced, out["std"], samples=samples, seed=seed, modality=modality)
-    choice = choose_multiplier(rule, ratio_at, what)
+    if traced:
+        ratio_at = corrupted_ratio(loaded.model, traced, out["std"], samples=samples, seed=seed, modality=modality)
+        choice = choose_multiplier(rule, ratio_at, what)
+    else:
+        log.warning("%s: the filter kept no fact to measure the noise rule on; multiplier %g (the minimum), "
+                    "reached: false", what, rule.minimum)
+        choice = NoiseChoice(rule.minimum, None, False, ())
     out.update(choice.as_dict())
     out.update(scale=noise_scale_for(out["std"], choice.multiplier), n_traced_facts=len(traced),
                target_ratio=rule.target_ratio, rule=rule.as_dict(), samples=samples, seed=seed)
