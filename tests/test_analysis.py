@@ -317,6 +317,20 @@ def test_heatmaps_share_one_colour_scale_per_kind_with_figure2(tmp_path):
     _assert_written(out[("slm", "s2t")])
 
 
+def test_figure2_titles_state_each_models_window(tmp_path):
+    """Issue 21 (1): the mlp and attention panels say which window the traces restored ("window W of L layers",
+    from the AIE table's `window`); the hidden panels restore one layer and say nothing."""
+    from factrace.analysis.figures import heatmaps
+
+    aie = synthetic_aie()
+    aie["window"] = np.where(aie["kind"] == "hidden", 1, np.where(aie["model"] == "backbone", 2, 3))
+    rows = [("backbone", "t2t", "B T->T"), ("slm", "s2t", "S S->T")]
+    titles = heatmaps.draw_grid(aie, rows, tmp_path / "fig2").titles
+    assert titles[(0, "mlp")] == "B T->T: MLP (window 2 of 8 layers)"
+    assert titles[(1, "attn")] == "S S->T: Attention (window 3 of 8 layers)"
+    assert titles[(0, "hidden")] == "B T->T: Hidden states"
+
+
 def test_gap_plot_has_integer_layer_ticks_a_labelled_band_and_n(tmp_path):
     from factrace.analysis.figures import traces as figures
 

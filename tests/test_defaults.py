@@ -61,8 +61,9 @@ def test_every_config_key_is_in_the_schema(name):
     assert not unknown, f"config/{name} has keys the schema does not define: {unknown}"
 
 
-# optional keys no shipped config needs: a tokenizer kept apart from its checkpoint (default: the checkpoint's)
-OPTIONAL = {"models.*.tokenizer"}
+# optional keys no shipped config needs: a tokenizer kept apart from its checkpoint (default: the checkpoint's), a
+# model's own mlp/attn window (default: tracing.window capped at tracing.window_max_fraction of its layers)
+OPTIONAL = {"models.*.tokenizer", "models.*.window"}
 
 
 def test_every_schema_key_is_used_by_a_config():

@@ -67,10 +67,26 @@ def test_runtime_is_the_estimate_times_the_margin():
     assert runtime_minutes(cfg, est, attempt=2) == 2 * runtime_minutes(cfg, est)
     t2t = estimate(cfg, "trace", "llama2_7b", "t2t", 145)  # the last, smallest shard
     assert t2t.load_fraction <= 0.10
-    assert runtime_minutes(cfg, estimate(cfg, "noise_scale", "llama2_7b", "t2t", 1209)) == 5  # min_runtime
+    # the noise rule's forwards on the traced facts, every multiplier of tracing.noise_grid counted (at most)
+    noise = estimate(cfg, "noise_scale", "llama2_7b", "t2t", 1209)
+    assert noise.compute_s > 0 and runtime_minutes(cfg, noise) == pytest.approx(1.3 * noise.total_s / 60, abs=1)
     cfg["resources"]["trace"]["gpu_tflops"] = None
     assert estimate(cfg, "trace", "llama2_7b", "t2t", 10) is None
     assert runtime_minutes(cfg, None) == cfg["resources"]["trace"]["runtime"]
+
+
+def test_the_noise_job_is_costed_by_the_noise_rules_forwards():
+    """Issue 21 (5): per traced fact (kept, at most the cap of each shard) one clean run and `tracing.samples` noised
+    runs for each multiplier the rule may try: tracing.noise_multiplier and the grid values above it."""
+    from factrace.planning.estimate import KEPT_FRACTION
+    from factrace.planning.resources import noise_rule_forwards
+
+    cfg = _paper_config()  # shards of 152 facts, 10 samples, grid 3..20 (10 multipliers from 3)
+    assert noise_rule_forwards(cfg, "llama2_7b", 1209) == pytest.approx(1209 * KEPT_FRACTION * (1 + 10 * 10))
+    cfg["models"]["llama2_7b"]["max_facts_per_shard"] = 5  # 7 full shards and one of 145: 8 x 5 traced facts
+    assert noise_rule_forwards(cfg, "llama2_7b", 1209) == pytest.approx(8 * 5 * 101)
+    cfg["tracing"]["noise_multiplier"] = 10.0  # 10, 12, 15, 20
+    assert noise_rule_forwards(cfg, "llama2_7b", 1209) == pytest.approx(8 * 5 * 41)
 
 
 def test_a_model_cap_on_traced_facts_shortens_only_its_trace_jobs():
@@ -125,8 +141,10 @@ def test_factrace_plan_on_the_tiny_config(tiny_dir: Path):
     assert plan["model_loads"] == sum(per_rule[r] for r in ("filter", "noise_scale", "trace", "modality_gap"))
     assert plan["estimated_gpu_hours"] == 0 and plan["requested_over_estimated"] is None  # CPU config: no model
     assert "no GPU throughput" in proc.stdout
-    # params per kind: the hidden trace does not depend on `tracing.window`
+    # params per kind: the hidden trace does not depend on the window; each model has its own (issue 21: SmolLM2's
+    # 30 layers keep tracing.window's 10, the 4-layer offline models get 1)
     assert '[["hidden", {"samples": 2, "seed": 1}], ["mlp", {"samples": 2, "seed": 1, "window": 10}]]' in dry
+    assert '[["hidden", {"samples": 2, "seed": 1}], ["mlp", {"samples": 2, "seed": 1, "window": 1}]]' in dry
 
 
 @pytest.mark.slow

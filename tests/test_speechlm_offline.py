@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from factrace.core import io
+from factrace.core.noise_rule import NoiseRule, choose_multiplier
 from factrace.models.load import ModelSpec, load_model
 from factrace.models.offline_speechlm.build import (
     Architecture,
@@ -46,7 +47,7 @@ FACTS = [
 ]
 TINY = TrainSettings(steps=12, seed=1, batch=8, warmup=3)
 TINY_ARCH = Architecture(hidden=128, intermediate=384, layers=4)
-TINY_EVAL = EvalSettings(noise_multiplier=3.0, noise_multiplier_s2t=7.0, subject_margin=0, seed=1, samples=2, draws=1,
+TINY_EVAL = EvalSettings(noise=NoiseRule(3.0, (3.0, 7.0), 0.3), subject_margin=0, seed=1, samples=2, draws=1,
                          max_new_tokens=2)
 
 
@@ -141,7 +142,7 @@ def test_sequence_ids_switch_modality_at_words() -> None:
     tok = build_tokenizer(["a b c d", "x"], n_units=12)
     m = markers_from_tokenizer(tok)
     crow = pd.Series(_row(0, 4, (1, 2)))
-    w = "a b c d".split()
+    w = ["a", "b", "c", "d"]
     ans = tok(" x", add_special_tokens=False)["input_ids"]
     word = {c: tok.convert_tokens_to_ids(c) for c in "abcdx"}
     row = pd.Series({"kind": "interleaved", "w0": 1, "w1": 3, "answer": True})
@@ -208,6 +209,7 @@ def test_tiny_backbone_is_a_text_model_loaded_by_hf(tiny_build) -> None:
     assert set(bb_ev["text"]) == {"traced", "extra"} and bb_ev["text"]["traced"]["n"] == 3
     assert bb_ev["text"]["extra"]["n"] == 3 * 2
     assert 0 < bb_ev["noise_t2t"]["scale"] and bb_ev["noise_t2t"]["n"] == 3
+    assert bb_ev["noise_t2t"]["multiplier"] in (3.0, 7.0) and isinstance(bb_ev["noise_t2t"]["reached"], bool)
     loaded = load_model(ModelSpec("backbone", "hf", str(d / "backbone"), **CPU))
     assert "[Speech]" not in loaded.tokenizer.get_vocab()
     assert loaded.tokenizer("Mumbai is a city in")["input_ids"][0] == loaded.tokenizer.bos_token_id
@@ -245,12 +247,21 @@ def test_tiny_speechlm_extends_the_backbone_and_is_loaded_by_spiritlm(tiny_build
     assert ev["speech_main"] is not None and ev["speech_held_out"] is not None
     assert 0 <= ev["ablation"]["random_units_accuracy"] <= 1 and ev["ablation"]["swap"]["n"] == 2  # heard facts
     assert ev["noise_t2t"]["n"] == 3 and ev["noise_s2t"]["n"] == 2
-    # each modality under its configured noise (tracing.noise_multiplier / tracing.noise_multiplier_s2t)
-    assert ev["noise_t2t"]["multiplier"] == 3.0 and ev["noise_s2t"]["multiplier"] == 7.0
-    assert ev["noise_s2t"]["scale"] == pytest.approx(7.0 * ev["noise_s2t"]["std"], rel=1e-3)
-    paper = ev["noise_s2t_at_t2t_multiplier"]
-    assert paper["multiplier"] == 3.0 and paper["std"] == ev["noise_s2t"]["std"]
-    assert ev["summary"]["ratio_s2t_at_t2t_multiplier"] == paper["median_ratio"]
+    # each modality under the multiplier the noise rule (factrace.core.noise_rule) chooses from its medians
+    for key in ("noise_t2t", "noise_s2t"):
+        noise = ev[key]
+        medians = {e["multiplier"]: e["median_ratio"] for e in noise["medians_evaluated"]}
+        assert list(medians) == [m for m in (3.0, 7.0) if m <= noise["multiplier"]]
+        chosen = choose_multiplier(TINY_EVAL.noise, medians.__getitem__)
+        assert (noise["multiplier"], noise["reached"]) == (chosen.multiplier, chosen.reached), key
+        assert noise["median_ratio"] == medians[noise["multiplier"]] and noise["rule"]["target_ratio"] == 0.3
+        assert noise["scale"] == pytest.approx(noise["multiplier"] * noise["std"], rel=1e-3)
+    if ev["noise_s2t"]["multiplier"] != ev["noise_t2t"]["multiplier"]:  # S->T under T->T's multiplier too
+        other = ev["noise_s2t_at_t2t_multiplier"]
+        assert other["multiplier"] == ev["noise_t2t"]["multiplier"] and other["std"] == ev["noise_s2t"]["std"]
+        assert ev["summary"]["ratio_s2t_at_t2t_multiplier"] == other["median_ratio"]
+    else:
+        assert "noise_s2t_at_t2t_multiplier" not in ev
     assert ev["n_text_only"] == 1 and ev["carry_over"]["n_facts"] == 1
     assert ev["never_heard"]["n_facts"] == 2 and ev["carry_over"]["speech"]["n"] <= 1
     assert 0 <= ev["summary"]["carry_over_template_prior"] <= 1

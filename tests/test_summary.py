@@ -70,7 +70,7 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
                      "c@1": {"role": "held_out", "accuracy": 0.8, "correct": 8, "n": 10}},
           "ablation": {"draws": 2, "n_facts": 10, "swap": {"followed": 0.7, "n": 10},
                        "random_units_accuracy_by_margin": {"10": {"mean": 0.05}, "2": {"mean": 0.1}}},
-          "noise_t2t": {**noise, "multiplier": 3.0}, "noise_s2t": noise,
+          "noise_t2t": {**noise, "multiplier": 3.0, "reached": False}, "noise_s2t": {**noise, "reached": True},
           "noise_s2t_at_t2t_multiplier": {**noise, "median_ratio": 0.5, "multiplier": 3.0},
           "carry_over": {"backbone_text": acc, "speechlm_text": acc, "speechlm_speech": {**acc, "accuracy": 0.0,
                                                                                          "correct": 0}},
@@ -86,7 +86,28 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
     assert "widened by 2" in margins[0] and "widened by 10" in margins[1] and "10.0% right (2 draws, 10 facts)" in margins[0]
     s2t = next(t for t in text if "(`noise_s2t`)" in t)
     assert s2t.endswith("0.2 (median p_corrupted 0.19, p_clean 0.95; 7 x std, 10 facts)")
+    t2t = next(t for t in text if "(`noise_t2t`)" in t)  # the noise rule's flag: its target not reached
+    assert t2t.endswith("0.2 (median p_corrupted 0.19, p_clean 0.95; 3 x std, target not reached, 10 facts)")
     assert any("T->T multiplier" in t and "0.5 (" in t and "3 x std" in t for t in text)
     assert any("speech LM, speech" in t and t.endswith("0.0% (0 of 10)") for t in text)
     # wall-clock times differ between two runs of one commit: README's generated tables leave them out
     assert not [t for t in text if "timing" in t or "300" in t], text
+
+
+def test_noise_table_shows_each_computed_multiplier_and_its_median_ratio(tmp_path):
+    """Issue 21 (5): the multiplier is computed per model x modality; the table shows it, the median p_corrupted /
+    p_clean it reached and whether it reached `tracing.noise_target_ratio` (the largest multiplier tried if not)."""
+    res = tmp_path / "results"
+    for model, modality, mult, ratio, reached in (("slm", "s2t", 8.0, 0.27, True), ("slm", "t2t", 3.0, 0.21, True),
+                                                  ("big", "t2t", 20.0, 0.41, False)):
+        (res / "noise" / model).mkdir(parents=True, exist_ok=True)
+        (res / "noise" / model / f"{modality}.json").write_text(json.dumps(
+            {"std": 0.1, "multiplier": mult, "scale": 0.1 * mult, "median_ratio": ratio, "reached": reached,
+             "n_facts": 58, "n_traced_facts": 12}))
+    table = collect(res)["tables"]["demo-noise"]
+    rows = {(r[0], r[1]): dict(zip(table["columns"], r)) for r in table["rows"]}
+    assert rows[("slm", "s2t")]["multiplier"] == "8" and rows[("slm", "s2t")]["median p_corrupted / p_clean"] == "0.27"
+    assert rows[("slm", "t2t")]["target reached"] == "yes"
+    assert rows[("big", "t2t")]["target reached"] == "no (largest tried)"
+    assert rows[("big", "t2t")]["traced facts (multiplier)"] == "12" and rows[("big", "t2t")]["facts (std)"] == "58"
+    assert "tracing.noise_target_ratio" in table["note"]

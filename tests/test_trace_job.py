@@ -67,6 +67,41 @@ def test_a_changed_input_retraces_every_kind(traced, tmp_path, caplog):
     assert set(io.read_table(outs[0], "trace")["noise_scale"]) == {2.5}
 
 
+def test_a_trace_table_carries_the_models_window(traced, tmp_path):
+    """Issue 21 (1): the trace rule's `kinds` hold the model's window (common.smk's kind_settings: `model_window`);
+    the mlp table records it in its `window` column, hidden 1, and the AIE table carries it on to the figures."""
+    from factrace.core import io
+    from factrace.tracing.method import model_window
+
+    model_dir, inputs, _outs = traced
+    cfg = {"models": {"tiny": {"n_layers": N_LAYERS}}, "tracing": {"window": 10, "window_max_fraction": 0.34}}
+    window = model_window(cfg, "tiny")
+    assert window == 2  # 6 layers: floor(6 x 0.34), not tracing.window's 10
+    outs = [tmp_path / "hidden.parquet", tmp_path / "mlp.parquet"]
+    run_cli(_argv(model_dir, inputs, outs, window=window))
+    assert set(io.read_table(outs[0], "trace")["window"]) == {1}
+    assert set(io.read_table(outs[1], "trace")["window"]) == {window}
+    aie = tmp_path / "aie.parquet"
+    run_cli(["aie", "--inputs", *map(str, outs), "--n-boot", "0", "--combine", "mean", "--seed", "1", "--out", str(aie)])
+    got = io.read_table(aie, "aie").groupby("kind")["window"].unique()
+    assert list(got["hidden"]) == [1] and list(got["mlp"]) == [window]
+
+
+def test_a_rewritten_noise_file_with_the_same_scale_keeps_every_kind(traced, tmp_path, caplog):
+    """Issue 21 (5): the noise job reruns when any shard's filter changes (the multiplier is measured on the kept
+    facts); the trace tables depend on its JSON only through the scale."""
+    model_dir, inputs, (hidden, mlp) = traced
+    outs = [tmp_path / "h.parquet", tmp_path / "m.parquet"]
+    for src, dst in zip((hidden, mlp), outs):
+        dst.write_bytes(src.read_bytes())
+    scale = json.loads(inputs["noise"].read_text())["scale"]
+    noise = tmp_path / "noise.json"
+    noise.write_text(json.dumps({"scale": scale, "multiplier": 3.0, "median_ratio": 0.2, "n_traced_facts": 3}))
+    window = set(pd.read_parquet(mlp)["window"])
+    log = run_cli(_argv(model_dir, {**inputs, "noise": noise}, outs, window=window.pop()), caplog)
+    assert "kind hidden unchanged" in log and "kind mlp unchanged" in log
+
+
 def test_one_output_per_kind_is_required(traced):
     from factrace.tracing.job import kind_jobs
 

@@ -41,6 +41,8 @@ rule aie_heatmaps:
         pdf=f"{R}/figures/aie_{{model}}_{{modality}}.pdf",
     params:
         label=lambda wc: model_label(wc.model),
+        window=lambda wc: model_window(wc.model),  # the caption's (the panels' titles read the AIE table's)
+        n_layers=lambda wc: model_cfg(wc.model)["n_layers"],
     log:
         f"{R}/logs/aie_heatmaps/{{model}}_{{modality}}.log",
     benchmark:

@@ -45,14 +45,32 @@ FACTS_URL = config["facts"]["url"]
 TRACING = config["tracing"]
 KINDS = TRACING["kinds"]
 SPEECH = config["speech"]
-for _key, _old in (("tracing.layer_window", TRACING.get("layer_window")),
-                   ("resources.trace.gpus", config["resources"]["trace"].get("gpus")),
-                   ("resources.trace.mem_mb", config["resources"]["trace"].get("mem_mb"))):
-    if _old:
-        logger.warning(f"`{_key}` is deprecated and ignored: trace jobs trace every kind and layer of one shard, and "
-                       "GPUs and memory follow from the model's device, size and dtype (factrace/planning/resources.py)")
+from factrace.core.config import ignored_key_warnings  # noqa: E402
+
+for _w in ignored_key_warnings(config):  # tracing.layer_window, tracing.noise_multiplier_s2t, ...
+    logger.warning(_w)
 SPEECH_ENABLED = SPEECH["enabled"]
 SPEECHLM = SPEECH["speechlm"]
+
+
+def _sweep_variants():
+    """The variant names of speech.speechlm.sweep (rule speechlm_sweep); a missing table gives none."""
+    import pandas as pd
+
+    path = Path(SPEECHLM["sweep"])
+    return list(pd.read_csv(path, sep="\t", comment="#")["name"]) if path.is_file() else []
+
+
+SWEEP_VARIANTS = _sweep_variants()
+
+
+def sweep_base():
+    """The config's values of a sweep variant's empty cells (factrace.models.offline_speechlm.sweep.BASE)."""
+    bb = config["models"][SPEECHLM["backbone"]]
+    return json.dumps({"layers": bb["n_layers"], "hidden": bb["hidden"], "intermediate": bb["intermediate"],
+                       "backbone_steps": SPEECHLM["backbone_steps"], "steps": SPEECHLM["steps"],
+                       "text_only_fraction": SPEECHLM["text_only_fraction"],
+                       "trainable_layers": SPEECHLM["trainable_layers"], "seed": SEED})
 if "subject_margin" in SPEECHLM:  # renamed: one margin for the traces and the speech LM's evaluation
     logger.warning("`speech.speechlm.subject_margin` is deprecated: use `tracing.subject_margin_s2t` (it sets the "
                    "margin of the S->T noise scale and traces too)")
@@ -224,7 +242,8 @@ os.environ.update(job_environment(workflow.basedir, os.environ))
 
 def model_spec_json(name):
     """The model's config entry as JSON for the CLI (a params value: editing it reruns that model's jobs)."""
-    keep = {k: v for k, v in model_cfg(name).items() if k not in ("label", "modalities", "max_facts_per_shard")}
+    keep = {k: v for k, v in model_cfg(name).items()
+            if k not in ("label", "modalities", "max_facts_per_shard", "window")}  # the window: trace's `kinds`
     keep["path"] = model_path(name)
     return json.dumps(keep, sort_keys=True)
 
@@ -400,15 +419,16 @@ def noise_speech_inputs(wc):
     }
 
 
-def modality_noise_multiplier(modality):
-    """`tracing.noise_multiplier`, or `tracing.noise_multiplier_s2t` for S->T when it is set."""
-    base = TRACING["noise_multiplier"]
-    s2t = TRACING["noise_multiplier_s2t"]
-    return base if modality != "s2t" or s2t is None else s2t
+def noise_rule_args():
+    """The noise rule's settings as arguments (factrace.core.noise_rule): the minimum multiplier, the grid and the
+    target ratio. A params value of the rules that apply the rule (noise_scale, the speech LM's builds)."""
+    return ["--noise-multiplier", TRACING["noise_multiplier"], "--noise-grid", *TRACING["noise_grid"],
+            "--noise-target-ratio", TRACING["noise_target_ratio"]]
 
 
-def noise_multiplier(wc):
-    return modality_noise_multiplier(wc.modality)
+def noise_filter_inputs(wc):
+    """Every shard's filter table of the (model, modality): the noise rule measures on the facts they keep."""
+    return shard_paths(f"{R}/filter/{wc.model}/{wc.modality}/shard-{{shard}}.parquet")
 
 
 def noise_speech_args(wc, input):
@@ -430,18 +450,26 @@ def subject_margin_args(wc):
     return ["--subject-margin", TRACING["subject_margin_s2t"]] if wc.modality == "s2t" else []
 
 
-def kind_settings(kind):
-    """The settings that one kind's trace depends on: `tracing.window` only for mlp and attn."""
+def model_window(name):
+    """The model's mlp/attn window: `models.<name>.window`, else `tracing.window` capped at
+    `tracing.window_max_fraction` of its layers (factrace.tracing.method.resolve_window)."""
+    from factrace.tracing.method import model_window as window
+
+    return window(config, name)
+
+
+def kind_settings(name, kind):
+    """The settings that one kind's trace of model ``name`` depends on: the model's window only for mlp and attn."""
     out = {"samples": TRACING["samples"], "seed": SEED}
     if kind != "hidden":
-        out["window"] = TRACING["window"]
+        out["window"] = model_window(name)
     return out
 
 
 def trace_kind_settings(wc):
     """Per-kind settings of a trace job, in the order of its outputs (a param: a kind's change reruns the job,
     which keeps the tables of the kinds whose settings did not change)."""
-    return json.dumps([[k, kind_settings(k)] for k in KINDS])
+    return json.dumps([[k, kind_settings(wc.model, k)] for k in KINDS])
 
 
 # ---- resources of the rules that load a model (filter, noise_scale, trace, modality_gap): factrace.planning.resources

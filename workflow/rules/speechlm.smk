@@ -21,7 +21,7 @@ rule build_speechlm_backbone:
         steps=SPEECHLM["backbone_steps"],
         arch=lambda wc: backbone_architecture_args(wc.model),
         seed=SEED,
-        noise=TRACING["noise_multiplier"],
+        noise=noise_rule_args(),
         samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
@@ -37,7 +37,7 @@ rule build_speechlm_backbone:
     shell:
         "factrace build-speechlm-backbone --facts {input.facts:q} --extra-facts {input.extra:q} "
         "--out-dir {output.model:q} --steps {params.steps:q} {params.arch:q} --seed {params.seed:q} "
-        "--threads {threads:q} --noise-multiplier {params.noise:q} --samples {params.samples:q} "
+        "--threads {threads:q} {params.noise:q} --samples {params.samples:q} "
         "--eval-json {output.eval:q} 2> {log:q}"
 
 
@@ -62,8 +62,7 @@ rule build_speechlm:
         text_only=SPEECHLM["text_only_fraction"],
         trainable=lambda wc: [] if SPEECHLM["trainable_layers"] is None else ["--trainable-layers", SPEECHLM["trainable_layers"]],
         margin=TRACING["subject_margin_s2t"],
-        noise=TRACING["noise_multiplier"],
-        noise_s2t=modality_noise_multiplier("s2t"),
+        noise=noise_rule_args(),
         samples=TRACING["samples"],
         facts=FACTS_DIGEST,  # the facts it is trained on: other facts rebuild it
     wildcard_constraints:
@@ -79,7 +78,7 @@ rule build_speechlm:
         "--out-dir {output.model:q} --main {params.main:q} --steps {params.steps:q} --seed {params.seed:q} "
         "--threads {threads:q} --extra-renderings {params.extra_renderings:q} "
         "--text-only-fraction {params.text_only:q} {params.trainable:q} --subject-margin {params.margin:q} "
-        "--noise-multiplier {params.noise:q} --noise-multiplier-s2t {params.noise_s2t:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
+        "{params.noise:q} --samples {params.samples:q} --eval-json {output.eval:q} 2> {log:q}"
 
 
 rule modality_gap:
@@ -133,9 +132,9 @@ rule modality_gap_plot:
         "--seed {params.seed:q} --out {output.png:q} 2> {log:q}"
 
 
-rule speechlm_sweep:
-    """Carry-over of the offline speech LM against its build settings (`make sweep`; not in the default target):
-    every variant of speech.speechlm.sweep built as rule build_speechlm builds it, one table."""
+rule speechlm_sweep_variant:
+    """One variant of speech.speechlm.sweep: both stages built as rules build_speechlm_backbone and build_speechlm
+    build them, and evaluated (a row of `make sweep`; not in the default target)."""
     conda:
         "../../envs/factrace.yaml"
     input:
@@ -144,17 +143,37 @@ rule speechlm_sweep:
         units=f"{R}/speech/units/mfcc_kmeans.npz",
         variants=SPEECHLM["sweep"],
     output:
-        f"{R}/sweep/speechlm_sweep.tsv",
+        row=f"{R}/sweep/rows/{{variant}}.tsv",
+        work=temp(directory(f"{R}/sweep/work/{{variant}}")),
     params:
+        base=sweep_base(),
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],
-        noise=TRACING["noise_multiplier"],
+        noise=noise_rule_args(),
         samples=TRACING["samples"],
     log:
-        f"{R}/logs/speechlm_sweep.log",
+        f"{R}/logs/speechlm_sweep/{{variant}}.log",
     benchmark:
-        f"{R}/benchmarks/speechlm_sweep.tsv"
+        f"{R}/benchmarks/speechlm_sweep/{{variant}}.tsv"
     shell:
-        "factrace speechlm-sweep --variants {input.variants:q} --facts {input.facts:q} --extra-facts {input.extra:q} "
-        "--units {input.units:q} --extra-renderings {params.extra_renderings:q} --noise-multiplier {params.noise:q} "
-        "--samples {params.samples:q} --subject-margin {params.margin:q} --out {output:q} 2> {log:q}"
+        "factrace speechlm-sweep --variants {input.variants:q} --name {wildcards.variant:q} --base {params.base:q} "
+        "--facts {input.facts:q} "
+        "--extra-facts {input.extra:q} --units {input.units:q} --extra-renderings {params.extra_renderings:q} "
+        "{params.noise:q} --samples {params.samples:q} --subject-margin {params.margin:q} --work {output.work:q} "
+        "--out {output.row:q} 2> {log:q}"
+
+
+rule speechlm_sweep:
+    """Carry-over of the offline speech LM against its build settings: the variants' rows as one table."""
+    conda:
+        "../../envs/factrace.yaml"
+    input:
+        rows=expand(f"{R}/sweep/rows/{{variant}}.tsv", variant=SWEEP_VARIANTS),
+        variants=SPEECHLM["sweep"],
+    output:
+        f"{R}/sweep/speechlm_sweep.tsv",
+    log:
+        f"{R}/logs/speechlm_sweep.log",
+    shell:
+        "factrace speechlm-sweep-table --rows {input.rows:q} --variants {input.variants:q} --out {output:q} "
+        "> {log:q} 2>&1 && cat {log:q}"

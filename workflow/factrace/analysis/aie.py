@@ -295,6 +295,23 @@ def aggregate_aie(
     return check(out, "aie", source="aggregate_aie")
 
 
+WindowKey = tuple[str, str, str]
+
+
+def trace_windows(trace: pd.DataFrame) -> dict[WindowKey, int]:
+    """(model, modality, kind) -> the ``window`` of the trace rows (one per table; the largest if several)."""
+    if trace.empty or "window" not in trace.columns:
+        return {}
+    w = trace.groupby(["model", "modality", "kind"], sort=True, observed=True)["window"].max()
+    return {(str(m), str(mod), str(k)): int(v) for (m, mod, k), v in w.items()}
+
+
+def with_windows(aie: pd.DataFrame, windows: dict[WindowKey, int]) -> pd.DataFrame:
+    """``aie`` with the column ``window``: the window of the traces of each row's (model, modality, kind)."""
+    keys = zip(aie["model"].astype(str), aie["modality"].astype(str), aie["kind"].astype(str))
+    return aie.assign(window=pd.array([windows.get(k) for k in keys], dtype="Int64"))
+
+
 def aie_table(
     trace: pd.DataFrame,
     combine: Combine,
@@ -302,9 +319,9 @@ def aie_table(
     seed: int = 0,
     ci: float = 0.95,
 ) -> pd.DataFrame:
-    """Trace table -> AIE table (``aie`` contract). See the module docstring for the definitions."""
+    """Trace table -> AIE table (``aie`` contract, with ``window``). See the module docstring for the definitions."""
     effects = prompt_category_effects(trace, combine=combine)
-    out = aggregate_aie(effects, n_boot=n_boot, seed=seed, ci=ci)
+    out = with_windows(aggregate_aie(effects, n_boot=n_boot, seed=seed, ci=ci), trace_windows(trace))
     log.info("AIE over %d prompt(s): %d rows", effects["known_id"].nunique() if len(effects) else 0, len(out))
     return out
 

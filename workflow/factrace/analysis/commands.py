@@ -26,12 +26,12 @@ def _provenance(stage: str, params: dict, **kw):
 
 
 def cmd_aie(args: argparse.Namespace) -> None:
-    from factrace.analysis.aie import aggregate_aie
-    from factrace.analysis.stream import effects_from_traces
+    from factrace.analysis.aie import aggregate_aie, with_windows
+    from factrace.analysis.stream import effects_from_traces, windows_from_traces
     from factrace.core import io
 
     effects = effects_from_traces(args.inputs, combine=args.combine)
-    aie = aggregate_aie(effects, n_boot=args.n_boot, seed=args.seed)
+    aie = with_windows(aggregate_aie(effects, n_boot=args.n_boot, seed=args.seed), windows_from_traces(args.inputs))
     log.info("AIE over %d prompt(s): %d rows", effects["known_id"].nunique() if len(effects) else 0, len(aie))
     params = {"n_boot": args.n_boot, "seed": args.seed, "combine": args.combine}
     io.write_table(aie, args.out, "aie",

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pandas as pd
 import pyarrow.parquet as pq
 
-from factrace.analysis.aie import Combine, prompt_category_effects
+from factrace.analysis.aie import Combine, WindowKey, prompt_category_effects, trace_windows
 from factrace.core.contracts import CONTRACTS, ContractError
 
 log = logging.getLogger(__name__)
@@ -56,3 +56,11 @@ def effects_from_traces(paths: Iterable[str | os.PathLike[str]], combine: Combin
     if not parts:
         return prompt_category_effects(pd.DataFrame(), combine=combine)
     return pd.concat(parts, ignore_index=True)
+
+
+def windows_from_traces(paths: Iterable[str | os.PathLike[str]]) -> dict[WindowKey, int]:
+    """(model, modality, kind) -> the window the trace tables ``paths`` were traced with (their ``window``)."""
+    out: dict[WindowKey, int] = {}
+    for path in paths:
+        out.update(trace_windows(read_trace_columns(path, ["model", "modality", "kind", "window"])))
+    return out

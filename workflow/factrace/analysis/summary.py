@@ -89,12 +89,14 @@ def _acc(a: Any) -> str:
 
 
 def _ratio(r: Any) -> str:
-    """A noise record as '0.2 (median p_corrupted 0.19, p_clean 0.99; 3 x std, 58 facts)'."""
+    """A noise record as '0.2 (median p_corrupted 0.19, p_clean 0.99; 3 x std, 58 facts)' (', target not reached'
+    after the multiplier when the noise rule's largest multiplier did not reach its target)."""
     keys = ("median_ratio", "median_p_corrupted", "median_p_clean", "multiplier", "n")
     if not isinstance(r, dict) or any(r.get(k) is None for k in keys):
         return "-"
+    flag = ", target not reached" if r.get("reached") is False else ""  # the noise rule's flag (eval.json)
     return (f"{_g(r['median_ratio'], 3)} (median p_corrupted {_g(r['median_p_corrupted'], 3)}, p_clean "
-            f"{_g(r['median_p_clean'], 3)}; {_g(r['multiplier'])} x std, {r['n']} facts)")
+            f"{_g(r['median_p_clean'], 3)}; {_g(r['multiplier'])} x std{flag}, {r['n']} facts)")
 
 
 def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
@@ -172,14 +174,20 @@ def _noise(res: Path) -> Table | None:
     rows = []
     for p in sorted(res.glob("noise/*/*.json")):
         n = json.loads(p.read_text())
+        reached = n.get("reached")
         rows.append([p.parent.name, p.stem, _g(n.get("std"), 4), _g(n.get("std_rome"), 4),
-                     _g(n.get("std_over_rome"), 4), _g(n.get("multiplier")), _g(n.get("scale"), 4),
-                     _g(n.get("n_facts"))])
+                     _g(n.get("std_over_rome"), 4), _g(n.get("multiplier")), _g(n.get("median_ratio"), 3),
+                     "-" if reached is None else "yes" if reached else "no (largest tried)",
+                     _g(n.get("scale"), 4), _g(n.get("n_facts")), _g(n.get("n_traced_facts"))])
     if not rows:
         return None
     return _table(["model", "modality", "std (subjects in the prompts)", "std (ROME: subjects alone)",
-                   "ratio", "multiplier", "noise scale", "facts"], rows, ["results/noise/*/*.json"],
-                  "The noise is multiplier x the first std; ROME's value (text only) is measured beside it.")
+                   "ratio", "multiplier", "median p_corrupted / p_clean", "target reached", "noise scale",
+                   "facts (std)", "traced facts (multiplier)"], rows, ["results/noise/*/*.json"],
+                  "The noise is multiplier x the first std; ROME's value (text only) is measured beside it. The "
+                  "multiplier is computed per model and modality: the first of tracing.noise_multiplier and the "
+                  "tracing.noise_grid values above it under which the median p_corrupted / p_clean of the traced "
+                  "facts is at most tracing.noise_target_ratio.")
 
 
 def _peaks(res: Path) -> Table | None:

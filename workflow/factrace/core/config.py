@@ -102,6 +102,30 @@ def load_config(configfile: str | Path, default: str | Path | None = DEFAULT_CON
     return with_defaults(config, layers)
 
 
+# ---- deprecated keys that are ignored: the schema still accepts them (described "deprecated, ignored"), a config
+# that sets one gets one warning line naming it and saying what replaced it
+_TRACE_JOBS = ("trace jobs trace every kind and layer of one shard, and GPUs and memory follow from the model's "
+               "device, size and dtype (factrace/planning/resources.py)")
+IGNORED_KEYS: dict[tuple[str, ...], str] = {
+    ("tracing", "layer_window"): _TRACE_JOBS,
+    ("resources", "trace", "gpus"): _TRACE_JOBS,
+    ("resources", "trace", "mem_mb"): _TRACE_JOBS,
+    ("tracing", "noise_multiplier_s2t"): (
+        "the noise multiplier of every model and modality, S->T included, is now computed by rule noise_scale: the "
+        "first of tracing.noise_multiplier and the tracing.noise_grid values above it under which the median "
+        "p_corrupted / p_clean of the traced facts is at most tracing.noise_target_ratio; remove the key"),
+}
+
+
+def ignored_key_warnings(config: Mapping[str, Any]) -> list[str]:
+    """One line per deprecated, ignored key (:data:`IGNORED_KEYS`) that ``config`` sets, null included (the former
+    `tracing.noise_multiplier_s2t: null` meant "S->T as T->T", which the computed rule does not promise)."""
+    from factrace.core.config_errors import has_key
+
+    return [f"`{'.'.join(path)}` is deprecated and ignored: {why}" for path, why in IGNORED_KEYS.items()
+            if has_key(config, path)]
+
+
 # ---- deprecated flat `speech.tts` keys (each moves into its backend's section, before the defaults are filled)
 #: deprecated flat key -> (backend, key in that backend's section)
 FLAT_KEYS = {"voice": ("espeak", "voice"), "rate": ("espeak", "rate"), "pitch": ("espeak", "pitch"),

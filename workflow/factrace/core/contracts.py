@@ -183,7 +183,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "p_restored": "probability of the target token, corrupted run with this cell restored to its clean value",
         "noise_scale": "standard deviation of the Gaussian noise added to the subject's embeddings",
         "samples": "noise samples averaged per cell",
-        "window": "layers restored around the centre layer (1 for hidden)",
+        "window": "layers restored around the centre layer: 1 for hidden; for mlp and attn the model's window "
+                  "(models.<name>.window, else tracing.window capped at tracing.window_max_fraction of its layers; "
+                  "factrace/tracing/method.py), the one this table was traced with",
         "seed": "the seed of the noise",
         "subject_start": "first corrupted position",
         "subject_end": "end of the corrupted positions (exclusive: [subject_start, subject_end))",
@@ -205,6 +207,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "n": "number of facts with a position in the category at this layer",
         "same_cells_as": "the other category holding exactly the same cells (prediction <-> last token in "
                          "T->T), empty otherwise: do not count both",
+        "window": "layers restored around the centre layer, as in the trace tables averaged (1 for hidden; the "
+                  "model's mlp/attn window)",
     },
     "skipped_facts": {
         "file": "the facts file",

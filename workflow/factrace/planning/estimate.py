@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from factrace.planning.cost import estimate_cost
+from factrace.tracing.method import model_window
 
 DEVICE_TFLOPS = {"A40": 149.7, "A100": 312.0, "H100": 989.0}  # dense bf16 tensor-core peak
 KEPT_FRACTION = 0.62
@@ -67,7 +68,7 @@ def per_prompt_cost(config: dict[str, Any], model: str, modality: str, kinds, me
     return estimate_cost(
         **_dims(config["models"][model]), n_tokens=shape.n_tokens, corrupt_start=shape.corrupt_start,
         corrupt_end=shape.corrupt_end, samples=tr["samples"], kinds=tuple(kinds),
-        window=tr["window"], method=method, layers=None if layers is None else list(layers),
+        window=model_window(config, model), method=method, layers=None if layers is None else list(layers),
     )
 
 

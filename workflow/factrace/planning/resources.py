@@ -10,7 +10,9 @@ estimates. Inputs are the model's config entry (``n_layers``, ``hidden``, ``inte
 * host memory: the weights pass through host memory once while loading: 1.25 x weights + 3 GB (Python, torch,
   CUDA runtime, tables), rounded up to 1000 MB;
 * loading: ``load_overhead_s`` (imports, CUDA context, tokenizer) + weights / ``load_gb_per_s``;
-* tracing: the cost model's FLOPs (``tracing.estimate``) at ``gpu_tflops x utilisation``;
+* tracing: the cost model's FLOPs (``tracing.estimate``) at ``gpu_tflops x utilisation``, with the model's mlp/attn
+  window (``tracing.method.model_window``);
+* noise scale: the noise rule's prompt forwards (:func:`noise_rule_forwards`), every multiplier counted;
 * greedy generation (filter): batch 1, memory-bound: every new token reads the weights once at
   ``gpu_bandwidth_gb_per_s`` x 0.7, the prompt's prefill at the tracing throughput;
 * requested runtime: ``margin`` x (loading + compute), at least ``min_runtime`` minutes, x the attempt number.
@@ -131,6 +133,19 @@ def trace_facts(config: dict[str, Any], model: str, n_facts: int) -> float:
     return min(kept, cap) if cap else kept
 
 
+def noise_rule_forwards(config: dict[str, Any], model: str, n_facts: int) -> float:
+    """Prompt forwards of a noise_scale job over ``n_facts`` facts, at most: per traced fact (the facts the filter
+    keeps, at most max_facts_per_shard of each shard) one clean run and ``tracing.samples`` noised runs for each
+    multiplier the noise rule may try (factrace.core.noise_rule)."""
+    from factrace.core.noise_rule import NoiseRule
+
+    full, rest = divmod(n_facts, int(config["facts"]["shard_size"]))  # full shards, and the last one
+    traced = full * trace_facts(config, model, int(config["facts"]["shard_size"]))
+    traced += trace_facts(config, model, rest) if rest else 0.0
+    tried = len(NoiseRule.from_config(config["tracing"]).candidates())
+    return traced * (1 + int(config["tracing"]["samples"]) * tried)
+
+
 def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None, n_facts: int) -> JobEstimate | None:
     """Seconds of one job of ``rule`` (one of ``MODEL_RULES``) on ``n_facts`` facts; None without a device
     throughput (``resources.trace.gpu_tflops``), as for the offline CPU configs."""
@@ -151,8 +166,10 @@ def estimate(config: dict[str, Any], rule: str, model: str, modality: str | None
         new = int(config["filter"]["max_new_tokens"])
         per_token = weight_bytes(m) / (s.gpu_bandwidth_gb_per_s * 1e9 * GENERATION_BANDWIDTH_USE)
         return JobEstimate(load, n_facts * (new * per_token + _forward_flops(m, n) / _throughput(s)))
-    if rule == "noise_scale":  # embedding lookups of the subjects: no forward pass
-        return JobEstimate(load, 0.0)
+    if rule == "noise_scale":  # the noise rule: p_clean, then each multiplier tried (at most all) on the traced facts
+        return JobEstimate(load, noise_rule_forwards(config, model, n_facts)
+                           * _forward_flops(m, prompt_shape(prof["words"], prof["chars"], modality or "t2t").n_tokens)
+                           / _throughput(s))
     if rule == "modality_gap":  # one text and one speech forward per kept fact, every shard's (no trace cap)
         from factrace.planning.estimate import KEPT_FRACTION
 

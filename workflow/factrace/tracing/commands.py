@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from factrace.core.noise_rule import add_noise_rule_args
 from factrace.models.commands import load_from_args, model_args
 
 log = logging.getLogger(__name__)
@@ -14,18 +15,34 @@ log = logging.getLogger(__name__)
 
 def cmd_noise_scale(args: argparse.Namespace) -> None:
     from factrace.core import io
-    from factrace.tracing.scale import noise_scale_of
+    from factrace.core.noise_rule import NoiseRule
+    from factrace.facts.subject import SubjectNotFoundError
+    from factrace.speechlm.inputs import trace_inputs
+    from factrace.tracing.job import traced_facts
+    from factrace.tracing.scale import noise_json
 
     prompts = io.read_tables(args.prompts, "prompts")
+    filters = [io.read_table(p, "filter") for p in args.filters]
+    rule = NoiseRule.from_args(args)
     loaded = load_from_args(args)
-    res = noise_scale_of(loaded, args.modality, prompts, args.multiplier, speech_tokens=args.speech_tokens,
-                         token_map=args.token_map, subject_margin=args.subject_margin)
-    res.update(model=args.model, modality=args.modality, weights_sha256=loaded.weights_sha256)
+    rows, kept = traced_facts(prompts, filters, args.max_facts)
+    try:
+        traced = trace_inputs(loaded, args.modality, rows, kept, speech_tokens=args.speech_tokens,
+                              token_map=args.token_map, subject_margin=args.subject_margin)
+    except SubjectNotFoundError as err:
+        raise SystemExit(f"{args.prompts}: {err}") from err
+    what = f"{args.model}/{args.modality}"
+    res = noise_json(loaded, args.modality, prompts, traced, rule, samples=args.samples, seed=args.seed,
+                     speech_tokens=args.speech_tokens, token_map=args.token_map, subject_margin=args.subject_margin,
+                     what=what)
+    res.update(model=args.model, modality=args.modality, weights_sha256=loaded.weights_sha256,
+               max_facts_per_shard=args.max_facts)
     if args.modality == "s2t":
         res["subject_margin"] = args.subject_margin
     io.write_json(res, args.out)
-    log.info("noise scale for %s/%s: %.4f (std %.4f over %d tokens)", args.model, args.modality, res["scale"],
-             res["std"], res["n_tokens"])
+    log.info("noise for %s: multiplier %g (median p_corrupted / p_clean %s over %d traced facts%s), scale %.4f "
+             "(std %.4f over %d tokens)", what, res["multiplier"], res["median_ratio"], res["n_traced_facts"],
+             "" if res["reached"] else ", target NOT reached", res["scale"], res["std"], res["n_tokens"])
 
 
 def layer_range(model: str, n_layers: int, lo: int | None, hi: int | None) -> tuple[int, int]:
@@ -42,7 +59,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
     from factrace.core.provenance import stage_provenance
     from factrace.facts.subject import SubjectNotFoundError
     from factrace.speechlm.inputs import trace_inputs
-    from factrace.tracing.job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds
+    from factrace.tracing.job import inputs_digest, kind_jobs, parse_kind_settings, trace_kinds, traced_facts
     from factrace.tracing.stage import check_layer_count
 
     prompts = io.read_table(args.prompts, "prompts")
@@ -54,11 +71,10 @@ def cmd_trace(args: argparse.Namespace) -> None:
     layers = layer_range(args.model, n_layers, args.layer_lo, args.layer_hi)
     jobs = kind_jobs(parse_kind_settings(args.kind_settings), args.out, layers=layers, engine=args.engine,
                      max_rows=args.max_rows)
-    kept = filt[filt["kept"]].set_index("known_id")
-    rows = prompts[prompts["known_id"].isin(kept.index)].sort_values("known_id")
-    if args.max_facts is not None and len(rows) > args.max_facts:
-        log.info("tracing the first %d of %d kept facts (max_facts_per_shard)", args.max_facts, len(rows))
-        rows = rows.head(args.max_facts)
+    rows, kept = traced_facts(prompts, [filt], args.max_facts)
+    n_kept = int(filt["kept"].sum())
+    if len(rows) < n_kept:
+        log.info("tracing the first %d of %d kept facts (max_facts_per_shard)", len(rows), n_kept)
     try:
         inputs = trace_inputs(loaded, args.modality, rows, kept, speech_tokens=args.speech_tokens,
                               token_map=args.token_map, subject_margin=args.subject_margin)
@@ -66,7 +82,9 @@ def cmd_trace(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.prompts}: {err}") from err
     corruption = {"subject_margin": args.subject_margin} if args.modality == "s2t" else {}
     labels = trace_labels(rows, kept)
-    key = inputs_digest([args.prompts, args.filter, args.noise, args.speech_tokens, args.token_map])
+    # the noise JSON counts through its scale alone (in every kind's key): a noise job rerun because another shard's
+    # filter changed, which chose the same multiplier, leaves this shard's tables as they are
+    key = inputs_digest([args.prompts, args.filter, args.speech_tokens, args.token_map])
     trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
                 inputs_key=key, weights=loaded.weights_sha256, corruption=corruption, labels=labels,
                 provenance=lambda st: stage_provenance(
@@ -92,12 +110,20 @@ def speech_args(s: argparse.ArgumentParser, nargs: str | None = None) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("noise-scale", help="noise scale = multiplier x std of subject input embeddings")
+    s = sub.add_parser("noise-scale", help="noise scale = multiplier x std of subject input embeddings, the "
+                                           "multiplier computed by the noise rule on the traced facts")
     model_args(s)
     s.add_argument("--modality", required=True, choices=["t2t", "s2t"], help="text prompts (t2t) or speech prompts (s2t)")
     s.add_argument("--prompts", nargs="+", required=True, help="`prompts` parquets (the subjects measured)")
+    s.add_argument("--filters", nargs="+", required=True,
+                   help="the model and modality's `filter` parquets, one per shard: the multiplier is measured on the "
+                        "facts they keep")
     speech_args(s, nargs="*")
-    s.add_argument("--multiplier", type=float, required=True, help="tracing.noise_multiplier[_s2t]")
+    add_noise_rule_args(s)
+    s.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact")
+    s.add_argument("--seed", type=int, required=True, help="seed (the per-fact noise seed, as the traces)")
+    s.add_argument("--max-facts", type=int, default=None,
+                   help="models.<model>.max_facts_per_shard or tracing.max_facts_per_shard (none: every kept fact)")
     s.add_argument("--out", required=True, help="the noise-scale JSON to write")
     s.set_defaults(func=cmd_noise_scale)
 

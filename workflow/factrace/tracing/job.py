@@ -1,8 +1,8 @@
 """One trace job: every kind of one (model, modality, shard), the model loaded once, one table per kind.
 
-Each kind has its own settings (``tracing.window`` concerns ``mlp`` and ``attn`` only). A kind's table records in
+Each kind has its own settings (the model's window concerns ``mlp`` and ``attn`` only). A kind's table records in
 its provenance (``extra.kind_key``) a hash of that kind's settings, the noise scale, the weights and the digest of
-the job's input files; when
+the job's input files (the noise JSON counts through its scale only); when
 the job is rerun (a setting of another kind changed) a table whose key is unchanged is kept as it is, so changing
 the window does not retrace ``hidden``. ``stage.trace_shard`` does the tracing of one kind (and its resume).
 """
@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from factrace.core import io
 from factrace.core.provenance import Provenance, config_hash
@@ -49,8 +51,27 @@ def kind_jobs(kind_settings: Sequence[tuple[str, dict[str, Any]]], outs: Sequenc
     return jobs
 
 
+def traced_facts(prompts: pd.DataFrame, filters: Sequence[pd.DataFrame], max_facts: int | None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The facts the trace jobs trace, as (prompt rows, filter rows indexed by known_id): of each shard's filter
+    table (``filters``, one per shard), the kept facts in known_id order, the first ``max_facts`` of them
+    (``max_facts_per_shard``; None: all). The noise rule (``scale.noise_json``) measures on the same facts."""
+    rows, kept = [], []
+    for filt in filters:
+        k = filt[filt["kept"]].set_index("known_id")
+        r = prompts[prompts["known_id"].isin(k.index)].sort_values("known_id")
+        if max_facts is not None and len(r) > max_facts:
+            r = r.head(max_facts)
+        rows.append(r)
+        kept.append(k.loc[r["known_id"]])
+    if not rows:
+        return prompts.iloc[0:0], pd.DataFrame()
+    return pd.concat(rows).sort_values("known_id"), pd.concat(kept)
+
+
 def inputs_digest(paths: Sequence[str | Path | None]) -> str:
-    """sha256 over the contents of the job's input files (prompts, filter, noise scale, speech tables)."""
+    """sha256 over the contents of the job's input files (prompts, filter, speech tables; the noise scale is a
+    setting of each kind's key)."""
     h = hashlib.sha256()
     for p in paths:
         if p:

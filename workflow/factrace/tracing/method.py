@@ -8,7 +8,8 @@ ROME's ``trace_with_patch``, for one prompt and its target token:
    (:func:`add_noise`), once per noise sample.
 3. **Restored runs**: for each cell (kind, centre layer, position), the corrupted run with the clean output of
    the cell's module(s) written back at that position (:func:`restore`): ``hidden`` restores one block output,
-   ``mlp``/``attn`` the sublayer over a window of layers around the centre layer (:func:`window_layers`).
+   ``mlp``/``attn`` the sublayer over a window of layers around the centre layer (:func:`window_layers`), the
+   window per model (:func:`resolve_window`).
 
 The **score** is the probability of the target at the last position (:func:`target_probability`, softmax in
 float32), averaged over the noise samples; :class:`TraceResult` holds p_clean, p_corrupted and p_restored per
@@ -22,10 +23,11 @@ nor numpy (the functions that need them import them), so the cost model stays ch
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,6 +83,39 @@ def window_bounds(layer: int, n_layers: int, kind: str, window: int) -> tuple[in
 def window_layers(layer: int, n_layers: int, kind: str, window: int) -> range:
     """The layers a cell restores (:func:`window_bounds`) as a range."""
     return range(*window_bounds(layer, n_layers, kind, window))
+
+
+def resolve_window(n_layers: int, window: int, max_fraction: float, override: int | None = None) -> int:
+    """A model's ``mlp``/``attn`` window: ``override`` (``models.<name>.window``) when given, else ``min(window,
+    max(1, floor(n_layers * max_fraction)))`` (``tracing.window``, ``tracing.window_max_fraction``).
+
+    ROME restores 10 layers around the centre layer of its 28- to 48-layer models; on a model with few layers a
+    window of 10 restores every layer from every centre and the MLP and attention panels come out flat. With
+    ``max_fraction`` 0.34: 30 or 32 layers -> 10 (ROME, the paper), 12 -> 4, 8 -> 2, 4 -> 1."""
+    if n_layers < 1:
+        raise ValueError(f"a model has at least 1 layer, got n_layers={n_layers}")
+    if override is not None:
+        if override < 1:
+            raise ValueError(f"a window restores at least 1 layer, got {override}")
+        return int(override)
+    if window < 1:
+        raise ValueError(f"tracing.window must be >= 1, got {window}")
+    if not 0 < max_fraction <= 1:
+        raise ValueError(f"tracing.window_max_fraction must be in (0, 1], got {max_fraction}")
+    # rounded first, so that a product such as 50 x 0.34 = 17.000000000000004 floors to 17 whatever its last bits
+    return min(int(window), max(1, math.floor(round(n_layers * max_fraction, 9))))
+
+
+def model_window(config: Mapping[str, Any], model: str) -> int:
+    """:func:`resolve_window` of ``model`` under ``config`` (validated, the schema's defaults filled): the window
+    of its trace jobs (``workflow/rules/common.smk``), of the cost model and of the figures' titles."""
+    m, tr = config["models"][model], config["tracing"]
+    return resolve_window(int(m["n_layers"]), int(tr["window"]), float(tr["window_max_fraction"]), m.get("window"))
+
+
+def window_caption(window: int, n_layers: int) -> str:
+    """How figures state a window: ``window W of L layers``."""
+    return f"window {window} of {n_layers} layers"
 
 
 # -- the noise ----------------------------------------------------------------------------------------------
@@ -159,6 +194,7 @@ class TraceResult:
 
 __all__ = [
     "KINDS", "TraceResult", "add_noise", "centre_layers", "check_kinds", "check_noise",
-    "effective_window", "embedding_std", "indirect_effect", "make_noise", "noise_scale_for", "noise_seed", "restore",
-    "target_probability", "window_bounds", "window_layers",
+    "effective_window", "embedding_std", "indirect_effect", "make_noise", "model_window", "noise_scale_for",
+    "noise_seed", "resolve_window", "restore", "target_probability", "window_bounds", "window_caption",
+    "window_layers",
 ]

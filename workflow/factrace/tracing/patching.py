@@ -59,6 +59,31 @@ def clean_outputs(
     return logits, {key: store[m] for key, m in mods.items()}
 
 
+@torch.no_grad()
+def corrupted_probability(model: nn.Module, ids: torch.Tensor, start: int, target_id: int,
+                          noise: torch.Tensor) -> float:
+    """The corrupted run: P(target) at the last position, ``noise[k]`` added to the input embeddings of tokens
+    ``start..`` of sample k, averaged over the samples. ``ids`` is (1, n_tokens) on the model's device."""
+    samples = noise.shape[0]
+    rows = torch.arange(samples, device=ids.device)
+    with hooked([add_noise_hook(Layout.of(model).embed, rows, start, noise)]):
+        return float(target_probs(model, ids.expand(samples, -1), target_id).mean())
+
+
+@torch.no_grad()
+def clean_and_corrupted(model: nn.Module, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int,
+                        noise: torch.Tensor, p_clean: float | None = None) -> tuple[float, float]:
+    """(p_clean, p_corrupted) of one prompt as :func:`trace_prompt` computes them, without restoring any cell
+    (the noise rule's measure, factrace.tracing.scale); a known ``p_clean`` is not computed again."""
+    ids = input_ids.to(next(model.parameters()).device)
+    if ids.dim() == 1:
+        ids = ids[None]
+    check_noise(corrupt, noise.shape[1])
+    if p_clean is None:
+        p_clean = float(target_probs(model, ids[:1], target_id)[0])
+    return p_clean, corrupted_probability(model, ids, corrupt[0], target_id, noise)
+
+
 def _batches(cells: list[Cell], per_batch: int) -> list[list[Cell]]:
     return [cells[i : i + per_batch] for i in range(0, len(cells), per_batch)]
 
@@ -95,9 +120,7 @@ def trace_prompt(
     p_clean_logits, clean = clean_outputs(model, ids, kinds)
     p_clean = float(target_probability(p_clean_logits, target_id))
 
-    rows = torch.arange(samples, device=device)
-    with hooked([add_noise_hook(layout.embed, rows, start, noise)]):
-        p_corrupted = float(target_probs(model, ids.expand(samples, -1), target_id).mean())
+    p_corrupted = corrupted_probability(model, ids, start, target_id, noise)
 
     cells = [Cell(k, L, t) for k in kinds for L in layer_list for t in range(n_tokens)]
     per_batch = max(1, max_rows // samples)

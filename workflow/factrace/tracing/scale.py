@@ -9,6 +9,12 @@ ROME's ``collect_embedding_std`` differs in one respect for text: it embeds each
 the leading space that the subject has inside a prompt). When the subjects are given, :func:`noise_scale`
 measures ROME's value on the same model too (``std_rome``, ``n_tokens_rome``) and the ratio
 ``std / std_rome``; the noise actually used is ``multiplier * std``.
+
+The multiplier is computed (:func:`noise_json`), by the noise rule of :mod:`factrace.core.noise_rule`: the first of
+``tracing.noise_multiplier`` and the ``tracing.noise_grid`` values above it under which the median over the
+traced facts (``job.traced_facts``: the facts the trace jobs trace) of ``p_corrupted / p_clean`` is at most
+``tracing.noise_target_ratio``. p_clean and p_corrupted are the traces' own (:func:`corrupted_ratio`): the same
+noise draws (``tracing.samples``, the per-fact seed of ``method.noise_seed``) and the reference path's runs.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from factrace.core.noise_rule import NoiseChoice, NoiseRule, choose_multiplier, median_ratio
 from factrace.speechlm.inputs import (
     SpeechInputsError,
     TraceInputs,
@@ -29,7 +36,7 @@ from factrace.speechlm.inputs import (
 )
 from factrace.speechlm.prompts import markers_from_tokenizer
 from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
-from factrace.tracing.method import embedding_std, noise_scale_for
+from factrace.tracing.method import embedding_std, make_noise, noise_scale_for, noise_seed
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +125,54 @@ def noise_scale_of(loaded: Any, modality: str, prompts: pd.DataFrame, multiplier
         return noise_scale_text_any(loaded, prompts, multiplier)
     return noise_scale_speech(loaded, prompts, speech_tokens, token_map, multiplier,
                               _s2t_margin(modality, subject_margin))
+
+
+# ---- the multiplier: the noise rule on the traced facts
+def corrupted_ratio(model: Any, inputs: Sequence[tuple[TraceInputs, int]], std: float, *, samples: int,
+                    seed: int, modality: str) -> Any:
+    """``ratio_at(multiplier)``: the median over ``inputs`` (pairs of inputs and target id) of p_corrupted /
+    p_clean with the noise ``multiplier x std`` drawn as the trace jobs draw it; p_clean is computed once."""
+    from factrace.tracing.patching import clean_and_corrupted
+
+    hidden = model.get_input_embeddings().weight.shape[1]
+    clean: dict[int, float] = {}
+
+    def ratio_at(multiplier: float) -> float | None:
+        scale = noise_scale_for(std, multiplier)
+        p_clean, p_corr = [], []
+        for inp, target in inputs:
+            s, e = inp.corrupt
+            noise = make_noise(samples, e - s, hidden, scale, noise_seed(seed, inp.known_id, modality))
+            pc, pr = clean_and_corrupted(model, inp.input_ids, inp.corrupt, target, noise,
+                                         p_clean=clean.get(inp.known_id))
+            clean[inp.known_id] = pc
+            p_clean.append(pc)
+            p_corr.append(pr)
+        r = median_ratio(p_clean, p_corr)
+        log.info("noise multiplier %g (scale %.4g): median p_corrupted / p_clean %s over %d facts", multiplier, scale,
+                 "-" if r is None else f"{r:.4f}", len(p_clean))
+        return r
+
+    return ratio_at
+
+
+def noise_json(loaded: Any, modality: str, prompts: pd.DataFrame, traced: Sequence[tuple[TraceInputs, int]],
+               rule: NoiseRule, *, samples: int, seed: int, speech_tokens: Any = None, token_map: Any = None,
+               subject_margin: int | None = None, what: str = "noise") -> dict:
+    """The noise JSON of one (model, modality): the std over every fact's corrupted range (``prompts``), the
+    multiplier that the noise rule chooses on the ``traced`` facts, and the scale; with the rule's settings, the
+    median ratio reached, whether it reached the target, every median evaluated and the number of traced facts.
+    Without traced facts (the filter kept none: the trace tables will be empty) the minimum, ``reached: false``."""
+    out = noise_scale_of(loaded, modality, prompts, rule.minimum, speech_tokens=speech_tokens, token_map=token_map,
+                         subject_margin=subject_margin)
+    if traced:
+        ratio_at = corrupted_ratio(loaded.model, traced, out["std"], samples=samples, seed=seed, modality=modality)
+        choice = choose_multiplier(rule, ratio_at, what)
+    else:
+        log.warning("%s: the filter kept no fact to measure the noise rule on; multiplier %g (the minimum), "
+                    "reached: false", what, rule.minimum)
+        choice = NoiseChoice(rule.minimum, None, False, ())
+    out.update(choice.as_dict())
+    out.update(scale=noise_scale_for(out["std"], choice.multiplier), n_traced_facts=len(traced),
+               target_ratio=rule.target_ratio, rule=rule.as_dict(), samples=samples, seed=seed)
+    return out

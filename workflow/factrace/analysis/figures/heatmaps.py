@@ -33,7 +33,7 @@ from factrace.analysis.figures.plotting import (
     slug,
 )
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION
-from factrace.tracing.method import KINDS
+from factrace.tracing.method import KINDS, window_caption
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +166,27 @@ def kind_limits(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]] | Non
     return out
 
 
+def panel_title(aie_df: pd.DataFrame, model: str, modality: str, kind: str, label: str) -> str:
+    """A panel's title: the row's label and the kind; for mlp and attn the window of the traces, as ``window W of
+    L layers`` (W from the AIE table's ``window``, L its layers), when the table records it."""
+    title = f"{label}: {KIND_LABEL[kind]}"
+    if kind == "hidden" or "window" not in aie_df.columns:
+        return title
+    sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
+    windows = sub.loc[sub["kind"] == kind, "window"].dropna()
+    if windows.empty or sub["layer"].dropna().empty:
+        return title
+    return f"{title} ({window_caption(int(windows.max()), int(sub['layer'].max()) + 1)})"
+
+
 @dataclass
 class Grid:
-    """A drawn grid: the paths written, the cell counts per (row, kind) and each panel's colour limits
-    {(row index, kind): (vmin, vmax)} as drawn (log10 AIE, or signed AIE)."""
+    """A drawn grid: the paths written, the cell counts per (row, kind), each panel's colour limits
+    {(row index, kind): (vmin, vmax)} as drawn (log10 AIE, or signed AIE) and each panel's title."""
     paths: list[Path]
     cells: pd.DataFrame
     norms: dict[tuple[int, str], tuple[float, float]]
+    titles: dict[tuple[int, str], str]
 
 
 def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool = False,
@@ -192,12 +206,13 @@ def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, s
     lims = kind_limits(aie_df, rows, signed) if scale_df is None else kind_limits(scale_df, None, signed)
     fig, axes = plt.subplots(len(rows), 3, figsize=(15, 0.25 * sum(len(v) for v in labels.values()) + 1.6 * len(rows)),
                              squeeze=False)
-    norms = {}
+    norms, titles = {}, {}
     for j, kind in enumerate(KINDS):
-        for i, (_m, _mod, label) in enumerate(rows):
+        for i, (model, modality, label) in enumerate(rows):
             # the category labels go on the row's first panel that has data
             first = next((k for k in KINDS if np.isfinite(raws[(i, k)].to_numpy(dtype=float)).any()), KINDS[0])
-            lim = _panel(axes[i, j], raws[(i, kind)], labels[i], kind, f"{label}: {KIND_LABEL[kind]}", kind == first,
+            titles[(i, kind)] = panel_title(aie_df, model, modality, kind, label)
+            lim = _panel(axes[i, j], raws[(i, kind)], labels[i], kind, titles[(i, kind)], kind == first,
                          signed, lims[kind])
             if lim is not None:
                 norms[(i, kind)] = lim
@@ -206,7 +221,7 @@ def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, s
         note += "\n" + scale_note
     fig.suptitle(note, fontsize=9, y=0.0, va="top")
     fig.tight_layout()
-    return Grid(save_figure(fig, out), pd.DataFrame(stats), norms)
+    return Grid(save_figure(fig, out), pd.DataFrame(stats), norms, titles)
 
 
 def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool) -> tuple[list[Path],

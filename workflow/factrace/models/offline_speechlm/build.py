@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from factrace.core.noise_rule import NoiseRule
 from factrace.models.offline_speechlm.corpus import (
     HELD_OUT,
     MAIN,
@@ -45,8 +46,7 @@ BACKBONE_BATCH = 32  # stage 1's batch (stage 2: TrainSettings.batch)
 class EvalSettings:
     """What eval.json measures with: the config's noise and subject margin, and the evaluation's own sizes."""
 
-    noise_multiplier: float  # tracing.noise_multiplier (T->T)
-    noise_multiplier_s2t: float | None  # tracing.noise_multiplier_s2t, or the T->T one when unset (stage 2)
+    noise: NoiseRule  # tracing.noise_multiplier, noise_grid, noise_target_ratio: each modality's multiplier
     subject_margin: int | None  # tracing.subject_margin_s2t: units added on each side of the subject (stage 2)
     seed: int  # seed
     samples: int  # tracing.samples: noise samples per fact
@@ -120,6 +120,7 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
     from factrace.core.io import sha256_file, write_json, write_table
     from factrace.core.provenance import Provenance, config_hash
     from factrace.models.offline_speechlm import evaluate as E
+    from factrace.models.offline_speechlm.noise import noise_under_rule
     from factrace.models.offline_speechlm.train import train_backbone
 
     t0 = time.monotonic()
@@ -138,9 +139,9 @@ def build_backbone(facts_json: str | Path, out_dir: str | Path, extra_json: str 
         ev: dict[str, Any] = {"stage": "backbone", "n_parameters": int(sum(p.numel() for p in model.parameters())),
                               "text": {s: E.accuracy([ok[int(k)] for k in facts.loc[facts["set"] == s, "known_id"]])
                                        for s in ("traced", "extra")},
-                              "noise_t2t": E.noise_ratios(model, E.text_noise_items(tok, traced, None),
-                                                          ev_settings.noise_multiplier, ev_settings.samples,
-                                                          ev_settings.seed),
+                              "noise_t2t": noise_under_rule(model, E.text_noise_items(tok, traced, None),
+                                                            ev_settings.noise, ev_settings.samples,
+                                                            ev_settings.seed, "backbone T->T"),
                               "final_loss": losses[-1] if losses else None}
         ev["timing_s"] = {"training": round(t_train, 1), "total": round(time.monotonic() - t0, 1)}
         meta = {"kind": "factrace offline speech LM backbone", "loader": "hf", "facts": str(facts_json),
@@ -259,6 +260,7 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
     """eval.json of the speech LM (see :mod:`factrace.models.offline_speechlm.evaluate`)."""
 
     from factrace.models.offline_speechlm import evaluate as E
+    from factrace.models.offline_speechlm.noise import noise_under_rule
     from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tok)
@@ -282,15 +284,14 @@ def evaluate_speechlm(model: Any, tok: Any, facts: pd.DataFrame, corpus: pd.Data
     ev["speech_unheard"] = ev["speech"][data.unheard.name]["accuracy"] if data.unheard is not None else None
     ev["ablation"] = E.subject_ablation(model, tok, markers, facts, main, es.subject_margin, es.draws, es.seed, n,
                                         known_ids=list(heard["known_id"]))
-    ev["noise_t2t"] = E.noise_ratios(model, E.text_noise_items(tok, traced, markers), es.noise_multiplier,
-                                     es.samples, es.seed)
+    ev["noise_t2t"] = noise_under_rule(model, E.text_noise_items(tok, traced, markers), es.noise, es.samples,
+                                       es.seed, "speech LM T->T")
     s2t_items = E.speech_noise_items(tok, markers, facts, main[main["known_id"].isin(heard["known_id"])],
                                      es.subject_margin)
-    s2t_multiplier = es.noise_multiplier if es.noise_multiplier_s2t is None else es.noise_multiplier_s2t
-    ev["noise_s2t"] = E.noise_ratios(model, s2t_items, s2t_multiplier, es.samples, es.seed)
-    if s2t_multiplier != es.noise_multiplier:  # S->T under the T->T multiplier too (the paper's single noise)
-        ev["noise_s2t_at_t2t_multiplier"] = E.noise_ratios(model, s2t_items, es.noise_multiplier, es.samples,
-                                                           es.seed)
+    ev["noise_s2t"] = noise_under_rule(model, s2t_items, es.noise, es.samples, es.seed, "speech LM S->T")
+    t2t_multiplier = ev["noise_t2t"]["multiplier"]
+    if ev["noise_s2t"]["multiplier"] != t2t_multiplier:  # S->T under the T->T multiplier too
+        ev["noise_s2t_at_t2t_multiplier"] = E.noise_ratios(model, s2t_items, t2t_multiplier, es.samples, es.seed)
     ev["carry_over"] = carry_over(model, tok, markers, facts, corpus, data, es, backbone_dir)
     ev["never_heard"] = ev["carry_over"].pop("never_heard")
     ev["summary"] = {"text": ev["text"]["accuracy"], "speech_main": ev["speech_main"],

@@ -16,10 +16,10 @@ def _given(a: argparse.Namespace, *names: str) -> dict:
 
 
 def _eval_settings(a: argparse.Namespace):
+    from factrace.core.noise_rule import NoiseRule
     from factrace.models.offline_speechlm.build import EvalSettings
 
-    return EvalSettings(noise_multiplier=a.noise_multiplier,
-                        noise_multiplier_s2t=getattr(a, "noise_multiplier_s2t", None),
+    return EvalSettings(noise=NoiseRule.from_args(a),
                         subject_margin=getattr(a, "subject_margin", None),
                         seed=a.seed, samples=a.samples, **_given(a, "draws", "max_new_tokens"))
 
@@ -72,16 +72,22 @@ def _build(a: argparse.Namespace) -> int:
 
 
 def _sweep(a: argparse.Namespace) -> int:
-    from factrace.models.offline_speechlm.sweep import main
+    from factrace.models.offline_speechlm.sweep import main_variant
 
-    return main(a)
+    return main_variant(a)
+
+
+def _sweep_table(a: argparse.Namespace) -> int:
+    from factrace.models.offline_speechlm.sweep import main_table
+
+    return main_table(a)
 
 
 def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
-    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier: T->T (eval.json)")
+    from factrace.core.noise_rule import add_noise_rule_args
+
+    add_noise_rule_args(p)  # eval.json's noise: each modality's multiplier by the noise rule
     if speech:
-        p.add_argument("--noise-multiplier-s2t", type=float, required=True,
-                       help="the S->T multiplier: tracing.noise_multiplier_s2t, or tracing.noise_multiplier when unset")
         p.add_argument("--subject-margin", type=int, required=True,
                        help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
     p.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact (eval.json)")
@@ -136,16 +142,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_build)
 
     p = subparsers.add_parser("speechlm-sweep",
-                              help="carry-over of the offline speech LM against its build settings (a measured table)")
-    p.add_argument("--variants", required=True, help="TSV of variants (resources/speechlm/sweep.tsv)")
+                              help="one variant of the offline speech LM's build, evaluated (a row of make sweep)")
+    p.add_argument("--variants", required=True, help="speech.speechlm.sweep: TSV of variants")
+    p.add_argument("--name", required=True, help="the variant to build (its name in --variants)")
+    p.add_argument("--base", required=True,
+                   help="JSON: the config's values of the variant's empty cells (sweep.BASE: layers, steps, seed, ...)")
     p.add_argument("--facts", required=True, help="facts JSON (Known-1000 format): the traced facts")
     p.add_argument("--extra-facts", required=True, help="speech.speechlm.extra_facts")
-    p.add_argument("--units", default=None, help="the workflow's mfcc-kmeans .npz (default: fit one per variant)")
-    p.add_argument("--k", type=int, default=100, help="units to fit when --units is not given (speech.units.k)")
+    p.add_argument("--units", required=True, help="the workflow's mfcc-kmeans .npz (rule fit_units)")
     p.add_argument("--extra-renderings", type=int, required=True, help="speech.speechlm.extra_renderings")
-    p.add_argument("--noise-multiplier", type=float, required=True, help="tracing.noise_multiplier (eval.json)")
+    from factrace.core.noise_rule import add_noise_rule_args
+
+    add_noise_rule_args(p)  # eval.json's noise, as the builds measure it
     p.add_argument("--samples", type=int, required=True, help="tracing.samples (eval.json)")
     p.add_argument("--subject-margin", type=int, required=True, help="tracing.subject_margin_s2t (eval.json)")
-    p.add_argument("--out", required=True,
-                   help="the table (TSV) to write; variants already in it are not rebuilt; builds go next to it")
+    p.add_argument("--work", required=True, help="directory for the variant's two checkpoints")
+    p.add_argument("--out", required=True, help="the variant's row (TSV)")
     p.set_defaults(func=_sweep)
+
+    p = subparsers.add_parser("speechlm-sweep-table", help="the sweep's rows as one table, printed with a JSON line")
+    p.add_argument("--rows", nargs="+", required=True, help="rows written by speechlm-sweep")
+    p.add_argument("--variants", default=None, help="the variants TSV: order of the table's rows")
+    p.add_argument("--out", required=True, help="the table (TSV)")
+    p.set_defaults(func=_sweep_table)

@@ -10,8 +10,8 @@ onsets (:mod:`factrace.models.offline_speechlm.corpus`), widened by ``margin`` u
 * **Noise**: ``p_corrupted / p_clean`` of the attribute's first token with Gaussian noise of scale
   ``multiplier x std`` of the subject's input embeddings (over the traced facts; ROME's rule, as the trace
   stage) on the subject's positions, ``samples`` draws; median over traced facts, for T->T and S->T, each
-  under its configured multiplier (``tracing.noise_multiplier``, ``tracing.noise_multiplier_s2t``); when they
-  differ, S->T is also measured under the T->T one.
+  under the multiplier that the trace stage's noise rule chooses (:mod:`factrace.models.offline_speechlm.noise`);
+  when they differ, S->T is also measured under the T->T one.
 * **Carry-over**: speech accuracy (main and held-out rendering) on the text-only facts that the backbone
   answers in text (their speech was trained only without the answer), beside two chance levels: the template's
   most frequent heard answer, and the subject's units replaced by random units; and the same on the
