@@ -484,7 +484,9 @@ ROLE_ORDER = {"backbone": 0, "speechlm": 1, "reference": 2}
 
 
 def figure2_rows():
-    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last."""
+    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last. Each is split at
+    run time by the tables' `fact_set` (factrace.analysis.rows): a speech LM whose checkpoint records which facts
+    it heard in speech gives two S->T rows, facts heard in speech and facts learnt in text only."""
     order = sorted(
         model_modalities(),
         key=lambda mm: (ROLE_ORDER[model_cfg(mm[0])["role"]], mm[0], mm[1] != "t2t"),
