@@ -102,8 +102,8 @@ def _trace_argv(model_dir, inputs, out):
             "--subject-margin", "0", "--engine", "fast", "--max-rows", "64", "--out", str(out)]
 
 
-def test_s2t_trace_of_a_speech_lm_with_speech_set_writes_each_facts_set(speech_lm_dir, tmp_path, one_thread,  # noqa: F811
-                                                                        capsys):
+def test_s2t_trace_of_a_speech_lm_with_speech_set_writes_each_facts_set(
+        speech_lm_dir, tmp_path, one_thread, capsys):  # noqa: F811
     src, tok = speech_lm_dir
     model = tmp_path / "model"
     shutil.copytree(src, model)

@@ -29,11 +29,11 @@ from factrace.tracing.categories import AIE_CATEGORIES
 log = logging.getLogger(__name__)
 
 KEY = ["model", "modality", "fact_set", "kind"]
-PEAK_COLUMNS = ["model", "modality", "fact_set", "kind", "peak_aie", "peak_layer", "peak_category", "ci_low", "ci_high", "n",
-                "min_facts", "categories_below_min_facts", "reference_peak_aie", "reference_peak_category",
+PEAK_COLUMNS = ["model", "modality", "fact_set", "kind", "peak_aie", "peak_layer", "peak_category", "ci_low",
+                "ci_high", "n", "min_facts", "categories_below_min_facts", "reference_peak_aie", "reference_peak_category",
                 "reference_peak_layer", "ratio_of_grid_maxima"]
-CATEGORY_PEAK_COLUMNS = ["model", "modality", "fact_set", "kind", "category", "peak_aie", "peak_layer", "ci_low", "ci_high",
-                         "n", "eligible", "same_cells_as"]
+CATEGORY_PEAK_COLUMNS = ["model", "modality", "fact_set", "kind", "category", "peak_aie", "peak_layer", "ci_low",
+                         "ci_high", "n", "eligible", "same_cells_as"]
 RATIO_COLUMNS = ["model", "fact_set", "kind", "category", "n_t2t", "n_s2t", "t2t_peak_aie", "t2t_peak_layer",
                  "s2t_peak_aie", "s2t_peak_layer", "ratio_of_category_peaks", "s2t_aie_at_t2t_peak",
                  "ratio_same_cell"]

@@ -107,7 +107,8 @@ def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFram
                max_facts_per_shard: Mapping[str, int]) -> pd.DataFrame:
     """One row per fact x (model, modality) of ``filters`` with its fate (see the module docstring).
 
-    ``traced`` has the ``known_id, model, modality`` (and ``fact_set``, else ``all``) of the traced facts. ``max_facts_per_shard`` maps a model
+    ``traced`` has the ``known_id, model, modality`` (and ``fact_set``, else ``all``) of the traced
+    facts. ``max_facts_per_shard`` maps a model
     to its cap (a model absent: no cap), applied as the trace job does: the first N kept facts of each shard,
     by ``known_id``.
     """

@@ -140,9 +140,10 @@ class PairedTests:
     dropped: pd.DataFrame  # one row per test left out, with its reason
 
 
-TEST_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a", "mean_b",
-                "mean_diff", "method", "n_perm", "p_value", "p_holm", "reject"]
-DROPPED_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "reason", "same_as"]
+TEST_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a",
+                "mean_b", "mean_diff", "method", "n_perm", "p_value", "p_holm", "reject"]
+DROPPED_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "reason",
+                   "same_as"]
 
 
 def _frame(rows: list[dict[str, object]], cols: list[str]) -> pd.DataFrame:

@@ -208,8 +208,9 @@ def _ratios(res: Path) -> Table | None:
     if not p.exists():
         return None
     df = with_fact_set(pd.read_csv(p))
-    rows = [[_model_set(r.model, r.fact_set), r.kind, r.category, f"{r.n_t2t} / {r.n_s2t}", f"{_g(r.t2t_peak_aie)} (L{r.t2t_peak_layer})",
-             f"{_g(r.s2t_peak_aie)} (L{r.s2t_peak_layer})", _g(r.ratio_of_category_peaks), _g(r.ratio_same_cell)]
+    rows = [[_model_set(r.model, r.fact_set), r.kind, r.category, f"{r.n_t2t} / {r.n_s2t}",
+             f"{_g(r.t2t_peak_aie)} (L{r.t2t_peak_layer})", f"{_g(r.s2t_peak_aie)} (L{r.s2t_peak_layer})",
+             _g(r.ratio_of_category_peaks), _g(r.ratio_same_cell)]
             for r in df.itertuples()]
     return _table(["model", "kind", "category", "n T->T / S->T", "T->T peak (layer)", "S->T peak (layer)",
                    "S->T / T->T, category peaks", "S->T / T->T, same cell"], rows,

@@ -249,7 +249,8 @@ def headline_tests(tests: pd.DataFrame) -> pd.DataFrame:
     for (model, fact_set, kind), g in tests.groupby(["model", "fact_set", "kind"], sort=False):
         best = g.loc[g["p_holm"].astype(float).idxmin()]
         name = model if fact_set == ALL else f"{model}, S->T {FACT_SET_WORDS.get(fact_set, fact_set)}"
-        out.append({"model": name, "kind": kind, "tests": len(g), "rejected (Holm)": int(g["reject"].astype(bool).sum()),
+        out.append({"model": name, "kind": kind, "tests": len(g),
+                    "rejected (Holm)": int(g["reject"].astype(bool).sum()),
                     "smallest p_holm": f"{float(best['p_holm']):.3g}",
                     "at": f"{best['category']}, {best['band']} layers",
                     "mean T->T - S->T there": f"{float(best['mean_diff']):.3g}", "n": int(best["n"])})
