@@ -265,6 +265,34 @@ def test_qc_counts_traced_facts_per_set():
     assert not qc_table(prompts, filters, traced.drop(columns="fact_set"), fates)["status"].str.contains(r"\(").any()
 
 
+def test_qc_gives_dropped_s2t_facts_the_set_the_checkpoint_records(tmp_path):
+    """`factrace qc --fact-sets MODEL=DIR`: a fact the S->T filter dropped has its set too, so that QC counts
+    how many facts learnt in text only the speech LM answers from speech; T->T stays `all`."""
+    from factrace.core.provenance import Provenance
+    from test_qc import NO_MATCH, filt, prompts
+
+    p = prompts([10, 11, 500])
+    f = pd.concat([filt("lm", "s2t", [(10, True, "Rome", ""), (11, False, "Paris", NO_MATCH),
+                                      (500, False, "", NO_MATCH)]),
+                   filt("lm", "t2t", [(10, True, "Rome", ""), (11, True, "Rome", ""), (500, True, "Rome", "")])])
+    io.write_table(p, tmp_path / "prompts.parquet", "prompts")
+    io.write_table(f, tmp_path / "filter.parquet", "filter")
+    tr = pd.concat([text_rows(known_id=10, model="lm"), speech_rows(known_id=10).assign(model="lm", fact_set="heard")])
+    io.write_table(tr, tmp_path / "trace.parquet", "trace", Provenance(stage="trace"))
+    model = _facts_parquet(tmp_path / "model", ["heard", "text_only", "never_heard", "never_heard"])
+    run_cli(["qc", "--prompts", str(tmp_path / "prompts.parquet"), "--filters", str(tmp_path / "filter.parquet"),
+             "--traces", str(tmp_path / "trace.parquet"), "--fact-sets", f"lm={model}",
+             "--out", str(tmp_path / "qc.tsv"), "--fates", str(tmp_path / "fates.parquet")])
+    fates = io.read_table(tmp_path / "fates.parquet").set_index(["modality", "known_id"])
+    assert fates.loc[("s2t", 10), ["fate", "fact_set"]].tolist() == ["traced", "heard"]
+    assert fates.loc[("s2t", 11), ["fate", "fact_set"]].tolist() == ["dropped", "text_only"]
+    assert fates.loc[("s2t", 500), "fact_set"] == ""  # not a traced fact of the build: no set
+    assert set(fates.loc["t2t", "fact_set"]) == {"all"}
+    qc = pd.read_csv(tmp_path / "qc.tsv", sep="\t")
+    statuses = set(qc.loc[(qc["stage"] == "fate") & (qc["modality"] == "s2t"), "status"])
+    assert {"traced (heard)", "dropped (text_only)"} <= statuses
+
+
 def test_a_model_without_sets_is_unchanged():
     """No split: one row per (model, modality), fact_set `all`, the bootstrap draws and Monte Carlo seeds of
     before the column existed, the planned labels, and the old columns in their order."""

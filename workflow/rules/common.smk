@@ -247,6 +247,13 @@ def max_facts_qc_args():
     return ["--max-facts-per-shard", *caps] if caps else []
 
 
+def fact_sets_qc_args():
+    """`--fact-sets MODEL=DIR ...` of the qc rule: the checkpoint of every model traced in S->T, whose
+    facts.parquet may record which facts it heard in speech (factrace.speechlm.fact_sets)."""
+    dirs = [f"{m}={model_path(m)}" for m in sorted(config["models"]) if "s2t" in model_cfg(m)["modalities"]]
+    return ["--fact-sets", *dirs] if dirs else []
+
+
 def model_input(name):
     """The checkpoint directory as an input when a rule of this workflow builds it; nothing otherwise."""
     return [model_path(name)] if model_cfg(name).get("convert") else []

@@ -10,11 +10,12 @@
 * ``failed``: it could not be used (no speech tokens, a failed token map, no filter row, or kept but absent from
   the trace tables); ``reason`` has the error.
 
-``fact_set`` (:mod:`factrace.analysis.rows`) is the set a traced fact has in the trace tables (``heard`` /
-``text_only`` for the S->T facts of a speech LM that records which facts it heard in speech, else ``all``); a
-fact not traced has ``all`` in a (model, modality) without sets, and '' in one with sets (the sets are recorded
-by tracing). ``qc.tsv`` counts the facts traced, and each fate, per set too (status ``traced (heard)``, ...)
-where a (model, modality) has sets.
+``fact_set`` (:mod:`factrace.analysis.rows`) is the fact's set: in S->T, the one the speech LM's checkpoint
+records (``heard`` / ``text_only``; ``--fact-sets MODEL=DIR``: :func:`factrace.speechlm.fact_sets.fact_sets`), so
+that a dropped fact has its set too (how many facts learnt in text only the speech LM answers from speech); a
+traced fact's set is the one in the trace tables; ``all`` for every (model, modality) without sets, and '' for a
+fact that a checkpoint with sets does not record. ``qc.tsv`` counts the facts traced, and each fate, per set too
+(status ``traced (heard)``, ``dropped (text_only)``, ...) where a (model, modality) has sets.
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def _filter_fate(reason: str) -> str:
     return "dropped" if reason == REASON_NO_MATCH or reason.startswith("ASR check:") else "failed"
 
 
+def parse_model_dirs(items: Iterable[str]) -> dict[str, str]:
+    """``["speechlm=results/models/trained/speechlm"]`` -> ``{"speechlm": "results/..."}`` (``--fact-sets``)."""
+    out: dict[str, str] = {}
+    for item in items:
+        model, sep, path = item.partition("=")
+        if not sep or not model or not path:
+            raise ValueError(f"--fact-sets {item!r}: expected MODEL=DIR (the model's checkpoint directory)")
+        out[model] = path
+    return out
+
+
 def parse_caps(items: Iterable[str]) -> dict[str, int]:
     """``["smollm2=2", "speechlm=3"]`` -> ``{"smollm2": 2, "speechlm": 3}`` (the qc command's caps)."""
     caps: dict[str, int] = {}
@@ -104,19 +116,29 @@ def parse_caps(items: Iterable[str]) -> dict[str, int]:
 
 
 def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFrame,
-               max_facts_per_shard: Mapping[str, int]) -> pd.DataFrame:
+               max_facts_per_shard: Mapping[str, int],
+               fact_sets: Mapping[str, Mapping[int, str]] | None = None) -> pd.DataFrame:
     """One row per fact x (model, modality) of ``filters`` with its fate (see the module docstring).
 
-    ``traced`` has the ``known_id, model, modality`` (and ``fact_set``, else ``all``) of the traced
-    facts. ``max_facts_per_shard`` maps a model
-    to its cap (a model absent: no cap), applied as the trace job does: the first N kept facts of each shard,
-    by ``known_id``.
+    ``traced`` has the ``known_id, model, modality`` (and ``fact_set``, else ``all``) of the traced facts.
+    ``max_facts_per_shard`` maps a model to its cap (a model absent: no cap), applied as the trace job does: the
+    first N kept facts of each shard, by ``known_id``. ``fact_sets``: model -> known_id -> set, the S->T sets
+    its checkpoint records (a model absent or empty: none).
     """
     facts = prompts.drop_duplicates("known_id").set_index("known_id").sort_index()
     traced = with_fact_set(traced)
     traced_keys = dict(zip(zip(traced["model"], traced["modality"], traced["known_id"].astype(int), strict=True),
                            traced["fact_set"].astype(str), strict=True))
-    with_sets = {(m, mod) for (m, mod, _k), fs in traced_keys.items() if fs != ALL}
+    recorded = {(m, "s2t"): dict(s) for m, s in (fact_sets or {}).items() if s}
+    with_sets = {(m, mod) for (m, mod, _k), fs in traced_keys.items() if fs != ALL} | set(recorded)
+
+    def fact_set(model: str, modality: str, kid: int) -> str:
+        if (model, modality, kid) in traced_keys:
+            return traced_keys[(model, modality, kid)]
+        if (model, modality) not in with_sets:
+            return ALL
+        return recorded.get((model, modality), {}).get(kid, "")
+
     out: list[FactFate] = []
     pairs = filters[["model", "modality"]].drop_duplicates().itertuples(index=False)
     for model, modality in sorted(pairs):
@@ -128,8 +150,7 @@ def fact_fates(prompts: pd.DataFrame, filters: pd.DataFrame, traced: pd.DataFram
         for kid, fact in facts.iterrows():
             kid = int(kid)
             base = {"known_id": kid, "shard": int(fact["shard"]), "subject": str(fact["subject"]), "model": model,
-                    "modality": modality,
-                    "fact_set": traced_keys.get((model, modality, kid), "" if (model, modality) in with_sets else ALL)}
+                    "modality": modality, "fact_set": fact_set(model, modality, kid)}
             if kid not in f.index:
                 out.append(FactFate(**base, fate="failed", reason="no filter row for this fact", match="",
                                     generation=""))
