@@ -75,9 +75,6 @@ class Row:
     label: str
     n: int | None = None
 
-    def __iter__(self):  # (model, modality, fact_set, label), as the figure functions take rows
-        return iter((self.model, self.modality, self.fact_set, self.label))
-
 
 def row_counts(df: pd.DataFrame, n: str | None = "n") -> dict[tuple[str, str], dict[str, int]]:
     """(model, modality) -> {fact set: facts}. ``n``: the column that counts facts on each row (an AIE table's
