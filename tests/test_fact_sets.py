@@ -39,6 +39,9 @@ def test_fact_sets_reads_the_checkpoints_speech_set(tmp_path):
     d = _facts_parquet(tmp_path / "split", ["heard", "text_only", "never_heard", "never_heard"])
     assert fact_sets(d) == {10: "heard", 11: "text_only"}  # never_heard rows are not traced: left out
     assert fact_sets(str(d)) == {10: "heard", 11: "text_only"}
+    # the extra facts (trained on, never traced) are heard too: only the traced facts' sets are read
+    d = _facts_parquet(tmp_path / "extra-heard", ["text_only", "heard", "heard", "heard"])
+    assert fact_sets(d) == {10: "text_only", 11: "heard"}
 
 
 def test_fact_sets_is_empty_without_the_file_or_the_column(tmp_path):
