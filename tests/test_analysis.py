@@ -386,7 +386,8 @@ def test_prompt_plot_title_and_marks(tmp_path):
 
 def test_prompt_category_effects_columns():
     eff = prompt_category_effects(tiny_trace(), "mean")
-    assert list(eff.columns) == ["known_id", "model", "modality", "kind", "layer", "category", "ie",
+    assert list(eff.columns) == ["known_id", "model", "modality", "fact_set", "kind", "layer", "category", "ie",
                                  "n_positions"]
+    assert set(eff["fact_set"]) == {"all"}  # a trace table without the column: every fact `all`
     mid = eff[(eff["known_id"] == 2) & (eff["category"] == "middle subject")].iloc[0]
     assert mid["ie"] == pytest.approx(0.3) and mid["n_positions"] == 2

@@ -30,7 +30,7 @@ from factrace.models.offline_speechlm.corpus import (
     subject_word_span,
     text_only_ids,
 )
-from factrace.models.offline_speechlm.train import check_separation, sequence_ids, training_sequences
+from factrace.models.offline_speechlm.sequences import check_separation, sequence_ids, training_sequences
 from factrace.speechlm.prompts import markers_from_tokenizer
 
 CPU = {"dtype": "float32", "device": "cpu"}  # a model spec's dtype and device (no defaults of their own)

@@ -72,8 +72,11 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
                        "random_units_accuracy_by_margin": {"10": {"mean": 0.05}, "2": {"mean": 0.1}}},
           "noise_t2t": {**noise, "multiplier": 3.0, "reached": False}, "noise_s2t": {**noise, "reached": True},
           "noise_s2t_at_t2t_multiplier": {**noise, "median_ratio": 0.5, "multiplier": 3.0},
-          "carry_over": {"backbone_text": acc, "speechlm_text": acc, "speechlm_speech": {**acc, "accuracy": 0.0,
-                                                                                         "correct": 0}},
+          "n_text_only": 10, "carry_over": {"backbone_text": acc, "speechlm_text": acc,
+                                            "speech": {**acc, "accuracy": 0.0, "correct": 0},
+                                            "template_prior": {**acc, "accuracy": 0.1, "correct": 1},
+                                            "random_units": 0.05},
+          "never_heard": {"speech": {**acc, "accuracy": 0.0, "correct": 0}},
           "timing_s": {"total": 300.0, "training": 200.0}}
     (res / "speechlm" / "slm" / "eval.json").write_text(json.dumps(ev))
     rows = collect(res)["tables"]["demo-speech"]["rows"]
@@ -89,7 +92,11 @@ def test_speech_lm_measures_are_named_rows_with_their_n(tmp_path):
     t2t = next(t for t in text if "(`noise_t2t`)" in t)  # the noise rule's flag: its target not reached
     assert t2t.endswith("0.2 (median p_corrupted 0.19, p_clean 0.95; 3 x std, target not reached, 10 facts)")
     assert any("T->T multiplier" in t and "0.5 (" in t and "3 x std" in t for t in text)
-    assert any("speech LM, speech" in t and t.endswith("0.0% (0 of 10)") for t in text)
+    # carry-over beside its chance levels, and the never-heard facts
+    assert any("text-only facts" in t and "carry-over" in t and t.endswith("0.0% (0 of 10)") for t in text)
+    assert any("template's most frequent heard answer" in t and t.endswith("10.0% (1 of 10)") for t in text)
+    assert any("text-only facts, chance: subject's units random" in t and t.endswith("5.0% right") for t in text)
+    assert any("never-heard facts" in t and t.endswith("0.0% (0 of 10)") for t in text)
     # wall-clock times differ between two runs of one commit: README's generated tables leave them out
     assert not [t for t in text if "timing" in t or "300" in t], text
 

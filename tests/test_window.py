@@ -47,14 +47,14 @@ def test_the_window_rule_refuses_impossible_settings(args, match):
 
 
 def test_the_configs_windows():
-    """The offline default's 4-layer models get 1, SmolLM2 (30 layers) 10; the paper's 32-layer models keep 10;
+    """The offline default's 6-layer models get 2, SmolLM2 (30 layers) 10; the paper's 32-layer models keep 10;
     `models.<name>.window` overrides it."""
     from factrace.core.config import load_config, with_defaults
 
     offline = load_config(ROOT / "config" / "config.yaml")
     assert offline["tracing"]["window_max_fraction"] == 0.34
     assert {m: model_window(offline, m) for m in offline["models"]} == {
-        "speechlm_backbone": 1, "speechlm": 1, "smollm2": 10}
+        "speechlm_backbone": 2, "speechlm": 2, "smollm2": 10}
     paper = load_config(ROOT / "config" / "paper.yaml")
     assert {model_window(paper, m) for m in paper["models"]} == {10}
     offline["models"]["speechlm"]["window"] = 3

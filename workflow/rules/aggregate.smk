@@ -85,7 +85,8 @@ rule prompt_plots:
 
 rule qc:
     """Facts counted at each stage, and every fact's fate per model and modality (dropped by the filter, not
-    traced because of the cap `tracing.max_facts_per_shard` or `models.<name>.max_facts_per_shard`, traced, failed), with the reason."""
+    traced because of the cap `tracing.max_facts_per_shard` or `models.<name>.max_facts_per_shard`, traced, failed), with the reason,
+    and in S->T its fact set where the speech LM's checkpoint records them (heard in speech, learnt in text only)."""
     conda:
         "../../envs/factrace.yaml"
     input:
@@ -99,10 +100,11 @@ rule qc:
         fates=f"{R}/qc/fates.parquet",
     params:
         max_facts=max_facts_qc_args(),
+        fact_sets=fact_sets_qc_args(),
     log:
         f"{R}/logs/qc.log",
     benchmark:
         f"{R}/benchmarks/qc.tsv",
     shell:
         "factrace qc --prompts {input.prompts:q} --filters {input.filters:q} --traces {input.traces:q} "
-        "{params.max_facts:q} --out {output.tsv:q} --fates {output.fates:q} 2> {log:q}"
+        "{params.max_facts:q} {params.fact_sets:q} --out {output.tsv:q} --fates {output.fates:q} 2> {log:q}"

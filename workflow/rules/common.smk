@@ -266,6 +266,13 @@ def max_facts_qc_args():
     return ["--max-facts-per-shard", *caps] if caps else []
 
 
+def fact_sets_qc_args():
+    """`--fact-sets MODEL=DIR ...` of the qc rule: the checkpoint of every model traced in S->T, whose
+    facts.parquet may record which facts it heard in speech (factrace.speechlm.fact_sets)."""
+    dirs = [f"{m}={model_path(m)}" for m in sorted(config["models"]) if "s2t" in model_cfg(m)["modalities"]]
+    return ["--fact-sets", *dirs] if dirs else []
+
+
 def model_input(name):
     """The checkpoint directory as an input when a rule of this workflow builds it; nothing otherwise."""
     return [model_path(name)] if model_cfg(name).get("convert") else []
@@ -512,7 +519,9 @@ ROLE_ORDER = {"backbone": 0, "speechlm": 1, "reference": 2}
 
 
 def figure2_rows():
-    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last."""
+    """The paper's rows: backbones T->T, then each speech LM in T->T and S->T; reference LMs last. Each is split at
+    run time by the tables' `fact_set` (factrace.analysis.rows): a speech LM whose checkpoint records which facts
+    it heard in speech gives two S->T rows, facts heard in speech and facts learnt in text only."""
     order = sorted(
         model_modalities(),
         key=lambda mm: (ROLE_ORDER[model_cfg(mm[0])["role"]], mm[0], mm[1] != "t2t"),

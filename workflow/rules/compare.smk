@@ -1,4 +1,6 @@
-# Across models and modalities: the paper's Figure 2, effect sizes, paired T->T vs S->T tests.
+# Across models and modalities: the paper's Figure 2, effect sizes, paired T->T vs S->T tests. `figure2_rows()` plans a
+# row per (model, modality); the job splits a speech LM's S->T row by the AIE tables' `fact_set` (facts heard in
+# speech, facts learnt in text only) where its checkpoint records the sets (factrace.analysis.rows).
 
 rule compare:
     conda:

@@ -111,7 +111,8 @@ rule report_prompt_plots:
 
 rule report_landing:
     """The landing page of `snakemake --report` (workflow/report/workflow.rst includes the RST): Figure 2, what each
-    of its rows is (model, modality, facts traced) and the headline tables; the same as a page of its own."""
+    of its rows is (model, modality, fact set, facts traced; the rows split by the QC fates' `fact_set`) and the
+    headline tables; the same as a page of its own."""
     conda:
         "../../envs/factrace.yaml"
     input:

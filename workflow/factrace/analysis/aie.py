@@ -34,6 +34,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from factrace.analysis.rows import ALL, fact_set_rank, with_fact_set
 from factrace.core.contracts import check
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION, category_masks, primary_categories
 from factrace.tracing.method import indirect_effect
@@ -49,8 +50,8 @@ Combine = Literal["mean", "max", "sum"]
 #: AIEs the paper plots (S->T ~1e-3..1e-2, T->T up to ~0.3), so it only hides noise around zero.
 LOG_AIE_FLOOR = 1e-4
 
-GROUP = ["model", "modality", "kind", "layer"]
-PROMPT_KEY = ["known_id", "model", "modality", "kind", "layer"]
+GROUP = ["model", "modality", "fact_set", "kind", "layer"]
+PROMPT_KEY = ["known_id", "model", "modality", "fact_set", "kind", "layer"]
 # per-prompt columns carried through the speech collapse unchanged (first value of each group)
 _PER_PROMPT = ["p_clean", "p_corrupted", "noise_scale", "samples", "window", "seed"]
 
@@ -92,7 +93,7 @@ def collapse_speech_positions(df: pd.DataFrame, combine: Combine) -> pd.DataFram
     """
     if combine not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
-    df = _with_ie(df)
+    df = with_fact_set(_with_ie(df))
     is_speech = df["modality"].isin(SPEECH_MODALITIES)
     other = df.loc[~is_speech]
     sp = df.loc[is_speech]
@@ -172,7 +173,8 @@ def expand_categories(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def prompt_category_effects(trace: pd.DataFrame, combine: Combine) -> pd.DataFrame:
-    """Per-prompt IE per category: columns known_id, model, modality, kind, layer, category, ie, n_positions.
+    """Per-prompt IE per category: columns known_id, model, modality, fact_set, kind, layer, category, ie,
+    n_positions (``fact_set`` from the trace table, ``all`` where it has none).
 
     Speech rows are first collapsed to text tokens with ``combine``. This is the per-fact table that
     :func:`aggregate_aie` averages and :mod:`factrace.analysis.stats` tests.
@@ -180,7 +182,7 @@ def prompt_category_effects(trace: pd.DataFrame, combine: Combine) -> pd.DataFra
     cols = [*PROMPT_KEY, "category", "ie", "n_positions"]
     if trace.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-    df = collapse_speech_positions(trace, combine)
+    df = collapse_speech_positions(with_fact_set(trace), combine)
     df = df.loc[df["ie"].notna()]
     ex = expand_categories(df)
     if ex.empty:
@@ -240,12 +242,14 @@ def bootstrap_mean_ci(
     return mean, lo, hi, n
 
 
-def coinciding_groups(effects: pd.DataFrame) -> set[tuple[str, str, str]]:
-    """(model, modality, kind) groups whose ``prediction`` and ``last token`` per-fact effects are the same
-    cells (same facts, layers and values): every text trace, where the prediction position is the last token."""
-    out: set[tuple[str, str, str]] = set()
+def coinciding_groups(effects: pd.DataFrame) -> set[tuple[str, str, str, str]]:
+    """(model, modality, fact_set, kind) groups whose ``prediction`` and ``last token`` per-fact effects are the
+    same cells (same facts, layers and values): every text trace, where the prediction position is the last
+    token."""
+    out: set[tuple[str, str, str, str]] = set()
+    effects = with_fact_set(effects)
     sub = effects[effects["category"].isin(["last token", PREDICTION])]
-    for key, g in sub.groupby(["model", "modality", "kind"], sort=True, observed=True):
+    for key, g in sub.groupby(["model", "modality", "fact_set", "kind"], sort=True, observed=True):
         a = g[g["category"] == "last token"].set_index(["known_id", "layer"])["ie"].sort_index()
         b = g[g["category"] == PREDICTION].set_index(["known_id", "layer"])["ie"].sort_index()
         if len(a) and a.index.equals(b.index) and np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True):
@@ -258,30 +262,35 @@ def aggregate_aie(
 ) -> pd.DataFrame:
     """AIE table (the ``aie`` contract) from per-prompt effects (:func:`prompt_category_effects`).
 
-    One bootstrap per (model, modality, kind, category), resampling prompts jointly across layers, seeded
-    from ``seed`` and the group key. Rows are ordered by model, modality, kind, category (ROME order, then
-    ``prediction``), layer. ``n`` (facts with the category at that layer) is on every row; ``same_cells_as``
-    names the other category that holds exactly the same cells (``prediction`` <-> ``last token`` in text),
-    empty otherwise, so that no reader counts them twice.
+    One bootstrap per (model, modality, fact_set, kind, category), resampling prompts jointly across layers,
+    seeded from ``seed`` and the group key (without the set for ``all``: the draws of a trace without a split
+    are those of before the column existed). Each fact set (``heard``, ``text_only``; ``all`` for every trace
+    without a split) is averaged on its own. Rows are ordered by model, modality, fact set (all, heard,
+    text_only), kind, category (ROME order, then ``prediction``), layer. ``n`` (facts with the category at that
+    layer) is on every row; ``same_cells_as`` names the other category that holds exactly the same cells
+    (``prediction`` <-> ``last token`` in text), empty otherwise, so that no reader counts them twice.
     """
-    out_cols = ["model", "modality", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n", "same_cells_as"]
+    out_cols = ["model", "modality", "fact_set", "kind", "layer", "category", "aie", "ci_low", "ci_high", "n",
+                "same_cells_as"]
     if effects.empty:
         from factrace.core.contracts import empty
 
-        return empty("aie").assign(same_cells_as=pd.Series(dtype=object))
+        return with_fact_set(empty("aie")).assign(same_cells_as=pd.Series(dtype=object))[out_cols]
+    effects = with_fact_set(effects)
     same = coinciding_groups(effects)
     rows: list[pd.DataFrame] = []
-    for key, grp in effects.groupby(["model", "modality", "kind", "category"], sort=True, observed=True):
-        model, modality, kind, category = key
+    for key, grp in effects.groupby(["model", "modality", "fact_set", "kind", "category"], sort=True, observed=True):
+        model, modality, fact_set, kind, category = key
         twin = ""
-        if (str(model), str(modality), str(kind)) in same and category in ("last token", PREDICTION):
+        if (str(model), str(modality), str(fact_set), str(kind)) in same and category in ("last token", PREDICTION):
             twin = PREDICTION if category == "last token" else "last token"
         # the same cells get the same bootstrap draws (the generator of `last token`), hence the same CI
-        rng_key = (model, modality, kind, "last token") if twin else key
+        base = (model, modality) if fact_set == ALL else (model, modality, fact_set)
+        rng_key = (*base, kind, "last token") if twin else (*base, kind, category)
         mat = grp.pivot_table(index="known_id", columns="layer", values="ie", aggfunc="mean", dropna=False)
         mean, lo, hi, n = bootstrap_mean_ci(mat.to_numpy(), n_boot=n_boot, seed=_rng_for(seed, rng_key), ci=ci)
         part = pd.DataFrame({
-            "model": model, "modality": modality, "kind": kind,
+            "model": model, "modality": modality, "fact_set": fact_set, "kind": kind,
             "layer": mat.columns.to_numpy().astype("int64"), "category": category,
             "aie": mean, "ci_low": lo, "ci_high": hi, "n": n.astype("int64"), "same_cells_as": twin,
         })
@@ -289,8 +298,8 @@ def aggregate_aie(
     out = pd.concat(rows, ignore_index=True)[out_cols]
     order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
     out = out.sort_values(
-        ["model", "modality", "kind", "category", "layer"],
-        key=lambda s: s.map(order) if s.name == "category" else s,
+        ["model", "modality", "fact_set", "kind", "category", "layer"],
+        key=lambda s: s.map(order) if s.name == "category" else fact_set_rank(s) if s.name == "fact_set" else s,
     ).reset_index(drop=True)
     return check(out, "aie", source="aggregate_aie")
 

@@ -111,19 +111,22 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
 
 def cmd_qc(args: argparse.Namespace) -> None:
-    from factrace.analysis.qc import fact_fates, parse_caps, qc_table, read_traced
+    from factrace.analysis.qc import fact_fates, parse_caps, parse_model_dirs, qc_table, read_traced
     from factrace.core import io
+    from factrace.speechlm.fact_sets import fact_sets
 
     prompts = io.read_tables(args.prompts, "prompts")
     filters = io.read_tables(args.filters, "filter")
     traces = read_traced(args.traces)
     caps = parse_caps(args.max_facts_per_shard or [])
-    fates = fact_fates(prompts, filters, traces, caps)
+    dirs = parse_model_dirs(getattr(args, "fact_sets", None) or [])
+    sets = {m: fact_sets(d) for m, d in dirs.items()}
+    fates = fact_fates(prompts, filters, traces, caps, sets)
     table = qc_table(prompts, filters, traces, fates)
     with io.atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     if args.fates:
-        params = {"max_facts_per_shard": caps}
+        params = {"max_facts_per_shard": caps, "fact_sets": dirs}
         made_from = [*(args.filters or []), *(args.traces or [])]
         io.write_table(fates, args.fates, None, _provenance("qc_fates", params, **io.carried_identity(made_from)))
     log.info("QC:\n%s", table.to_string(index=False))
@@ -214,6 +217,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-facts-per-shard", nargs="*", default=None, metavar="MODEL=N",
                    help="each capped model's traced facts per shard (models.<m>.max_facts_per_shard or "
                         "tracing.max_facts_per_shard); a model not named: every kept fact")
+    s.add_argument("--fact-sets", nargs="*", default=None, metavar="MODEL=DIR",
+                   help="each S->T model's checkpoint directory: its facts.parquet's speech_set gives every S->T "
+                        "fact's fact_set (heard / text_only), dropped facts included; a model not named, or "
+                        "without that record: `all`")
     s.set_defaults(func=cmd_qc)
 
     fig = sub.add_parser("figure", help="figures").add_subparsers(dest="figure", required=True)

@@ -12,6 +12,11 @@ symmetric about zero, so its sign can be flipped.
 - larger n: ``n_perm`` random sign vectors (``method = "monte carlo"``) and the +1-corrected
   ``p = (1 + #{|perm stat| >= |observed|}) / (1 + n_perm)``.
 
+Rows are (model, fact set): each S->T fact set of a model (``heard`` and ``text_only`` for a speech LM whose
+checkpoint records which facts it heard in speech, ``all`` otherwise) is tested on its own against the model's
+T->T trace, on the facts of that set kept in both modalities (the text-only facts that pass both filters: do
+facts learnt in text carry over to speech?). Holm's family is every test kept, of every model and set.
+
 Before Holm, tests that carry no information of their own are dropped and reported with the reason
 (:data:`DROP_REASONS`): a duplicate (the same facts with the same values on both sides as a test already
 kept, e.g. ``last subject`` and ``first subject`` when every subject is one token), both sides all zero, or
@@ -29,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from factrace.analysis.peaks import peak_effects  # noqa: F401  (kept importable from here)
+from factrace.analysis.rows import ALL, fact_set_rank, ordered, set_rank, with_fact_set
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION, PRIMARY_ORDER
 
 log = logging.getLogger(__name__)
@@ -134,9 +140,10 @@ class PairedTests:
     dropped: pd.DataFrame  # one row per test left out, with its reason
 
 
-TEST_COLUMNS = ["model", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a", "mean_b",
-                "mean_diff", "method", "n_perm", "p_value", "p_holm", "reject"]
-DROPPED_COLUMNS = ["model", "kind", "category", "band", "layer_first", "layer_last", "n", "reason", "same_as"]
+TEST_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "mean_a",
+                "mean_b", "mean_diff", "method", "n_perm", "p_value", "p_holm", "reject"]
+DROPPED_COLUMNS = ["model", "fact_set", "kind", "category", "band", "layer_first", "layer_last", "n", "reason",
+                   "same_as"]
 
 
 def _frame(rows: list[dict[str, object]], cols: list[str]) -> pd.DataFrame:
@@ -149,31 +156,41 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
-    return df.sort_values(["model", "kind", "category", "layer_first"],
-                          key=lambda s: s.map(order) if s.name == "category" else s).reset_index(drop=True)
+    return df.sort_values(["model", "fact_set", "kind", "category", "layer_first"],
+                          key=lambda s: s.map(order) if s.name == "category" else fact_set_rank(s)
+                          if s.name == "fact_set" else s).reset_index(drop=True)
 
 
 def _candidates(effects: pd.DataFrame, modality_a: str, modality_b: str,
                 bands: Mapping[str, tuple[int, int]] | None, n_bands: int):
-    """(model, kind, category, band, lo, hi, a, b) of every (model, kind, category, band) with paired facts."""
+    """(model, fact_set, kind, category, band, lo, hi, a, b) of every (model, S->T fact set, kind, category,
+    band) with paired facts. ``b``: the facts of one set of ``modality_b``; ``a``: the same facts in
+    ``modality_a`` (its rows of that set where it has a split of its own, else its set ``all``)."""
+    effects = with_fact_set(effects)
     for model, mdf in effects.groupby("model", sort=True):
         mods = set(mdf["modality"].unique())
         if not {modality_a, modality_b} <= mods:
             log.info("model %s lacks %s or %s; not tested", model, modality_a, modality_b)
             continue
         model_bands = dict(bands) if bands is not None else layer_bands(mdf["layer"].unique(), n_bands)
-        for (kind, category), g in mdf.groupby(["kind", "category"], sort=True):
-            for band, (lo, hi) in model_bands.items():
-                gb = g[(g["layer"] >= lo) & (g["layer"] <= hi)]
-                per_fact = gb.groupby(["modality", "known_id"])["ie"].mean()
-                have = per_fact.index.get_level_values(0)
-                if modality_a not in have or modality_b not in have:
-                    continue
-                a, b = per_fact.loc[modality_a], per_fact.loc[modality_b]
-                common = a.index.intersection(b.index).sort_values()
-                if common.empty:
-                    continue
-                yield model, kind, category, band, int(lo), int(hi), a.loc[common], b.loc[common]
+        a_sets = set(mdf.loc[mdf["modality"] == modality_a, "fact_set"])
+        b_sets = mdf.loc[mdf["modality"] == modality_b, "fact_set"]
+        for fact_set in ordered(b_sets):
+            a_set = fact_set if fact_set in a_sets else ALL
+            sub = mdf[((mdf["modality"] == modality_a) & (mdf["fact_set"] == a_set))
+                      | ((mdf["modality"] == modality_b) & (mdf["fact_set"] == fact_set))]
+            for (kind, category), g in sub.groupby(["kind", "category"], sort=True):
+                for band, (lo, hi) in model_bands.items():
+                    gb = g[(g["layer"] >= lo) & (g["layer"] <= hi)]
+                    per_fact = gb.groupby(["modality", "known_id"])["ie"].mean()
+                    have = per_fact.index.get_level_values(0)
+                    if modality_a not in have or modality_b not in have:
+                        continue
+                    a, b = per_fact.loc[modality_a], per_fact.loc[modality_b]
+                    common = a.index.intersection(b.index).sort_values()
+                    if common.empty:
+                        continue
+                    yield model, fact_set, kind, category, band, int(lo), int(hi), a.loc[common], b.loc[common]
 
 
 def paired_tests(
@@ -189,11 +206,13 @@ def paired_tests(
     alpha: float = 0.05,
     min_facts: int = 1,
 ) -> PairedTests:
-    """Paired T->T vs S->T sign-flip tests per (model, kind, category, layer band), Holm-corrected.
+    """Paired T->T vs S->T sign-flip tests per (model, fact set, kind, category, layer band), Holm-corrected.
 
-    ``effects``: per-fact table (known_id, model, modality, kind, layer, category, ie). Only models traced in
-    both modalities are tested, on the facts present in both for that (kind, category). ``bands``: name ->
-    (first layer, last layer) inclusive; by default :func:`layer_bands` of each model's layers.
+    ``effects``: per-fact table (known_id, model, modality, fact_set, kind, layer, category, ie; without
+    ``fact_set``: every fact ``all``). Only models traced in both modalities are tested, each S->T fact set on
+    its own, on the facts present in both modalities for that (kind, category): the facts of the set that pass
+    both filters. ``bands``: name -> (first layer, last layer) inclusive; by default :func:`layer_bands` of each
+    model's layers.
 
     ``tests`` columns: :data:`TEST_COLUMNS` (``n`` paired facts; ``method`` exact | monte carlo; ``n_perm``
     the sign vectors behind p; ``mean_diff`` = a - b; Holm over every row of ``tests``; ``reject`` = p_holm <
@@ -202,15 +221,15 @@ def paired_tests(
     """
     cands = list(_candidates(effects, modality_a, modality_b, bands, n_bands))
     rank = {c: i for i, c in enumerate(KEEP_ORDER)}
-    cands.sort(key=lambda c: (c[0], c[1], c[4], rank.get(c[2], len(rank))))
+    cands.sort(key=lambda c: (c[0], set_rank(c[1]), c[1], c[2], c[5], rank.get(c[3], len(rank))))
     rows: list[dict[str, object]] = []
     dropped: list[dict[str, object]] = []
     seen: dict[tuple, str] = {}
-    for model, kind, category, band, lo, hi, a, b in cands:
-        head = {"model": model, "kind": kind, "category": category, "band": band, "layer_first": lo,
-                "layer_last": hi, "n": int(a.size)}
+    for model, fact_set, kind, category, band, lo, hi, a, b in cands:
+        head = {"model": model, "fact_set": fact_set, "kind": kind, "category": category, "band": band,
+                "layer_first": lo, "layer_last": hi, "n": int(a.size)}
         av, bv = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
-        sig = (model, kind, band, tuple(a.index), av.tobytes(), bv.tobytes())
+        sig = (model, fact_set, kind, band, tuple(a.index), av.tobytes(), bv.tobytes())
         if sig in seen:
             dropped.append({**head, "reason": "duplicate", "same_as": seen[sig]})
             continue
@@ -221,7 +240,8 @@ def paired_tests(
         if a.size < min_facts:
             dropped.append({**head, "reason": "few facts", "same_as": ""})
             continue
-        key = repr((model, kind, category, band))
+        # the seed of a set `all` is that of before the column existed
+        key = repr((model, kind, category, band) if fact_set == ALL else (model, fact_set, kind, category, band))
         res = sign_flip(av - bv, n_perm=n_perm, seed=np.random.default_rng([int(seed), zlib.crc32(key.encode())]),
                         exact_max_n=exact_max_n)
         rows.append({**head, "mean_a": float(av.mean()), "mean_b": float(bv.mean()),

@@ -24,11 +24,14 @@ log = logging.getLogger(__name__)
 NEEDED = ["known_id", "model", "modality", "kind", "layer", "position", "p_corrupted", "p_restored",
           "text_token_index", "subject_start", "subject_end", "n_tokens", "text_subject_start", "text_subject_end",
           "n_text_tokens"]
+#: read when the table has them (``fact_set``: tables written before it read as ``all``)
+OPTIONAL = ["fact_set"]
 
 
-def read_trace_columns(path: str | os.PathLike[str], columns: list[str] = NEEDED) -> pd.DataFrame:
-    """The ``columns`` of one trace table, after checking that the file is readable and has the contract's
-    columns (a ContractError names the file otherwise)."""
+def read_trace_columns(path: str | os.PathLike[str], columns: list[str] = NEEDED,
+                       optional: list[str] = OPTIONAL) -> pd.DataFrame:
+    """The ``columns`` of one trace table, and those of ``optional`` that it has, after checking that the file is
+    readable and has the contract's columns (a ContractError names the file otherwise)."""
     try:
         pf = pq.ParquetFile(path)
     except (OSError, ValueError) as err:
@@ -39,12 +42,12 @@ def read_trace_columns(path: str | os.PathLike[str], columns: list[str] = NEEDED
     if missing:
         raise ContractError(f"{path}: does not satisfy the 'trace' contract (missing {missing}). Delete the file "
                             "and rerun the rule that makes it.")
-    return pf.read(columns=columns).to_pandas()
+    return pf.read(columns=[*columns, *(c for c in optional if c in names and c not in columns)]).to_pandas()
 
 
 def effects_from_traces(paths: Iterable[str | os.PathLike[str]], combine: Combine) -> pd.DataFrame:
-    """Per-fact effects (known_id, model, modality, kind, layer, category, ie, n_positions) of all ``paths``,
-    computed one table at a time."""
+    """Per-fact effects (known_id, model, modality, fact_set, kind, layer, category, ie, n_positions) of all
+    ``paths``, computed one table at a time."""
     parts = []
     for path in paths:
         trace = read_trace_columns(path)

@@ -8,6 +8,10 @@ markdown blocks, and :func:`readme_update` writes each block between its markers
     ...generated...
     <!-- /factrace:summary -->
 
+Rows are (model, modality, fact set) as in Figure 2 (:mod:`factrace.analysis.rows`): a speech LM that records
+which facts it heard in speech has its S->T rows named ``s2t: facts heard in speech`` and ``s2t: facts learnt in
+text only``; every other row reads as before.
+
 ``make numbers`` does both steps (``factrace summarize --results results --out resources/demo-summary
 --readme README.md``); run twice on the same results it changes nothing.
 """
@@ -22,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from factrace.analysis.rows import ALL, FACT_SET_WORDS, ordered, row_name, with_fact_set
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +68,27 @@ def _facts(res: Path) -> Table | None:
             continue
         model, modality = d.parent.name, d.name
         aie_path = res / "aie" / model / f"{modality}.parquet"
-        traced = int(pd.read_parquet(aie_path)["n"].max()) if aie_path.exists() else None
+        traced = _traced(pd.read_parquet(aie_path)) if aie_path.exists() else None
         m = filt["match"].value_counts()
         rows.append([model, modality, str(len(filt)), str(int(filt["kept"].sum())), str(int(m.get("exact", 0))),
-                     str(int(m.get("partial", 0))), str(int(m.get("none", 0))), _g(traced)])
+                     str(int(m.get("partial", 0))), str(int(m.get("none", 0))),
+                     traced if isinstance(traced, str) else _g(traced)])
     if not rows:
         return None
     return _table(["model", "modality", "facts", "kept", "exact", "partial", "none", "traced"], rows,
                   ["results/filter/*/*/shard-*.parquet", "results/aie/*/*.parquet (traced = largest n)"])
+
+
+def _traced(aie: pd.DataFrame) -> int | str | None:
+    """Facts traced, from an AIE table (the largest n of each fact set, summed); with fact sets, each set's too:
+    '12 (facts heard in speech 7, facts learnt in text only 5)'."""
+    if aie.empty:
+        return None
+    per_set = with_fact_set(aie).groupby("fact_set")["n"].max()
+    if set(per_set.index) <= {ALL}:
+        return int(per_set.sum())
+    parts = ", ".join(f"{FACT_SET_WORDS.get(fs, fs)} {int(per_set[fs])}" for fs in ordered(per_set.index))
+    return f"{int(per_set.sum())} ({parts})"
 
 
 def _get(obj: dict[str, Any], key: str) -> Any:
@@ -129,24 +148,17 @@ def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
     if "noise_s2t_at_t2t_multiplier" in ev:
         rows.append([f"{label}: S->T under the T->T multiplier (`noise_s2t_at_t2t_multiplier`)",
                      _ratio(ev["noise_s2t_at_t2t_multiplier"])])
-    co = ev.get("carry_over") or {}
-    if "speech" in co:  # facts learnt in text only: speech accuracy beside its chance levels
-        n = _get(ev, "n_text_only")
-        rows.append([f"{label}: text-only facts ({n}): backbone answers in text (`carry_over.backbone_text`)",
-                     _acc(co.get("backbone_text"))])
-        for what, key in (("speech LM, speech (carry-over), main rendering", "speech"),
-                          ("speech LM, speech, held-out rendering", "speech_held_out"),
-                          ("speech LM, text", "speechlm_text"),
-                          ("chance: the template's most frequent heard answer", "template_prior")):
-            if key in co:
-                rows.append([f"{label}: text-only facts the backbone knows, {what} (`carry_over.{key}`)",
-                             _acc(co[key])])
-        rows.append([f"{label}: text-only facts, chance: subject's units random (`carry_over.random_units`)",
-                     f"{_pct(co.get('random_units'))} right"])
-        nh = ev.get("never_heard") or {}
-        if "speech" in nh:
-            what = f"{label}: never-heard facts (no speech in training) the backbone knows, speech"
-            rows.append([f"{what} (`never_heard.speech`)", _acc(nh["speech"])])
+    co, nh, t = ev.get("carry_over") or {}, ev.get("never_heard") or {}, f"{label}: text-only facts"
+    for what, key in (("the backbone answers in text", "backbone_text"), ("speech (carry-over), main rendering",
+                      "speech"), ("speech, held-out rendering", "speech_held_out"), ("text", "speechlm_text"),
+                      ("chance: the template's most frequent heard answer", "template_prior")):
+        if key in co:  # facts learnt in text only (carry-over), beside its chance levels
+            rows.append([f"{t}{'' if key == 'backbone_text' else ' the backbone knows'}, {what} (`carry_over.{key}`)",
+                         _acc(co[key])])
+    if "random_units" in co:
+        rows.append([f"{t}, chance: subject's units random (`carry_over.random_units`)", f"{_pct(co['random_units'])} right"])
+    if "speech" in nh:
+        rows.append([f"{label}: never-heard facts the backbone knows, speech (`never_heard.speech`)", _acc(nh["speech"])])
     return rows
 
 
@@ -194,8 +206,8 @@ def _peaks(res: Path) -> Table | None:
     p = res / "compare" / "peaks.csv"
     if not p.exists():
         return None
-    df = pd.read_csv(p)
-    rows = [[r.model, r.modality, r.kind, f"{_g(r.peak_aie)} ({_g(r.ci_low)}-{_g(r.ci_high)})",
+    df = with_fact_set(pd.read_csv(p))
+    rows = [[r.model, row_name(r.modality, r.fact_set), r.kind, f"{_g(r.peak_aie)} ({_g(r.ci_low)}-{_g(r.ci_high)})",
              f"{r.peak_category}, layer {r.peak_layer}", _g(int(r.n)), _g(r.ratio_of_grid_maxima),
              str(r.categories_below_min_facts) if isinstance(r.categories_below_min_facts, str) else ""]
             for r in df.itertuples()]
@@ -210,9 +222,10 @@ def _ratios(res: Path) -> Table | None:
     p = res / "compare" / "category_ratios.csv"
     if not p.exists():
         return None
-    df = pd.read_csv(p)
-    rows = [[r.model, r.kind, r.category, f"{r.n_t2t} / {r.n_s2t}", f"{_g(r.t2t_peak_aie)} (L{r.t2t_peak_layer})",
-             f"{_g(r.s2t_peak_aie)} (L{r.s2t_peak_layer})", _g(r.ratio_of_category_peaks), _g(r.ratio_same_cell)]
+    df = with_fact_set(pd.read_csv(p))
+    rows = [[_model_set(r.model, r.fact_set), r.kind, r.category, f"{r.n_t2t} / {r.n_s2t}",
+             f"{_g(r.t2t_peak_aie)} (L{r.t2t_peak_layer})", f"{_g(r.s2t_peak_aie)} (L{r.s2t_peak_layer})",
+             _g(r.ratio_of_category_peaks), _g(r.ratio_same_cell)]
             for r in df.itertuples()]
     return _table(["model", "kind", "category", "n T->T / S->T", "T->T peak (layer)", "S->T peak (layer)",
                    "S->T / T->T, category peaks", "S->T / T->T, same cell"], rows,
@@ -220,11 +233,17 @@ def _ratios(res: Path) -> Table | None:
                   "Same cell: the S->T AIE at the layer and category of the T->T peak, over the T->T peak.")
 
 
+def _model_set(model: str, fact_set: str) -> str:
+    """A model named with its S->T fact set (tables without a modality column): ``slm``, ``slm, S->T facts
+    learnt in text only``."""
+    return model if fact_set == ALL else f"{model}, S->T {FACT_SET_WORDS.get(fact_set, fact_set)}"
+
+
 def _tests(res: Path) -> Table | None:
     p, d = res / "compare" / "tests.csv", res / "compare" / "tests_dropped.csv"
     if not p.exists():
         return None
-    t = pd.read_csv(p)
+    t = with_fact_set(pd.read_csv(p))
     dropped = pd.read_csv(d) if d.exists() else pd.DataFrame(columns=["reason"])
     methods = ", ".join(f"{m} ({int(g['n_perm'].iloc[0])} sign vectors at n = {int(g['n'].iloc[0])})"
                         if m == "exact" else f"{m} ({int(g['n_perm'].iloc[0])} draws)"
@@ -235,8 +254,14 @@ def _tests(res: Path) -> Table | None:
             ["dropped", f"{len(dropped)}" + (" (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
                                              + ")" if reasons else "")],
             ["smallest p (Holm)", _g(t["p_holm"].min(), 2) if len(t) else "-"]]
+    sets = ordered(t["fact_set"]) if len(t) else []
+    for fs in sets if set(sets) - {ALL} else []:  # a model with fact sets: each set's tests in brief
+        g = t[t["fact_set"] == fs]
+        rows.append([f"S->T {FACT_SET_WORDS.get(fs, fs)}: tests kept, rejected at Holm 0.05, smallest p (Holm)",
+                     f"{len(g)}, {int(g['reject'].astype(bool).sum())}, {_g(g['p_holm'].min(), 2)}"])
     for r in t[t["reject"].astype(bool)].itertuples() if len(t) else []:
-        rows.append([f"rejected: {r.model} {r.kind} {r.category} {r.band} (L{r.layer_first}-{r.layer_last})",
+        rows.append([(f"rejected: {_model_set(r.model, r.fact_set)} {r.kind} {r.category} {r.band} "
+                      f"(L{r.layer_first}-{r.layer_last})"),
                      (f"n = {r.n}, T->T {_g(r.mean_a)} vs S->T {_g(r.mean_b)}, p = {_g(r.p_value, 2)}, "
                      f"Holm {_g(r.p_holm, 2)}")])
     return _table(["paired T->T vs S->T sign-flip tests", "value"], rows,
@@ -260,10 +285,11 @@ def _category_n(res: Path) -> Table | None:
     df = pd.read_csv(p)
     if df.empty:
         return None
+    df = with_fact_set(df)
     df["same_cells_as"] = df["same_cells_as"].fillna("")
-    g = df.groupby(["model", "modality", "category"], sort=False).agg(
+    g = df.groupby(["model", "modality", "fact_set", "category"], sort=False).agg(
         n=("n", "max"), eligible=("eligible", "all"), same=("same_cells_as", "first")).reset_index()
-    rows = [[r.model, r.modality, r.category + (f" (= {r.same})" if r.same else ""), str(int(r.n)),
+    rows = [[r.model, row_name(r.modality, r.fact_set), r.category + (f" (= {r.same})" if r.same else ""), str(int(r.n)),
              "yes" if r.eligible else "no (drawn only)"] for r in g.itertuples()]
     return _table(["model", "modality", "category", "n facts", "in peaks, ratios, tests"], rows,
                   ["results/compare/category_peaks.csv"])

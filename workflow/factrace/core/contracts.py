@@ -68,7 +68,7 @@ TABLES: dict[str, str] = {
     "token_map": "one text token of a prompt (model tokenizer, no special tokens), with its speech-token range",
     "filter": "one fact in one model and modality: the model's generation and whether the fact is kept",
     "trace": "one traced cell: one fact, kind, layer and input position (long form)",
-    "aie": "one average indirect effect: model, modality, kind, layer and token category, over facts",
+    "aie": "one average indirect effect: model, modality, fact set, kind, layer and token category, over facts",
     "skipped_facts": "one row of the facts file left out of the run, with the reason",
 }
 
@@ -84,6 +84,9 @@ _CATEGORY_TRACE = ("the position's one category label: prediction (the position 
 _KNOWN_ID = "the fact's id in the facts file"
 _MODEL = "the model's name in the config (models.<name>)"
 _MODALITY = "t2t (text prompt -> text) or s2t (speech prompt -> text)"
+_FACT_SET = ("the facts' set: heard (their speech was in the speech LM's stage-2 training) or text_only (learnt in "
+             "text only, never heard with the answer) in an S->T trace of a speech LM whose checkpoint's "
+             "facts.parquet records speech_set; all otherwise (every T->T trace, and models without that record)")
 _KIND = "what was restored: hidden (the residual stream), mlp or attn (a window of MLP or attention outputs)"
 
 #: one line per column of every contract, and of the extra columns the stages always write
@@ -193,6 +196,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "text_subject_start": "the subject's first text token (token_map numbering)",
         "text_subject_end": "end of the subject's text tokens (exclusive)",
         "n_text_tokens": "number of text tokens of the prompt",
+        "fact_set": _FACT_SET.replace("the facts' set", "the fact's set"),
     },
     "aie": {
         "model": _MODEL,
@@ -205,6 +209,7 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "ci_low": "lower end of the bootstrap confidence interval of aie (percentile, over facts)",
         "ci_high": "upper end of the bootstrap confidence interval of aie",
         "n": "number of facts with a position in the category at this layer",
+        "fact_set": _FACT_SET + "; each set is averaged on its own (a row of Figure 2 each)",
         "same_cells_as": "the other category holding exactly the same cells (prediction <-> last token in "
                          "T->T), empty otherwise: do not count both",
         "window": "layers restored around the centre layer, as in the trace tables averaged (1 for hidden; the "

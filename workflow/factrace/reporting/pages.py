@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from factrace.analysis.rows import ALL, FACT_SET_WORDS, fact_set_rank, row_counts, split_rows, with_fact_set
+
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
@@ -164,37 +166,47 @@ ROW_MEANING = {
     ("speechlm", "s2t"): "the same speech LM hearing the prompt: where facts are recalled from speech",
     ("reference", "t2t"): "a real pre-trained text LM (not the backbone): the ROME pattern",
 }
+#: the meaning of a speech LM's S->T row of one fact set (its checkpoint records which facts it heard in speech)
+SET_MEANING = {
+    "heard": "the same speech LM hearing the prompts of facts whose speech was in its speech training",
+    "text_only": "the same speech LM hearing the prompts of facts it learnt in text only: do facts learnt in text "
+                 "carry over to speech?",
+}
 MODALITY_WORDS = {"t2t": "text \u2192 text", "s2t": "speech \u2192 text"}
 
 
 @dataclass(frozen=True)
 class FigureRow:
-    """One row of Figure 2: the model's config key and label, its role, the modality and the traced facts."""
+    """One row of Figure 2: the model's config key and label, its role, the modality, the fact set (``all``, or
+    ``heard`` / ``text_only`` for a speech LM's S->T row split by :mod:`factrace.analysis.rows`) and the facts
+    traced."""
     model: str
     modality: str
     label: str
     role: str
     n_facts: int | None
+    fact_set: str = ALL
 
     @property
     def meaning(self) -> str:
+        if self.fact_set in SET_MEANING:
+            return SET_MEANING[self.fact_set]
         return ROW_MEANING.get((self.role, self.modality), f"{self.role} model, "
                                f"{MODALITY_WORDS.get(self.modality, self.modality)}")
 
 
 def figure_rows(rows: Sequence[Sequence[str]], fates: pd.DataFrame | None = None) -> list[FigureRow]:
-    """Figure 2's rows ([model, modality, label, role], as the report rule passes them) with the number of
-    facts traced for each (``fates``: the QC fates table; None: unknown)."""
-    traced: dict[tuple[str, str], int] = {}
+    """Figure 2's rows ([model, modality, label, role], as the report rule passes them), each split by the fact
+    sets of its traced facts (:func:`factrace.analysis.rows.split_rows`; the fates' ``fact_set``), with the
+    number of facts traced for each (``fates``: the QC fates table; None: unknown)."""
+    traced: dict[tuple[str, str], dict[str, int]] = {}
     if fates is not None and len(fates):
-        ok = fates[fates["fate"] == "traced"]
-        traced = {(str(m), str(mod)): int(n) for (m, mod), n in ok.groupby(["model", "modality"]).size().items()}
+        traced = row_counts(fates[fates["fate"] == "traced"], n=None)
+    roles = {(str(r[0]), str(r[1])): str(r[3]) if len(r) > 3 else "" for r in rows}
     out = []
-    for r in rows:
-        model, modality, label = str(r[0]), str(r[1]), str(r[2])
-        role = str(r[3]) if len(r) > 3 else ""
-        n = traced.get((model, modality), 0 if fates is not None else None)
-        out.append(FigureRow(model, modality, label, role, n))
+    for r in split_rows(rows, traced):
+        n = r.n if r.n is not None else (0 if fates is not None else None)
+        out.append(FigureRow(r.model, r.modality, r.label, roles[(r.model, r.modality)], n, r.fact_set))
     return out
 
 
@@ -203,10 +215,12 @@ def headline_peaks(peaks: pd.DataFrame, rows: Sequence[FigureRow]) -> pd.DataFra
     category; the last column is the ratio of each kind's maximum to the same model's T->T maximum (S->T rows)."""
     if peaks.empty:
         return pd.DataFrame()
+    peaks = with_fact_set(peaks)
     cols = {"hidden": "hidden states", "mlp": "MLP", "attn": "attention"}
     out = []
     for r in rows:
-        g = peaks[(peaks["model"] == r.model) & (peaks["modality"] == r.modality)].set_index("kind")
+        g = peaks[(peaks["model"] == r.model) & (peaks["modality"] == r.modality)
+                  & (peaks["fact_set"] == r.fact_set)].set_index("kind")
         line: dict[str, object] = {"row of Figure 2": r.label, "n": "" if r.n_facts is None else r.n_facts}
         ratios = []
         for kind, name in cols.items():
@@ -224,14 +238,19 @@ def headline_peaks(peaks: pd.DataFrame, rows: Sequence[FigureRow]) -> pd.DataFra
 
 
 def headline_tests(tests: pd.DataFrame) -> pd.DataFrame:
-    """The paired T->T vs S->T tests in brief: per model and kind, how many (category x layer band) tests,
-    how many reject at Holm-adjusted p < 0.05, and the smallest adjusted p with its cell."""
+    """The paired T->T vs S->T tests in brief: per model (and S->T fact set, where the model has them) and kind,
+    how many (category x layer band) tests, how many reject at Holm-adjusted p < 0.05, and the smallest adjusted
+    p with its cell."""
     if tests.empty:
         return pd.DataFrame()
+    tests = with_fact_set(tests).sort_values(["model", "fact_set", "kind"], kind="stable",
+                                             key=lambda s: fact_set_rank(s) if s.name == "fact_set" else s)
     out = []
-    for (model, kind), g in tests.groupby(["model", "kind"], sort=True):
+    for (model, fact_set, kind), g in tests.groupby(["model", "fact_set", "kind"], sort=False):
         best = g.loc[g["p_holm"].astype(float).idxmin()]
-        out.append({"model": model, "kind": kind, "tests": len(g), "rejected (Holm)": int(g["reject"].astype(bool).sum()),
+        name = model if fact_set == ALL else f"{model}, S->T {FACT_SET_WORDS.get(fact_set, fact_set)}"
+        out.append({"model": name, "kind": kind, "tests": len(g),
+                    "rejected (Holm)": int(g["reject"].astype(bool).sum()),
                     "smallest p_holm": f"{float(best['p_holm']):.3g}",
                     "at": f"{best['category']}, {best['band']} layers",
                     "mean T->T - S->T there": f"{float(best['mean_diff']):.3g}", "n": int(best["n"])})

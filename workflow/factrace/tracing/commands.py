@@ -84,12 +84,32 @@ def cmd_trace(args: argparse.Namespace) -> None:
     labels = trace_labels(rows, kept)
     # the noise JSON counts through its scale alone (in every kind's key): a noise job rerun because another shard's
     # filter changed, which chose the same multiplier, leaves this shard's tables as they are
+    sets = trace_fact_sets(loaded.spec.path, args.modality, [int(k) for k in rows["known_id"]])
     key = inputs_digest([args.prompts, args.filter, args.speech_tokens, args.token_map])
     trace_kinds(loaded.model, inputs, jobs, model=args.model, modality=args.modality, noise_scale=noise["scale"],
-                inputs_key=key, weights=loaded.weights_sha256, corruption=corruption, labels=labels,
+                inputs_key=key, weights=loaded.weights_sha256, corruption=corruption, labels=labels, fact_sets=sets,
                 provenance=lambda st: stage_provenance(
                     "trace", {**st.as_dict(), "noise_scale": noise["scale"], "modality": args.modality, **corruption},
                     seed=st.seed, model_id=args.model, weights_sha256=loaded.weights_sha256))
+
+
+def trace_fact_sets(model_dir: str, modality: str, known_ids: list[int]) -> dict[int, str]:
+    """known_id -> ``fact_set`` of the facts traced: in S->T, the set the speech LM's checkpoint records
+    (:func:`factrace.speechlm.fact_sets.fact_sets`: ``heard`` / ``text_only``); otherwise, or when the checkpoint
+    records none, ``all``. A traced fact that a checkpoint with sets does not record stops the job: the model was
+    built on other facts."""
+    from factrace.speechlm.fact_sets import ALL, COLUMN, FACTS_FILE, fact_sets
+
+    sets = fact_sets(model_dir) if modality == "s2t" else {}
+    if not sets:
+        return dict.fromkeys(known_ids, ALL)
+    missing = [k for k in known_ids if k not in sets]
+    if missing:
+        raise SystemExit(f"{Path(model_dir) / FACTS_FILE}: traced fact(s) {missing[:5]} have no {COLUMN} heard or "
+                         "text_only: the speech LM was built on other facts; rebuild it")
+    counts = {s: sum(sets[k] == s for k in known_ids) for s in sorted(set(sets.values()))}
+    log.info("fact sets of the %d facts traced (%s): %s", len(known_ids), Path(model_dir) / FACTS_FILE, counts)
+    return {k: sets[k] for k in known_ids}
 
 
 def trace_labels(rows, kept) -> dict[int, tuple[str, str]]:

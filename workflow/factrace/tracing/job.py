@@ -21,6 +21,7 @@ import pandas as pd
 
 from factrace.core import io
 from factrace.core.provenance import Provenance, config_hash
+from factrace.speechlm.fact_sets import ALL
 from factrace.speechlm.inputs import TraceInputs
 from factrace.tracing.stage import TraceSettings, trace_shard
 
@@ -107,12 +108,17 @@ def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequ
                 modality: str, noise_scale: float, inputs_key: str,
                 provenance: Callable[[TraceSettings], Provenance], weights: str | None = None,
                 corruption: dict[str, Any] | None = None,
-                labels: Mapping[int, tuple[str, str]] | None = None) -> list[Path]:
+                labels: Mapping[int, tuple[str, str]] | None = None,
+                fact_sets: Mapping[int, str] | None = None) -> list[Path]:
     """Trace each kind of ``jobs`` whose table is not current; returns the kinds' tables. ``provenance`` gives
-    the provenance of a kind's table; its kind key is added here."""
+    the provenance of a kind's table; its kind key is added here. ``fact_sets``: known_id -> the fact's
+    ``fact_set`` (:func:`factrace.speechlm.fact_sets.fact_sets`; ``all`` where not given), part of the key when
+    any fact has a set of its own (a table traced before the speech LM recorded its sets is retraced)."""
+    split = sorted((int(k), v) for k, v in (fact_sets or {}).items() if v != ALL)
     for job in jobs:
         key = config_hash(kind_params(job, modality=modality, noise_scale=noise_scale, inputs=inputs_key,
-                                      weights=weights, corruption=corruption))
+                                      weights=weights, corruption={**(corruption or {}),
+                                                                   **({"fact_sets": split} if split else {})}))
         if is_current(job.out, key):
             log.info("%s: kind %s unchanged (settings and inputs); kept", job.out, job.settings.kind)
             continue
@@ -122,7 +128,7 @@ def trace_kinds(model_obj, inputs: Sequence[tuple[TraceInputs, int]], jobs: Sequ
         log.info("tracing %d facts: %s %s kind=%s layers [%d, %d)", len(inputs), model, modality,
                  job.settings.kind, lo, hi)
         trace_shard(model_obj, inputs, model=model, modality=modality, noise_scale=noise_scale,
-                    settings=job.settings, out=job.out, provenance=prov, labels=labels)
+                    settings=job.settings, out=job.out, provenance=prov, labels=labels, fact_sets=fact_sets)
     return [j.out for j in jobs]
 
 

@@ -23,6 +23,7 @@ from factrace.core import io
 from factrace.core.contracts import ContractError
 from factrace.core.provenance import Provenance, config_hash
 from factrace.core.tokens import token_text
+from factrace.speechlm.fact_sets import ALL
 from factrace.speechlm.inputs import TraceInputs
 from factrace.tracing.categories import trace_categories
 from factrace.tracing.method import TraceResult, effective_window, make_noise, noise_seed
@@ -66,9 +67,12 @@ def trace_rows(
     settings: TraceSettings,
     prompt: str = "",
     target: str = "",
+    fact_set: str = ALL,
 ) -> pd.DataFrame:
     """The long `trace` rows of one fact and kind (one row per layer x position). ``prompt``: the fact's prompt
-    text; ``target``: the traced target token, decoded (:func:`factrace.core.tokens.token_text`)."""
+    text; ``target``: the traced target token, decoded (:func:`factrace.core.tokens.token_text`); ``fact_set``:
+    the fact's set (:mod:`factrace.speechlm.fact_sets`: ``heard`` / ``text_only`` in an S->T trace of a speech LM
+    whose checkpoint records them, else ``all``)."""
     layers = result.layers[kind]
     grid = result.restored[kind]
     n = inp.n_tokens
@@ -84,6 +88,7 @@ def trace_rows(
             "known_id": np.int64(inp.known_id),
             "model": model,
             "modality": modality,
+            "fact_set": fact_set,
             "kind": kind,
             "layer": layer_col,
             "position": pos_col,
@@ -121,10 +126,13 @@ def trace_shard(
     out: str | Path,
     provenance: Provenance,
     labels: Mapping[int, tuple[str, str]] | None = None,
+    fact_sets: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
     """Trace ``inputs`` (pairs of inputs and target token id), resuming from finished parts. ``labels``: known_id
-    -> (prompt text, target token) for the table's ``prompt`` and ``target`` columns (empty where not given)."""
+    -> (prompt text, target token) for the table's ``prompt`` and ``target`` columns (empty where not given);
+    ``fact_sets``: known_id -> the fact's ``fact_set`` (``all`` where not given)."""
     labels = labels or {}
+    fact_sets = fact_sets or {}
     out = Path(out)
     parts = parts_dir(out)
     run = tracer(settings.engine)
@@ -132,7 +140,8 @@ def trace_shard(
     lo, hi = settings.layers
     base = {**settings.as_dict(), "noise_scale": float(noise_scale), "model": model, "modality": modality,
             "weights_sha256": provenance.weights_sha256}
-    keys = {inp.known_id: part_key({**base, "labels": list(labels.get(inp.known_id, ("", "")))}, inp, target)
+    keys = {inp.known_id: part_key({**base, "labels": list(labels.get(inp.known_id, ("", ""))),
+                                    **_set_key(fact_sets.get(inp.known_id, ALL))}, inp, target)
             for inp, target in inputs}
     expected = {part_name(kid, key) for kid, key in keys.items()}
     clear_stale_parts(parts, expected)
@@ -171,7 +180,7 @@ def trace_shard(
         prompt, target_text = labels.get(inp.known_id, ("", ""))
         df = trace_rows(
             inp, result, settings.kind, model=model, modality=modality, noise_scale=noise_scale, settings=settings,
-            prompt=prompt, target=target_text,
+            prompt=prompt, target=target_text, fact_set=fact_sets.get(inp.known_id, ALL),
         )
         io.write_table(df, part, "trace", {**provenance.to_dict(), PART_KEY: key})
         frames.append(df)
@@ -187,6 +196,12 @@ def trace_shard(
 
 
 PART_KEY = "part_key"
+
+
+def _set_key(fact_set: str) -> dict[str, str]:
+    """What a fact's set adds to its part's key: nothing for ``all`` (the keys of traces without a split stay
+    those of before the column existed, so their finished parts are kept)."""
+    return {} if fact_set == ALL else {"fact_set": fact_set}
 
 
 def parts_dir(out: str | Path) -> Path:
@@ -253,7 +268,7 @@ def _empty_trace() -> pd.DataFrame:
     from factrace.core.contracts import empty
 
     df = empty("trace")
-    for col in ("token", "token_text", "prompt", "target"):
+    for col in ("token", "token_text", "prompt", "target", "fact_set"):
         df[col] = pd.Series(dtype="object")
     return df
 

@@ -1,5 +1,10 @@
 """AIE heatmaps (layer x category): per (model, modality) figures and the paper's Figure 2 grid.
 
+A row is (model, modality, fact set) (:mod:`factrace.analysis.rows`): the rows the workflow plans,
+``(model, modality, label)``, are split by the AIE tables' ``fact_set`` column, so that a speech LM whose
+checkpoint records which facts it heard in speech shows two S->T rows ("facts heard in speech (n=..)", "facts
+learnt in text only (n=..)"), in Figure 2 and in its own figure alike.
+
 Each row of a panel is a category, labelled with its number of facts ``n`` (a row seen in one fact is not an
 average), and ``= last token`` where ``prediction`` holds the same cells as ``last token`` (text). The log
 panels show ``log10(max(AIE, 1e-4))``: cells with a negative AIE are hatched, and the figure's footnote counts
@@ -32,6 +37,7 @@ from factrace.analysis.figures.plotting import (
     save_figure,
     slug,
 )
+from factrace.analysis.rows import Row, row_counts, split_rows, with_fact_set
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION
 from factrace.tracing.method import KINDS, window_caption
 
@@ -132,12 +138,20 @@ def _footnote(counts: CellCounts, signed: bool) -> str:
             "n = facts per category")
 
 
-def _matrices(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]]):
+def figure_rows(aie_df: pd.DataFrame, rows: Sequence[Sequence]) -> list[Row]:
+    """The rows drawn: ``rows`` (``(model, modality, label)``, or :class:`~factrace.analysis.rows.Row`) split by
+    the fact sets of ``aie_df`` (:func:`~factrace.analysis.rows.split_rows`)."""
+    return split_rows(rows, row_counts(aie_df))
+
+
+def _matrices(aie_df: pd.DataFrame, rows: Sequence[Row]):
     """Per row: the category labels and the (category x layer) signed AIE of each kind."""
     raws: dict[tuple[int, str], pd.DataFrame] = {}
     labels: dict[int, list[str]] = {}
-    for i, (model, modality, _label) in enumerate(rows):
-        sub = aie_df[(aie_df["model"] == model) & (aie_df["modality"] == modality)]
+    aie_df = with_fact_set(aie_df)
+    for i, r in enumerate(rows):
+        sub = aie_df[(aie_df["model"] == r.model) & (aie_df["modality"] == r.modality)
+                     & (aie_df["fact_set"] == r.fact_set)]
         layers = sorted(int(x) for x in sub["layer"].dropna().unique())
         cats = [c for c in AIE_CATEGORIES if c in set(sub["category"])] or list(AIE_CATEGORIES[:-1])
         labels[i] = _row_labels(sub, cats)
@@ -146,13 +160,16 @@ def _matrices(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]]):
     return raws, labels
 
 
-def kind_limits(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]] | None = None,
+def kind_limits(aie_df: pd.DataFrame, rows: Sequence[Sequence] | None = None,
                 signed: bool = False) -> dict[str, tuple[float, float]]:
-    """The colour limits of each kind (column) over ``rows`` of ``aie_df`` (every (model, modality) in it when
-    None): log10 AIE floored at 1e-4, or (signed) symmetric around 0. Figure 2 and the per-model figures use
-    the same limits when given the same AIE tables, so that one colour means one AIE everywhere."""
+    """The colour limits of each kind (column) over ``rows`` of ``aie_df`` (every (model, modality, fact set) in
+    it when None): log10 AIE floored at 1e-4, or (signed) symmetric around 0. Figure 2 and the per-model figures
+    use the same limits when given the same AIE tables, so that one colour means one AIE everywhere."""
+    aie_df = with_fact_set(aie_df)
     if rows is None:
-        rows = [(m, mod, "") for (m, mod), _ in aie_df.groupby(["model", "modality"], sort=True)]
+        rows = [Row(m, mod, fs, "") for (m, mod, fs), _ in aie_df.groupby(["model", "modality", "fact_set"],
+                                                                          sort=True)]
+    rows = figure_rows(aie_df, rows)
     raws, _ = _matrices(aie_df, rows)
     out = {}
     for kind in KINDS:
@@ -189,29 +206,34 @@ class Grid:
     titles: dict[tuple[int, str], str]
 
 
-def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool = False,
+def draw_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool = False,
               scale_df: pd.DataFrame | None = None, scale_note: str = "") -> Grid:
-    """Rows (model, modality, label) x columns (kinds) of AIE heatmaps, written to ``out`` (.png and .pdf). One
-    colour scale per column, shared down the rows; over every (model, modality) of ``scale_df`` when given (the
-    per-model figures pass all the AIE tables, to share Figure 2's scale)."""
+    """Rows (model, modality, label), each split by fact set (:func:`figure_rows`), x columns (kinds) of AIE
+    heatmaps, written to ``out`` (.png and .pdf). One colour scale per column, shared down the rows; over every
+    (model, modality, fact set) of ``scale_df`` when given (the per-model figures pass all the AIE tables, to
+    share Figure 2's scale). ``cells`` has one line per drawn row and kind: model, modality, fact_set, row (its
+    label), kind and the cell counts."""
     if not rows:
         raise ValueError("a heatmap grid needs at least one row")
+    aie_df = with_fact_set(aie_df)
+    rows = figure_rows(aie_df, rows)
     raws, labels = _matrices(aie_df, rows)
     stats = []
-    for i, (model, modality, label) in enumerate(rows):
+    for i, r in enumerate(rows):
         for kind in KINDS:
             c = count_cells(raws[(i, kind)].to_numpy())
-            stats.append({"model": model, "modality": modality, "row": label, "kind": kind, **asdict(c)})
+            stats.append({"model": r.model, "modality": r.modality, "fact_set": r.fact_set, "row": r.label,
+                          "kind": kind, **asdict(c)})
     total = CellCounts(*(sum(s[k] for s in stats) for k in ("cells", "negative", "floored")))
     lims = kind_limits(aie_df, rows, signed) if scale_df is None else kind_limits(scale_df, None, signed)
     fig, axes = plt.subplots(len(rows), 3, figsize=(15, 0.25 * sum(len(v) for v in labels.values()) + 1.6 * len(rows)),
                              squeeze=False)
     norms, titles = {}, {}
     for j, kind in enumerate(KINDS):
-        for i, (model, modality, label) in enumerate(rows):
+        for i, r in enumerate(rows):
             # the category labels go on the row's first panel that has data
             first = next((k for k in KINDS if np.isfinite(raws[(i, k)].to_numpy(dtype=float)).any()), KINDS[0])
-            titles[(i, kind)] = panel_title(aie_df, model, modality, kind, label)
+            titles[(i, kind)] = panel_title(aie_df, r.model, r.modality, kind, r.label)
             lim = _panel(axes[i, j], raws[(i, kind)], labels[i], kind, titles[(i, kind)], kind == first,
                          signed, lims[kind])
             if lim is not None:
@@ -224,27 +246,27 @@ def draw_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, s
     return Grid(save_figure(fig, out), pd.DataFrame(stats), norms, titles)
 
 
-def _grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]], out, signed: bool) -> tuple[list[Path],
-                                                                                               pd.DataFrame]:
+def _grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool) -> tuple[list[Path], pd.DataFrame]:
     g = draw_grid(aie_df, rows, out, signed)
     return g.paths, g.cells
 
 
-def figure2_grid(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+def figure2_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence],
                  out: str | os.PathLike[str]) -> list[Path]:
-    """The paper's Figure 2: one row per (model, modality, label), columns hidden / MLP / attention; log AIE
-    over layer x category, colour scale shared down each column, n per category, negative cells hatched."""
+    """The paper's Figure 2: one row per (model, modality, label), split by fact set (a speech LM's S->T row:
+    facts heard in speech, facts learnt in text only), columns hidden / MLP / attention; log AIE over layer x
+    category, colour scale shared down each column, n per category, negative cells hatched."""
     return figure2_with_counts(aie_df, rows, out)[0]
 
 
-def figure2_with_counts(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+def figure2_with_counts(aie_df: pd.DataFrame, rows: Sequence[Sequence],
                         out: str | os.PathLike[str]) -> tuple[list[Path], pd.DataFrame]:
-    """:func:`figure2_grid` and its cell counts per (row, kind): columns model, modality, row, kind, cells,
-    negative, floored."""
+    """:func:`figure2_grid` and its cell counts per (row, kind): columns model, modality, fact_set, row, kind,
+    cells, negative, floored."""
     return _grid(aie_df, rows, out, signed=False)
 
 
-def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
+def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[Sequence],
                    out: str | os.PathLike[str]) -> list[Path]:
     """Figure 2 on the signed AIE (diverging map, symmetric log): negative cells in blue."""
     return _grid(aie_df, rows, out, signed=True)[0]
@@ -252,7 +274,8 @@ def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[tuple[str, str, str]],
 
 def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], labels: dict[str, str] | None = None,
                  scale_df: pd.DataFrame | None = None) -> dict[tuple[str, str], list[Path]]:
-    """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category).
+    """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category), one
+    row per fact set (:func:`figure_rows`: two S->T rows for a speech LM that records which facts it heard).
 
     Written to ``<out_prefix>_<model>_<modality>.{png,pdf}`` (model slugged); returns
     {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched. Panels are titled
@@ -265,7 +288,10 @@ def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], label
     labels = labels or {}
     scale = aie_df if scale_df is None else scale_df
     pairs = scale.groupby(["model", "modality"]).ngroups
-    note = (f"the colour scale of each kind spans {pairs} models x modalities, as in Figure 2" if pairs > 1 else "")
+    n_rows = with_fact_set(scale).groupby(["model", "modality", "fact_set"]).ngroups
+    note = "" if n_rows < 2 else (f"the colour scale of each kind spans {pairs} models x modalities, as in Figure 2"
+                                  if n_rows == pairs else f"the colour scale of each kind spans the {n_rows} rows "
+                                  "of Figure 2 (models x modalities x fact sets)")
     for (model, modality), _sub in aie_df.groupby(["model", "modality"], sort=True):
         label = f"{labels.get(str(model), model)} {MODALITY_LABEL.get(modality, modality)}"
         path = prefix.with_name(f"{prefix.name}_{slug(model)}_{slug(modality)}")

@@ -25,6 +25,7 @@ import seaborn as sns
 from factrace.analysis.aie import bootstrap_mean_ci, collapse_speech_positions
 from factrace.analysis.figures.heatmaps import aie_heatmaps, figure2_grid  # noqa: F401  (the commands import them from here)
 from factrace.analysis.figures.plotting import KIND_CMAP, KIND_LABEL, no_data, save_figure
+from factrace.analysis.rows import ALL, FACT_SET_WORDS
 from factrace.tracing.method import KINDS
 
 
@@ -52,6 +53,9 @@ def _marks(df: pd.DataFrame, n_pos: int) -> tuple[list[bool], list[bool]]:
 
 def _title(df: pd.DataFrame, prompt: str | None, answer: str | None, target_token: str | None) -> str:
     kid = f"known_id {int(df['known_id'].iloc[0])}" if len(df) and "known_id" in df.columns else ""
+    fact_set = str(df["fact_set"].iloc[0]) if len(df) and "fact_set" in df.columns else ALL
+    if kid and fact_set in FACT_SET_WORDS and fact_set != ALL:  # a speech LM's S->T fact of one set
+        kid += f" ({FACT_SET_WORDS[fact_set]})"
     p_clean = float(df["p_clean"].iloc[0]) if len(df) else float("nan")
     p_corr = float(df["p_corrupted"].iloc[0]) if len(df) else float("nan")
     spoken = len(df) and "modality" in df.columns and df["modality"].isin(["s2t"]).all()

@@ -193,7 +193,8 @@ def build_offline_speechlm(
     from factrace.core.io import read_table, sha256_file, write_json, write_table
     from factrace.core.provenance import Provenance, config_hash
     from factrace.models.offline_speechlm.corpus import load_traced, render_waves, speech_corpus, speech_sets
-    from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings, training_sequences
+    from factrace.models.offline_speechlm.sequences import training_sequences
+    from factrace.models.offline_speechlm.train import adapt_to_speech, extend_embeddings
     from factrace.speech.units.tokenizer import MfccKMeansUnits
 
     _check(data)

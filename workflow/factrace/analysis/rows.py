@@ -1,0 +1,111 @@
+"""The rows of Figure 2 and of every analysis table: (model, modality, fact set).
+
+The workflow names the rows it plans, ``[model, modality, label]`` (``figure2_rows`` in
+``workflow/rules/common.smk``: it cannot know the sets, which the speech LM's build records). A row is split here,
+at run time, by the ``fact_set`` column of the tables (:mod:`factrace.speechlm.fact_sets`): a speech LM whose
+checkpoint records which traced facts it heard in speech training has two S->T rows, "facts heard in speech"
+and "facts learnt in text only", each labelled with its n; every other row has the one set ``all`` and keeps its
+label. Tables written before the column existed read as ``all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from factrace.speechlm.fact_sets import ALL, FACT_SET_WORDS, FACT_SETS
+
+__all__ = ["ALL", "FACT_SETS", "FACT_SET_WORDS", "Row", "fact_set_rank", "ordered", "row_counts", "row_label",
+           "row_name", "set_rank", "split_rows", "with_fact_set"]
+
+COLUMN = "fact_set"
+
+
+def with_fact_set(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``fact_set`` column: ``all`` where the table has none (written before the column existed, or
+    by hand) or a value is missing. Returns ``df`` itself when nothing is to be filled."""
+    if COLUMN in df.columns and not df[COLUMN].isna().any():
+        return df
+    out = df.copy()
+    out[COLUMN] = out[COLUMN].fillna(ALL).astype(object) if COLUMN in out.columns else ALL
+    if COLUMN not in df.columns:  # the new column after modality, where the tables keep it
+        cols = list(df.columns)
+        at = cols.index("modality") + 1 if "modality" in cols else len(cols)
+        out = out[[*cols[:at], COLUMN, *cols[at:]]]
+    return out
+
+
+def set_rank(fact_set: str) -> int:
+    """Where a set's rows go: all, heard, text_only, then any other set."""
+    return FACT_SETS.index(fact_set) if fact_set in FACT_SETS else len(FACT_SETS)
+
+
+def fact_set_rank(values: pd.Series) -> pd.Series:
+    """:func:`set_rank` of each value: a ``sort_values`` key of a ``fact_set`` column."""
+    return values.map(set_rank)
+
+
+def ordered(sets) -> list[str]:
+    """The distinct sets of ``sets`` in the order rows are shown (:func:`set_rank`, then name)."""
+    return sorted({str(s) for s in sets}, key=lambda s: (set_rank(s), s))
+
+
+def row_label(label: str, fact_set: str, n: int | None) -> str:
+    """A row's label: the planned one for ``all``; ``<label>, facts heard in speech (n=7)`` for a set."""
+    if fact_set == ALL:
+        return label
+    words = FACT_SET_WORDS.get(fact_set, f"facts {fact_set}")
+    return f"{label}, {words}" + ("" if n is None else f" (n={n})")
+
+
+def row_name(modality: str, fact_set: str) -> str:
+    """How a table cell names a row's modality and set: ``s2t``, or ``s2t: facts learnt in text only``."""
+    return modality if fact_set == ALL else f"{modality}: {FACT_SET_WORDS.get(fact_set, fact_set)}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of Figure 2 and of the tables: model, modality, fact set, its label and its n (facts)."""
+
+    model: str
+    modality: str
+    fact_set: str
+    label: str
+    n: int | None = None
+
+
+def row_counts(df: pd.DataFrame, n: str | None = "n") -> dict[tuple[str, str], dict[str, int]]:
+    """(model, modality) -> {fact set: facts}. ``n``: the column that counts facts on each row (an AIE table's
+    ``n``: the largest is the set's facts); None: one row per fact (the QC fates' traced rows)."""
+    if df is None or df.empty:
+        return {}
+    df = with_fact_set(df)
+    keys = ["model", "modality", COLUMN]
+    counts = df.groupby(keys, sort=True)[n].max() if n else df.groupby(keys, sort=True).size()
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for (model, modality, fs), v in counts.items():
+        if pd.notna(v):
+            out.setdefault((str(model), str(modality)), {})[str(fs)] = int(v)
+    return out
+
+
+def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mapping[str, int]]) -> list[Row]:
+    """The planned rows ``[model, modality, label, ...]`` split by fact set: a (model, modality) whose ``counts``
+    (:func:`row_counts`) hold sets other than ``all`` gives one row per set (in :data:`FACT_SETS` order),
+    labelled with its words and n (:func:`row_label`); any other gives its one row, ``all``, its label unchanged
+    (n from ``counts`` when there). Elements after the label (the report's role) are ignored; a :class:`Row` is
+    kept as it is."""
+    out: list[Row] = []
+    for r in rows:
+        if isinstance(r, Row):
+            out.append(r)
+            continue
+        model, modality, label = str(r[0]), str(r[1]), str(r[2])
+        sets = counts.get((model, modality), {})
+        if set(sets) <= {ALL}:
+            out.append(Row(model, modality, ALL, label, sets.get(ALL)))
+            continue
+        out += [Row(model, modality, fs, row_label(label, fs, sets[fs]), sets[fs]) for fs in ordered(sets)]
+    return out
