@@ -27,32 +27,19 @@ from typing import Any
 
 import pandas as pd
 
+from factrace.analysis.markdown import Table
+from factrace.analysis.markdown import acc as _acc
+from factrace.analysis.markdown import dig as _get
+from factrace.analysis.markdown import num as _g
+from factrace.analysis.markdown import pct as _pct
+from factrace.analysis.markdown import ratio as _ratio
+from factrace.analysis.markdown import table as _table
 from factrace.analysis.rows import ALL, FACT_SET_WORDS, ordered, row_name, with_fact_set
 
 log = logging.getLogger(__name__)
 
 MARK = re.compile(r"(<!-- factrace:summary (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /factrace:summary -->)", re.DOTALL)
 FIGURES = ("figure2.png", "figure2_signed.png")
-Table = dict[str, Any]
-
-
-def _g(x: Any, digits: int = 3) -> str:
-    """A number as README shows it: 3 significant digits, '-' for missing."""
-    if x is None or (isinstance(x, float) and pd.isna(x)):
-        return "-"
-    if isinstance(x, (bool,)):
-        return str(x)
-    if isinstance(x, int):
-        return str(x)
-    return f"{float(x):.{digits}g}"
-
-
-def _pct(x: Any) -> str:
-    return "-" if x is None or pd.isna(x) else f"{100 * float(x):.1f}%"
-
-
-def _table(columns: list[str], rows: list[list[str]], sources: list[str], note: str = "") -> Table:
-    return {"columns": columns, "rows": rows, "sources": sources, "note": note}
 
 
 def _read_parquets(paths: list[Path]) -> pd.DataFrame:
@@ -89,33 +76,6 @@ def _traced(aie: pd.DataFrame) -> int | str | None:
         return int(per_set.sum())
     parts = ", ".join(f"{FACT_SET_WORDS.get(fs, fs)} {int(per_set[fs])}" for fs in ordered(per_set.index))
     return f"{int(per_set.sum())} ({parts})"
-
-
-def _get(obj: dict[str, Any], key: str) -> Any:
-    """``obj["a"]["b"]`` for ``"a.b"``; None when a part is missing."""
-    for part in key.split("."):
-        if not isinstance(obj, dict) or part not in obj:
-            return None
-        obj = obj[part]
-    return obj
-
-
-def _acc(a: Any) -> str:
-    """An accuracy record (``accuracy``, ``correct``, ``n``) as '98.3% (57 of 58)'."""
-    if not isinstance(a, dict) or any(a.get(k) is None for k in ("accuracy", "correct", "n")):
-        return "-"
-    return f"{_pct(a['accuracy'])} ({a['correct']} of {a['n']})"
-
-
-def _ratio(r: Any) -> str:
-    """A noise record as '0.2 (median p_corrupted 0.19, p_clean 0.99; 3 x std, 58 facts)' (', target not reached'
-    after the multiplier when the noise rule's largest multiplier did not reach its target)."""
-    keys = ("median_ratio", "median_p_corrupted", "median_p_clean", "multiplier", "n")
-    if not isinstance(r, dict) or any(r.get(k) is None for k in keys):
-        return "-"
-    flag = ", target not reached" if r.get("reached") is False else ""  # the noise rule's flag (eval.json)
-    return (f"{_g(r['median_ratio'], 3)} (median p_corrupted {_g(r['median_p_corrupted'], 3)}, p_clean "
-            f"{_g(r['median_p_clean'], 3)}; {_g(r['multiplier'])} x std{flag}, {r['n']} facts)")
 
 
 def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
@@ -313,9 +273,21 @@ def _gap(res: Path) -> Table | None:
                   "modalities.")
 
 
+def _sweep(res: Path) -> Table | None:
+    """`make sweep`'s table: carry-over against the offline speech LM's build settings."""
+    p = res / "sweep" / "speechlm_sweep.tsv"
+    if not p.exists():
+        return None
+    cols = ["name", "seed", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "speech_heard",
+            "carry_over", "carry_over_n", "chance_template_prior", "chance_random_units", "never_heard"]
+    df = pd.read_csv(p, sep="\t")
+    return _table(cols, [[_g(v) for v in r] for r in df[[c for c in cols if c in df]].itertuples(index=False)],
+                  ["results/sweep/speechlm_sweep.tsv"])
+
+
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
               "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
-              "demo-gap": _gap}
+              "demo-gap": _gap, "demo-sweep": _sweep}
 
 
 #: where each table comes from, named in its place when the run has no such file
@@ -323,7 +295,7 @@ EXPECTED = {"demo-facts": "results/filter/*/*/shard-*.parquet", "demo-speech": "
             "demo-noise": "results/noise/*/*.json", "demo-categories": "results/compare/category_peaks.csv",
             "demo-peaks": "results/compare/peaks.csv", "demo-ratios": "results/compare/category_ratios.csv",
             "demo-tests": "results/compare/tests.csv", "demo-figure2": "results/compare/figure2_cells.csv",
-            "demo-gap": "results/gap/*.parquet"}
+            "demo-gap": "results/gap/*.parquet", "demo-sweep": "results/sweep/speechlm_sweep.tsv"}
 
 
 def collect(results: Path) -> dict[str, Any]:
