@@ -93,6 +93,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
                   _provenance("compare", params, **io.carried_identity([*args.aie, *(args.traces or [])])))
 
 
+def cmd_seeds_table(args: argparse.Namespace) -> int:
+    from factrace.analysis.seeds import main
+
+    return main(args)
+
+
 def cmd_summarize(args: argparse.Namespace) -> None:
     from factrace.analysis.summary import collect, readme_update, render_all, write_summary
 
@@ -200,6 +206,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--outdir", required=True, help="directory for the comparison tables (.parquet and .csv)")
     s.set_defaults(func=cmd_compare)
 
+    s = sub.add_parser("seeds-table", help="the miniature across seeds (make seeds): each run's peaks and build "
+                       "measures side by side with their spread; prints the table and a JSON line")
+    s.add_argument("--runs", nargs="+", required=True, help="results folders named seed-N (results/seeds/seed-N)")
+    s.add_argument("--out", required=True, help="the table (TSV) to write (results/seeds/seeds.tsv)")
+    s.set_defaults(func=cmd_seeds_table)
     s = sub.add_parser("summarize", help="README's measured tables (markdown) from results/, via a small "
                        "committed summary")
     s.add_argument("--results", default=None, help="results directory to read; without it, the summary in "

@@ -285,9 +285,19 @@ def _sweep(res: Path) -> Table | None:
                   ["results/sweep/speechlm_sweep.tsv"])
 
 
+def _seeds(res: Path) -> Table | None:
+    """`make seeds`'s table: the miniature's peaks and build measures per seed, with their spread."""
+    p = res / "seeds" / "seeds.tsv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p, sep="\t")
+    return _table(list(df.columns), [[_g(v) if not isinstance(v, str) else v for v in r]
+                                     for r in df.itertuples(index=False)], ["results/seeds/seeds.tsv"])
+
+
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
               "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
-              "demo-gap": _gap, "demo-sweep": _sweep}
+              "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": _seeds}
 
 
 #: where each table comes from, named in its place when the run has no such file
@@ -295,7 +305,8 @@ EXPECTED = {"demo-facts": "results/filter/*/*/shard-*.parquet", "demo-speech": "
             "demo-noise": "results/noise/*/*.json", "demo-categories": "results/compare/category_peaks.csv",
             "demo-peaks": "results/compare/peaks.csv", "demo-ratios": "results/compare/category_ratios.csv",
             "demo-tests": "results/compare/tests.csv", "demo-figure2": "results/compare/figure2_cells.csv",
-            "demo-gap": "results/gap/*.parquet", "demo-sweep": "results/sweep/speechlm_sweep.tsv"}
+            "demo-gap": "results/gap/*.parquet", "demo-sweep": "results/sweep/speechlm_sweep.tsv",
+            "demo-seeds": "results/seeds/seeds.tsv"}
 
 
 def collect(results: Path) -> dict[str, Any]:
