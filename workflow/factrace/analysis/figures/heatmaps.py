@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,7 +126,7 @@ def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str
         side.set_visible(False)
     ax.figure.colorbar(im, ax=ax, label=label)
     ax.set_xlabel("layer")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 60), fontsize=9)  # a split row's label is long: wrapped, not overlapping
     return float(im.norm.vmin), float(im.norm.vmax)
 
 
