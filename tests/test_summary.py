@@ -118,3 +118,19 @@ def test_noise_table_shows_each_computed_multiplier_and_its_median_ratio(tmp_pat
     assert rows[("big", "t2t")]["target reached"] == "no (largest tried)"
     assert rows[("big", "t2t")]["traced facts (multiplier)"] == "12" and rows[("big", "t2t")]["facts (std)"] == "58"
     assert "tracing.noise_target_ratio" in table["note"]
+
+
+def test_sweep_and_seeds_tables_are_shown_when_run(tmp_path):
+    """`make sweep` and `make seeds` write tables that README shows as they are (names kept, numbers 3 digits)."""
+    res = tmp_path / "results"
+    (res / "sweep").mkdir(parents=True)
+    pd.DataFrame([{"name": "default", "seed": 1, "layers": 6, "steps": 800, "trainable_layers": None,
+                   "align_weight": 0.0, "prefix_fraction": None, "speech_heard": 1.0, "carry_over": 0.03571,
+                   "carry_over_n": 28, "chance_template_prior": 0.0, "chance_random_units": 0.0179,
+                   "never_heard": 0.0}]).to_csv(res / "sweep" / "speechlm_sweep.tsv", sep="\t", index=False)
+    tables = collect(res)["tables"]
+    sweep = tables["demo-sweep"]
+    assert sweep["columns"][:3] == ["name", "seed", "layers"]
+    assert sweep["rows"][0][0] == "default" and sweep["rows"][0][sweep["columns"].index("carry_over")] == "0.0357"
+    assert sweep["rows"][0][sweep["columns"].index("trainable_layers")] == "-"
+    assert tables["demo-seeds"]["note"].startswith("Not in this run")
