@@ -48,8 +48,8 @@ def test_seeds_table_side_by_side(tmp_path):
     peak = df.loc["slm s2t: facts learnt in text only mlp: grid max AIE"]
     assert (peak["seed 1"], peak["seed 2"], peak["spread"]) == (0.4, 0.2, "0.2 to 0.4")
     assert df.loc["slm s2t: facts learnt in text only mlp: at", "spread"] == "same"
-    assert df.loc["speech LM: carry-over, text-only facts the backbone knows", "spread"] == "0 to 0.1"
-    assert df.loc["speech LM: S->T noise multiplier (noise rule)", "spread"] == "5"
+    assert df.loc["speech LM, eval.json: carry-over, text-only facts the backbone knows", "spread"] == "0 to 0.1"
+    assert df.loc["speech LM, eval.json: S->T noise multiplier (noise rule)", "spread"] == "5"
     with pytest.raises(ValueError, match="seed-N"):
         seed_of(tmp_path / "run-1")
     (tmp_path / "seed-3").mkdir()

@@ -3,7 +3,7 @@
 ``make seeds`` runs the offline speech LM's workflow (config/seeds.yaml: the backbone and the speech LM, no
 SmolLM2) once per seed into ``results/seeds/seed-N``; this module reads each run's ``compare/peaks.csv`` and the
 speech LM's ``eval.json`` and puts them side by side: per Figure 2 row and kind, the grid maximum and where it is
-(category, layer), and the build's measures, with each number's spread (min to max) over the seeds.
+(category, layer), the S->T / T->T same-cell ratios of a few categories, and the build's measures, with each number's spread (min to max) over the seeds.
 """
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ from factrace.analysis.rows import row_name, with_fact_set
 log = logging.getLogger(__name__)
 
 #: eval.json measures shown per seed: (label, key in ``summary`` or a dotted path)
-MEASURES = (("speech LM: speech accuracy, heard facts (main rendering)", "summary.speech_main"),
-            ("speech LM: carry-over, text-only facts the backbone knows", "summary.carry_over_speech"),
-            ("speech LM: carry-over n", "summary.carry_over_n"),
-            ("speech LM: subject's units random, heard facts", "summary.random_units"),
-            ("speech LM: swapped subject followed, heard facts", "summary.swap_followed"),
-            ("speech LM: T->T noise multiplier (noise rule)", "noise_t2t.multiplier"),
-            ("speech LM: S->T noise multiplier (noise rule)", "noise_s2t.multiplier"))
+MEASURES = (("speech LM, eval.json: speech accuracy, heard facts (main rendering)", "summary.speech_main"),
+            ("speech LM, eval.json: carry-over, text-only facts the backbone knows", "summary.carry_over_speech"),
+            ("speech LM, eval.json: carry-over n", "summary.carry_over_n"),
+            ("speech LM, eval.json: subject's units random, heard facts", "summary.random_units"),
+            ("speech LM, eval.json: swapped subject followed, heard facts", "summary.swap_followed"),
+            ("speech LM, eval.json: T->T noise multiplier (noise rule)", "noise_t2t.multiplier"),
+            ("speech LM, eval.json: S->T noise multiplier (noise rule)", "noise_s2t.multiplier"))
+
+
+#: categories whose S->T / T->T same-cell ratio is shown per seed (category_ratios.csv)
+RATIO_CATEGORIES = ("first subject", "first subsequent", "last token")
 
 
 def _dig(obj: Any, path: str) -> Any:
@@ -53,6 +57,12 @@ def run_rows(run: Path) -> list[dict[str, Any]]:
         what = f"{r.model} {row_name(r.modality, r.fact_set)} {r.kind}"
         rows.append({"what": f"{what}: grid max AIE", "value": float(r.peak_aie)})
         rows.append({"what": f"{what}: at", "value": f"{r.peak_category}, layer {r.peak_layer}"})
+    ratios = Path(run) / "compare" / "category_ratios.csv"
+    if ratios.exists():
+        df = with_fact_set(pd.read_csv(ratios))
+        for r in df[df["category"].isin(RATIO_CATEGORIES)].itertuples():
+            rows.append({"what": f"{r.model} {row_name('s2t', r.fact_set)} {r.kind} {r.category}: S->T / T->T, "
+                                 "same cell", "value": float(r.ratio_same_cell)})
     for ev in sorted(Path(run).glob("speechlm/*/eval.json")):
         e = json.loads(ev.read_text())
         rows += [{"what": label, "value": _dig(e, key)} for label, key in MEASURES]

@@ -291,9 +291,16 @@ def _seeds(res: Path) -> Table | None:
     p = res / "seeds" / "seeds.tsv"
     if not p.exists():
         return None
-    df = pd.read_csv(p, sep="\t")
-    return _table(list(df.columns), [[_g(v) if not isinstance(v, str) else v for v in r]
-                                     for r in df.itertuples(index=False)], ["results/seeds/seeds.tsv"])
+    df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)  # a column mixes numbers and cells
+
+    def cell(v: str) -> str:
+        try:
+            return _g(float(v))
+        except ValueError:
+            return v or "-"
+
+    return _table(list(df.columns), [[cell(v) for v in r] for r in df.itertuples(index=False)],
+                  ["results/seeds/seeds.tsv"])
 
 
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
