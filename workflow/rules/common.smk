@@ -65,7 +65,11 @@ SWEEP_VARIANTS = _sweep_variants()
 
 
 def sweep_base():
-    """The config's values of a sweep variant's empty cells (factrace.models.offline_speechlm.sweep.BASE)."""
+    """The config's values of a sweep variant's empty cells (factrace.models.offline_speechlm.sweep.BASE); a config
+    without the offline backbone (the paper's) cannot run the sweep, and says so when asked to."""
+    if SPEECHLM["backbone"] not in config["models"]:
+        raise WorkflowError(f"the sweep builds the offline speech LM: models.{SPEECHLM['backbone']} "
+                            "(speech.speechlm.backbone) is not in this config")
     bb = config["models"][SPEECHLM["backbone"]]
     return json.dumps({"layers": bb["n_layers"], "hidden": bb["hidden"], "intermediate": bb["intermediate"],
                        "backbone_steps": SPEECHLM["backbone_steps"], "steps": SPEECHLM["steps"],

@@ -146,15 +146,15 @@ rule speechlm_sweep_variant:
         row=f"{R}/sweep/rows/{{variant}}.tsv",
         work=temp(directory(f"{R}/sweep/work/{{variant}}")),
     params:
-        base=sweep_base(),
+        base=lambda wc: sweep_base(),
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],
         noise=noise_rule_args(),
         samples=TRACING["samples"],
     log:
-        f"{R}/logs/speechlm_sweep/{{variant}}.log",
+        f"{R}/logs/speechlm_sweep_variant/{{variant}}.log",
     benchmark:
-        f"{R}/benchmarks/speechlm_sweep/{{variant}}.tsv"
+        f"{R}/benchmarks/speechlm_sweep_variant/{{variant}}.tsv"
     shell:
         "factrace speechlm-sweep --variants {input.variants:q} --name {wildcards.variant:q} --base {params.base:q} "
         "--facts {input.facts:q} "
@@ -174,6 +174,8 @@ rule speechlm_sweep:
         f"{R}/sweep/speechlm_sweep.tsv",
     log:
         f"{R}/logs/speechlm_sweep.log",
+    benchmark:
+        f"{R}/benchmarks/speechlm_sweep.tsv"
     shell:
         "factrace speechlm-sweep-table --rows {input.rows:q} --variants {input.variants:q} --out {output:q} "
         "> {log:q} 2>&1 && cat {log:q}"
