@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from factrace.analysis.markdown import dig
 from factrace.analysis.rows import row_name, with_fact_set
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,6 @@ MEASURES = (("speech LM, eval.json: speech accuracy, heard facts (main rendering
 
 #: categories whose S->T / T->T same-cell ratio is shown per seed (category_ratios.csv)
 RATIO_CATEGORIES = ("first subject", "first subsequent", "last token")
-
-
-def _dig(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else None
-    return obj
 
 
 def seed_of(run: Path) -> int:
@@ -65,7 +60,7 @@ def run_rows(run: Path) -> list[dict[str, Any]]:
                                  "same cell", "value": float(r.ratio_same_cell)})
     for ev in sorted(Path(run).glob("speechlm/*/eval.json")):
         e = json.loads(ev.read_text())
-        rows += [{"what": label, "value": _dig(e, key)} for label, key in MEASURES]
+        rows += [{"what": label, "value": dig(e, key)} for label, key in MEASURES]
     return rows
 
 
