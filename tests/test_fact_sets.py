@@ -12,7 +12,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from factrace.analysis.aie import _rng_for, aie_table, bootstrap_mean_ci, prompt_category_effects
 from factrace.analysis.commands import compare_tables
 from factrace.analysis.figures import heatmaps
@@ -22,7 +21,7 @@ from factrace.core import io
 from factrace.speechlm.fact_sets import fact_sets
 from test_comparison import speech_rows, text_rows
 from test_resume import one_thread, run_cli  # noqa: F401
-from test_speechlm import FACTS, N_UNITS, _speech_tables
+from test_speechlm import FACTS, _speech_tables, write_tiny_speech_lm
 
 
 # ------------------------------------------------------------------------------------------------ fact_sets()
@@ -59,21 +58,9 @@ def test_fact_sets_names_the_file_of_an_unknown_set(tmp_path):
 # ------------------------------------------------------------------------------- the trace records fact_set
 @pytest.fixture(scope="module")
 def speech_lm_dir(tmp_path_factory):
-    """A tiny offline-layout speech LM checkpoint (the one of test_speechlm.py) on disk, without facts.parquet."""
-    from factrace.models.offline_speechlm.build import build_tokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+    """A tiny offline-layout speech LM checkpoint (test_speechlm.py's, 2 layers) on disk, without facts.parquet."""
     d = tmp_path_factory.mktemp("speechlm-sets") / "model"
-    tok = build_tokenizer(list(FACTS["prompt"]) + list(FACTS["attribute"]) + ["a"], N_UNITS)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = LlamaForCausalLM(cfg)
-    with torch.no_grad():
-        model.get_input_embeddings().weight.mul_(20.0)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
+    tok = write_tiny_speech_lm(d, layers=2)
     return d, tok
 
 

@@ -98,13 +98,20 @@ N_UNITS = 12
 
 @pytest.fixture(scope="module")
 def speech_lm(tmp_path_factory):
+    d = tmp_path_factory.mktemp("speechlm")
+    write_tiny_speech_lm(d, layers=3)
+    return load_model(ModelSpec("speechlm", "spiritlm", str(d), **SPIRITLM_CPU))
+
+
+def write_tiny_speech_lm(d, layers: int):
+    """A tiny random speech LM in the offline layout (word-level tokenizer of FACTS with N_UNITS units) saved in
+    ``d``; returns its tokenizer."""
     from factrace.models.offline_speechlm.build import build_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    d = tmp_path_factory.mktemp("speechlm")
     tok = build_tokenizer(list(FACTS["prompt"]) + list(FACTS["attribute"]) + ["a"], N_UNITS)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(cfg)
@@ -112,7 +119,7 @@ def speech_lm(tmp_path_factory):
         model.get_input_embeddings().weight.mul_(20.0)
     model.save_pretrained(d)
     tok.save_pretrained(d)
-    return load_model(ModelSpec("speechlm", "spiritlm", str(d), **SPIRITLM_CPU))
+    return tok
 
 
 def _speech_tables(tmp_path):
