@@ -199,9 +199,8 @@ def test_speech_inputs_prefix_shift_and_mapping(speech_lm, tmp_path) -> None:
 def test_speech_corruption_touches_only_subject_speech_tokens(speech_lm, tmp_path) -> None:
     from factrace.models.families import Layout
     from factrace.speechlm.inputs import speech_trace_inputs
-    from factrace.tracing.hooks import add_noise_hook, hooked
     from factrace.tracing.method import make_noise
-    from factrace.tracing.patching import trace_prompt
+    from factrace.tracing.patching import add_noise_hook, hooked, trace_prompt
     from factrace.tracing.scale import noise_scale_speech
 
     sp_path, tm_path, units = _speech_tables(tmp_path)

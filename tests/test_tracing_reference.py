@@ -7,9 +7,8 @@ import pytest
 import torch
 from factrace.models.families import Layout, UnsupportedModelError, family_of
 from factrace.tracing.categories import CATEGORIES, categories_of, primary_category
-from factrace.tracing.hooks import add_noise_hook, hooked, patch_hook
 from factrace.tracing.method import KINDS, make_noise, noise_seed, window_layers
-from factrace.tracing.patching import clean_outputs, trace_prompt
+from factrace.tracing.patching import add_noise_hook, clean_outputs, hooked, patch_hook, trace_prompt
 
 
 def _prompt(seed: int, n: int = 7, vocab: int = 97) -> torch.Tensor:

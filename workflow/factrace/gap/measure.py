@@ -26,7 +26,7 @@ from factrace.models.families import Layout
 from factrace.speechlm.inputs import speech_inputs, text_trace_inputs_speechlm
 from factrace.speechlm.prompts import markers_from_tokenizer
 from factrace.speechlm.speech_data import read_speech, read_token_maps, speech_problems
-from factrace.tracing.hooks import hooked
+from factrace.tracing.patching import hooked
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,16 @@ It runs the method of :mod:`factrace.tracing.method` (what is corrupted, restore
 possible: a clean forward that records every traced module's output, a corrupted forward of the noise samples,
 then every cell (kind, centre layer, position) as one independent forward over ``samples`` rows with forward
 hooks that add the noise and restore the clean outputs; cells are batched up to ``max_rows`` rows.
-This path is simple on purpose: the fast engine (``factrace.tracing.engine``) is checked against it.
+This path is simple on purpose: the fast engine (``factrace.tracing.engine``) is checked against it. Its forward
+hooks (add the noise to the input embeddings, record module outputs, restore them) are here too; the modality
+gap (``factrace.gap``) uses ``hooked`` and ``record_hook``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,18 +21,69 @@ import torch
 from torch import nn
 
 from factrace.models.families import Layout
-from factrace.tracing.hooks import add_noise_hook, hooked, patch_hook, record_hook
 from factrace.tracing.method import (
     KINDS,
     TraceResult,
+    add_noise,
     centre_layers,
     check_kinds,
     check_noise,
+    restore,
     target_probability,
     window_layers,
 )
 
 log = logging.getLogger(__name__)
+
+
+# -- the hooks ------------------------------------------------------------------------------------------
+def _tensor(out: object) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out  # type: ignore[return-value,index]
+
+
+def _replace(out: object, new: torch.Tensor) -> object:
+    if isinstance(out, tuple):
+        return (new, *out[1:])
+    return new
+
+
+@contextlib.contextmanager
+def hooked(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def add_noise_hook(embed: nn.Module, rows: torch.Tensor, start: int, noise: torch.Tensor):
+    """Add ``noise[k]`` (tokens ``start..start+n``) to the embedding output of batch row ``rows[k]``."""
+
+    def hook(_m: nn.Module, _inp: object, out: object) -> object:
+        return _replace(out, add_noise(_tensor(out), start, noise, rows))
+
+    return embed.register_forward_hook(hook)
+
+
+def record_hook(module: nn.Module, store: dict[nn.Module, torch.Tensor]):
+    """Keep a detached copy of ``module``'s output (first batch row) in ``store``."""
+
+    def hook(m: nn.Module, _inp: object, out: object) -> None:
+        store[m] = _tensor(out)[0].detach().clone()
+
+    return module.register_forward_hook(hook)
+
+
+def patch_hook(module: nn.Module, rows: torch.Tensor, positions: torch.Tensor, clean: torch.Tensor):
+    """Overwrite the output at (``rows[k]``, ``positions[k]``) with the clean output at ``positions[k]``."""
+
+    def hook(_m: nn.Module, _inp: object, out: object) -> object:
+        return _replace(out, restore(_tensor(out).clone(), rows, positions, clean[positions]))
+
+    return module.register_forward_hook(hook)
+
+
+# -- the reference path ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
