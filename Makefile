@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: seeds sweep lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers notebook
+.PHONY: dtype-check seeds sweep lock demo test test-slurm bench estimate plan bench-plan report lint clean venv check-envs numbers notebook
 
 venv: $(STAMP)
 
@@ -57,6 +57,15 @@ seeds: $(STAMP)
 	for s in $(SEEDS); do PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) \
 	  --configfile config/seeds.yaml --config seed=$$s results=results/seeds/seed-$$s || exit 1; done
 	$(BIN)/factrace seeds-table --runs $(foreach s,$(SEEDS),results/seeds/seed-$(s)) --out results/seeds/seeds.tsv
+
+# SmolLM2's bf16 traces (the default) against float32 (after `make demo`): SmolLM2 alone in float32 into
+# results/float32 (config/smollm2-float32.yaml; about as long as the demo's SmolLM2 jobs twice over), then
+# results/float32/dtype_compare.tsv: per Figure 2 row and kind, the largest mean-AIE difference and both peak cells.
+dtype-check: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) \
+	  --configfile config/smollm2-float32.yaml --config results=results/float32
+	$(BIN)/factrace dtype-compare --results results --reference results/float32 --combine mean --min-facts 5 \
+	  --out results/float32/dtype_compare.tsv
 
 bench: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing

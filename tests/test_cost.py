@@ -73,4 +73,4 @@ def test_bench_floor_is_the_cost_model_over_the_measured_throughput(monkeypatch)
     est = estimate_cost(n_tokens=n, corrupt_start=start, corrupt_end=end, samples=10, window=10,
                         method="engine", **dims)
     assert floor == pytest.approx(est["flops"] / 1e9)
-    assert bench.matmul_flops(n=64, repeats=2) > 0
+    assert bench.matmul_flops("float32", n=64, repeats=2) > 0

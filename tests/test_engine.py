@@ -8,7 +8,7 @@ import operator
 import numpy as np
 import pytest
 import torch
-from factrace.tracing.engine import compute_dtype_for, trace_prompt_fast
+from factrace.tracing.engine import trace_prompt_fast
 from factrace.tracing.patching import trace_prompt
 from transformers import (
     AutoModelForCausalLM,
@@ -158,7 +158,6 @@ def test_progress_and_argument_checks():
         trace_prompt_fast(model, ids, corrupt, target, noise, window=10, kinds=("resid",))
     with pytest.raises(ValueError, match="dtype"):
         trace_prompt_fast(model, ids, corrupt, target, noise, window=10, dtype=torch.bfloat16)
-    assert compute_dtype_for("cpu") == torch.float32
     # a layer outside the model, or twice, stops both paths (not an IndexError deep inside, or a silent row)
     L = model.config.num_hidden_layers
     for trace in (trace_prompt_fast, trace_prompt):

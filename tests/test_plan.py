@@ -52,7 +52,11 @@ def test_memory_and_gpus_follow_the_model_size_dtype_and_device():
     assert mem_mb(llama) >= 1.25 * weight_bytes(llama) / 1e6 and mem_mb(llama, attempt=2) == 2 * mem_mb(llama)
     assert gpus(llama) == 1
     cpu = {**llama, "device": "cpu"}
-    assert gpus(cpu) == 0 and weight_bytes(cpu) == 2 * weight_bytes(llama)  # float32 on the CPU
+    assert gpus(cpu) == 0 and weight_bytes(cpu) == weight_bytes(llama)  # bf16 runs in bf16 on the CPU too
+    fp16_cpu = {**cpu, "dtype": "float16"}
+    assert weight_bytes(fp16_cpu) == 2 * weight_bytes({**llama, "dtype": "float16"})  # fp16: float32 on the CPU
+    with pytest.raises(ValueError, match="float64"):
+        weight_bytes({**llama, "dtype": "float64"})
     small = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())["models"]["smollm2"]
     assert mem_mb(small) <= 4000
 

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "factrace.analysis.commands",  # aie, compare, qc, figure ..., summarize
     "factrace.reporting.commands",  # report-tables, report-images
     "factrace.checks.tables",  # merge, provenance
+    "factrace.checks.precision",  # dtype-compare
     "factrace.planning.commands",  # estimate, bench tracing
     "factrace.planning.plan",  # plan
     "factrace.planning.bench_plan",  # bench-plan

@@ -7,8 +7,6 @@ rule convert_model:
         "../../envs/factrace.yaml"
     output:
         directory(f"{R}/models/converted/{{model}}"),
-    params:
-        dtype=lambda wc: model_cfg(wc.model)["dtype"],
     priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
     # speech LM's build, instead of finishing alone (README: Measured)
     log:
@@ -18,4 +16,6 @@ rule convert_model:
     wildcard_constraints:
         model=converted_models("smollm2-gguf"),
     shell:
-        "factrace convert-model --dtype {params.dtype:q} --out {output:q} 2> {log:q}"
+        # the dequantised weights in float32: models.<name>.dtype applies when a job loads them, so a change of
+        # dtype reruns the jobs that use the model, not the conversion, and float32 and bf16 runs share weights
+        "factrace convert-model --dtype float32 --out {output:q} 2> {log:q}"

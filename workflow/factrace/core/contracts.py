@@ -190,6 +190,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
                   "(models.<name>.window, else tracing.window capped at tracing.window_max_fraction of its layers; "
                   "factrace/tracing/method.py), the one this table was traced with",
         "seed": "the seed of the noise",
+        "dtype": "the dtype the model's blocks ran in (models.<name>.dtype as run on the device: float32 or "
+                 "bfloat16 on the CPU); the noise, the final norm, the LM head and P(target) are float32 in any",
         "subject_start": "first corrupted position",
         "subject_end": "end of the corrupted positions (exclusive: [subject_start, subject_end))",
         "n_tokens": "number of input positions of the prompt",

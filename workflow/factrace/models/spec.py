@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from factrace.models.dtypes import runtime_dtype
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -64,13 +66,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """Half precision only on GPU; on the CPU everything runs in float32."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
-    if device.type == "cpu" and dtype != "float32":
-        log.warning("dtype %s requested on CPU; using float32", dtype)
-        return torch.float32
-    return DTYPES[dtype]
+    """:func:`runtime_dtype` as a torch dtype (a warning when float16 falls back to float32 on the CPU)."""
+    name = runtime_dtype(dtype, device.type)
+    if name != dtype:
+        log.warning("dtype %s requested on %s; using %s", dtype, device.type, name)
+    return DTYPES[name]
 
 
 def weights_fingerprint(path: str | Path, edge: int = 4 << 20) -> str:

@@ -11,8 +11,12 @@ The reference costs a full forward per cell whatever the cell's layer and positi
 (the table says so); the engine runs all layers (or ``--engine-layers``) and its time is measured. The
 engine and reference results are compared on the layers both ran (``max_abs_diff``).
 
-``floor_s`` is the FLOPs of the minimal recomputation (``cost.estimate_cost(method="engine")``) divided by the
-FLOP/s of a large float32 matmul measured here. The last line printed is one JSON object.
+The engine runs once per ``--dtypes`` entry (float32 and bfloat16 by default: the model loaded in that dtype,
+the score read in float32 either way); the reference runs in float32. ``floor_s`` is the FLOPs of the minimal
+recomputation (``cost.estimate_cost(method="engine")``) divided by the FLOP/s of a large matmul in the same dtype
+measured here. A bf16 trace is compared with the float32 one cell by cell (``tracing.precision.compare``: the
+largest AIE and p_clean differences, and whether each kind's peak is the same cell). The last line printed is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -43,11 +47,11 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def matmul_flops(n: int = 2048, repeats: int = 8) -> float:
-    """Float32 matmul throughput of this machine (FLOP/s, best of ``repeats``)."""
+def matmul_flops(dtype: str, n: int = 2048, repeats: int = 8) -> float:
+    """Matmul throughput of this machine in ``dtype`` (FLOP/s, best of ``repeats``)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -97,7 +101,7 @@ def _worker(args: argparse.Namespace) -> None:
     from factrace.tracing.engine import trace_prompt_fast
     from factrace.tracing.patching import trace_prompt
 
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).eval()
     try:
         from transformers import AutoTokenizer
 
@@ -106,7 +110,7 @@ def _worker(args: argparse.Namespace) -> None:
         tok = None
     fn = trace_prompt_fast if args.worker == "engine" else trace_prompt
     kinds = tuple(args.kinds.split(","))
-    out = {"method": args.worker}
+    out = {"method": args.worker, "dtype": args.dtype}
     arrays = {}
     # warm-up (first-call allocations and kernel selection), the same for both methods, not timed
     ids, corrupt, target, noise = _prompt(model, tok, "text", 2, args.seed)
@@ -134,9 +138,10 @@ def _spaced(n_layers: int, count: int) -> list[int]:
         n_layers // 2]
 
 
-def _run_worker(method: str, ns: argparse.Namespace, tmp: str) -> tuple[dict, dict]:
-    out = os.path.join(tmp, method)
+def _run_worker(method: str, ns: argparse.Namespace, tmp: str, dtype: str) -> tuple[dict, dict]:
+    out = os.path.join(tmp, f"{method}-{dtype}")
     cmd = [sys.executable, "-m", "factrace.planning.bench_tracing", ns.model, "--worker", method, "--out", out,
+           "--dtype", dtype,
            "--samples", str(ns.samples), "--window", str(ns.window), "--kinds", ns.kinds,
            "--prompts", ns.prompts, "--threads", str(ns.threads), "--seed", str(ns.seed),
            "--max-rows", str(ns.max_rows),
@@ -162,7 +167,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-rows", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtypes", default="float32,bfloat16",
+                   help="the engine's dtypes (the reference runs in float32; a bf16 trace is compared with float32)")
     p.add_argument("--worker", choices=["engine", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--dtype", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     p.add_argument("--engine-layer-list", default="null", help=argparse.SUPPRESS)
     p.add_argument("--reference-layer-list", default="null", help=argparse.SUPPRESS)
@@ -176,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import AutoConfig
 
     from factrace.planning.cost import estimate_cost, model_dims
+    from factrace.tracing.precision import BF16_AIE_TOLERANCE, compare
 
     _threads(ns.threads)
     cfg = AutoConfig.from_pretrained(ns.model)
@@ -185,20 +194,24 @@ def main(argv: list[str] | None = None) -> dict:
     eng_layers = list(range(L)) if ns.engine_layers <= 0 else sorted(set(_spaced(L, ns.engine_layers))
                                                                       | set(ref_layers))
     ns.engine_layer_list, ns.reference_layer_list = json.dumps(eng_layers), json.dumps(ref_layers)
-    flops_per_s = matmul_flops()
+    dtypes = [d for d in ns.dtypes.split(",") if d]
+    if "float32" not in dtypes:
+        raise SystemExit("--dtypes must include float32 (the reference and the bf16 comparison need it)")
+    flops_per_s = {d: matmul_flops(d) for d in dtypes}
     kinds = tuple(ns.kinds.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        eng, eng_arr = _run_worker("engine", ns, tmp)
-        ref, ref_arr = _run_worker("reference", ns, tmp)
+        eng = {d: _run_worker("engine", ns, tmp, d) for d in dtypes}
+        ref, ref_arr = _run_worker("reference", ns, tmp, "float32")
 
-    rows, summary = [], {}
+    rows, summary, precision = [], {}, {}
     max_diff = 0.0
+    eng32, eng32_arr = eng["float32"]
+    idx = [eng_layers.index(x) for x in ref_layers]
     for name in ns.prompts.split(","):
-        e, r = eng[name], ref[name]
+        e, r = eng32[name], ref[name]
         n, (start, end) = e["n_tokens"], e["corrupt"]
-        idx = [eng_layers.index(x) for x in ref_layers]
         for k in kinds:
-            max_diff = max(max_diff, float(np.abs(eng_arr[f"{name}/{k}"][idx] - ref_arr[f"{name}/{k}"]).max()))
+            max_diff = max(max_diff, float(np.abs(eng32_arr[f"{name}/{k}"][idx] - ref_arr[f"{name}/{k}"]).max()))
         max_diff = max(max_diff, abs(e["p_clean"] - r["p_clean"]), abs(e["p_corrupted"] - r["p_corrupted"]))
         common = dict(n_tokens=n, corrupt_start=start, corrupt_end=end, samples=ns.samples, kinds=kinds,
                       window=ns.window, **dims)
@@ -207,46 +220,75 @@ def main(argv: list[str] | None = None) -> dict:
         cost_r_same = estimate_cost(method="reference", layers=eng_layers, **common)
         # the reference's time per cell is the same for every cell: extrapolate to the engine's cells
         ref_s = r["seconds"] * cost_r_same["cells"] / cost_r_meas["cells"]
-        floor_s = floor_seconds(dims, n, start, end, ns.samples, kinds, ns.window, eng_layers, flops_per_s)
-        summary[name] = {"engine_s": e["seconds"], "reference_s": ref_s, "reference_measured_s": r["seconds"],
-                             "floor_s": floor_s, "speedup": ref_s / e["seconds"],
-                             "flop_ratio": cost_r_same["flops"] / cost_e["flops"],
-                             "engine_gflops": cost_e["flops"] / e["seconds"] / 1e9,
-                             "reference_gflops": cost_r_meas["flops"] / r["seconds"] / 1e9}
-        rows.append((name, n, f"{start}..{end}", len(eng_layers), len(ref_layers), e["seconds"], r["seconds"],
-                     ref_s, floor_s, ref_s / e["seconds"], e["seconds"] / floor_s))
+        for d in dtypes:
+            ed = eng[d][0][name]
+            floor_s = floor_seconds(dims, n, start, end, ns.samples, kinds, ns.window, eng_layers, flops_per_s[d])
+            summary[d, name] = {"engine_s": ed["seconds"], "floor_s": floor_s, "speedup": ref_s / ed["seconds"],
+                                "engine_gflops": cost_e["flops"] / ed["seconds"] / 1e9}
+            rows.append((name, d, n, f"{start}..{end}", len(eng_layers), len(ref_layers), ed["seconds"],
+                         r["seconds"], ref_s, floor_s, ref_s / ed["seconds"], ed["seconds"] / floor_s))
+            if d != "float32":
+                precision[d, name] = compare(_result(eng32[name], eng32_arr, name, kinds, eng_layers),
+                                             _result(ed, eng[d][1], name, kinds, eng_layers))
+        summary["float32", name].update(reference_s=ref_s, reference_measured_s=r["seconds"],
+                                        flop_ratio=cost_r_same["flops"] / cost_e["flops"],
+                                        reference_gflops=cost_r_meas["flops"] / r["seconds"] / 1e9)
 
     print(f"model {ns.model}: {L} layers, hidden {dims['hidden']}; samples {ns.samples}, kinds {','.join(kinds)}, "
-          f"window {ns.window}; {ns.threads} threads; matmul {flops_per_s / 1e9:.1f} GFLOP/s")
-    print(f"reference run on centre layers {ref_layers} only; its time is extrapolated per cell "
+          f"window {ns.window}; {ns.threads} threads; matmul GFLOP/s "
+          + ", ".join(f"{d} {f / 1e9:.1f}" for d, f in flops_per_s.items()))
+    print(f"reference (float32) run on centre layers {ref_layers} only; its time is extrapolated per cell "
           f"(every cell is one full forward) to the engine's {len(eng_layers)} layers")
-    hdr = ("prompt", "tokens", "corrupt", "eng_L", "ref_L", "engine_s", "ref_meas_s", "ref_extrap_s", "floor_s",
-           "speedup", "eng/floor")
-    print("{:<7} {:>6} {:>7} {:>5} {:>5} {:>9} {:>10} {:>12} {:>8} {:>8} {:>9}".format(*hdr))
+    hdr = ("prompt", "dtype", "tokens", "corrupt", "eng_L", "ref_L", "engine_s", "ref_meas_s", "ref_extrap_s",
+           "floor_s", "speedup", "eng/floor")
+    print("{:<7} {:<9} {:>6} {:>7} {:>5} {:>5} {:>9} {:>10} {:>12} {:>8} {:>8} {:>9}".format(*hdr))
     for row in rows:
-        print("{:<7} {:>6} {:>7} {:>5} {:>5} {:>9.2f} {:>10.2f} {:>12.1f} {:>8.2f} {:>8.1f} {:>9.2f}".format(*row))
-    for name, s in summary.items():
-        print(f"{name}: FLOP ratio reference/engine {s['flop_ratio']:.2f}; achieved GFLOP/s engine "
-              f"{s['engine_gflops']:.1f}, reference {s['reference_gflops']:.1f}")
-    print(f"peak RSS (MB, model included): engine {eng['peak_rss_mb']:.0f}, reference {ref['peak_rss_mb']:.0f}; "
-          f"max |engine - reference| = {max_diff:.2e}")
+        print("{:<7} {:<9} {:>6} {:>7} {:>5} {:>5} {:>9.2f} {:>10.2f} {:>12.1f} {:>8.2f} {:>8.1f} {:>9.2f}"
+              .format(*row))
+    for name in ns.prompts.split(","):
+        s32 = summary["float32", name]
+        print(f"{name}: FLOP ratio reference/engine {s32['flop_ratio']:.2f}; achieved GFLOP/s reference "
+              f"{s32['reference_gflops']:.1f}, engine " + ", ".join(
+                  f"{d} {summary[d, name]['engine_gflops']:.1f}" for d in dtypes))
+    for (d, name), diff in precision.items():
+        peaks = ", ".join(f"{k.kind} {'same' if k.same_peak else f'differs (gap {k.peak_gap:.4f})'}"
+                          for k in diff.kinds)
+        print(f"{name}: {d} vs float32: max |AIE diff| {diff.max_aie_diff:.4f} over one prompt's cells "
+              f"(figure tolerance, on means over facts: {BF16_AIE_TOLERANCE}), |p_clean diff| "
+              f"{diff.p_clean_diff:.4f}; peak cell: {peaks}")
+    print("peak RSS (MB, model included): " + ", ".join(f"engine {d} {eng[d][0]['peak_rss_mb']:.0f}" for d in dtypes)
+          + f", reference {ref['peak_rss_mb']:.0f}; max |engine - reference| (float32) = {max_diff:.2e}")
+    prompts = ns.prompts.split(",")
     result = {
-        "speedup_text": summary.get("text", {}).get("speedup"),
-        "speedup_speech": summary.get("speech", {}).get("speedup"),
+        "speedup_text": summary.get(("float32", "text"), {}).get("speedup"),
+        "speedup_speech": summary.get(("float32", "speech"), {}).get("speedup"),
         "max_abs_diff": max_diff,
-        "engine_s": {k: v["engine_s"] for k, v in summary.items()},
-        "reference_s": {k: v["reference_s"] for k, v in summary.items()},
-        "reference_measured_s": {k: v["reference_measured_s"] for k, v in summary.items()},
+        "engine_s": {d: {nm: summary[d, nm]["engine_s"] for nm in prompts} for d in dtypes},
+        "reference_s": {nm: summary["float32", nm]["reference_s"] for nm in prompts},
+        "reference_measured_s": {nm: summary["float32", nm]["reference_measured_s"] for nm in prompts},
         "reference_extrapolated": len(ref_layers) < len(eng_layers),
-        "floor_s": {k: v["floor_s"] for k, v in summary.items()},
-        "engine_over_floor": {k: v["engine_s"] / v["floor_s"] for k, v in summary.items()},
-        "peak_rss_mb": {"engine": eng["peak_rss_mb"], "reference": ref["peak_rss_mb"]},
-        "matmul_gflops": flops_per_s / 1e9,
+        "floor_s": {d: {nm: summary[d, nm]["floor_s"] for nm in prompts} for d in dtypes},
+        "engine_over_floor": {d: {nm: summary[d, nm]["engine_s"] / summary[d, nm]["floor_s"] for nm in prompts}
+                              for d in dtypes},
+        "dtype_speedup": {d: {nm: summary["float32", nm]["engine_s"] / summary[d, nm]["engine_s"]
+                              for nm in prompts} for d in dtypes if d != "float32"},
+        "vs_float32": {d: {nm: precision[d, nm].as_dict() for nm in prompts} for d in dtypes if d != "float32"},
+        "bf16_aie_tolerance": BF16_AIE_TOLERANCE,
+        "peak_rss_mb": {**{f"engine_{d}": eng[d][0]["peak_rss_mb"] for d in dtypes}, "reference": ref["peak_rss_mb"]},
+        "matmul_gflops": {d: f / 1e9 for d, f in flops_per_s.items()},
         "samples": ns.samples, "kinds": list(kinds), "window": ns.window, "engine_layers": eng_layers,
         "reference_layers": ref_layers, "threads": ns.threads,
     }
     print(json.dumps(result))
     return result
+
+
+def _result(info: dict, arrays: dict, name: str, kinds, layers):
+    """One prompt's trace as a worker left it (json + npz) in the form the comparison takes."""
+    from factrace.tracing.method import TraceResult
+
+    return TraceResult(info["p_clean"], info["p_corrupted"], {k: arrays[f"{name}/{k}"] for k in kinds},
+                       {k: list(layers) for k in kinds})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ estimates. Inputs are the model's config entry (``n_layers``, ``hidden``, ``inte
 ``device``) and the ``resources`` section of the config. Stated assumptions:
 
 * weights: a Llama-style block (4 attention and 3 MLP matrices) plus untied embeddings and LM head; bytes per
-  parameter from the dtype on a GPU, float32 on the CPU (``models.load.resolve_dtype``);
+  parameter from the dtype it runs in (``models.dtypes.runtime_dtype``: float16 runs in float32 on the CPU);
 * host memory: the weights pass through host memory once while loading: 1.25 x weights + 3 GB (Python, torch,
   CUDA runtime, tables), rounded up to 1000 MB;
 * loading: ``load_overhead_s`` (imports, CUDA context, tokenizer) + weights / ``load_gb_per_s``;
@@ -24,8 +24,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from factrace.models.dtypes import DTYPE_BYTES, runtime_dtype
+
 MODEL_RULES = ("filter", "noise_scale", "trace", "modality_gap")
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 GENERATION_BANDWIDTH_USE = 0.7
 
 
@@ -87,10 +88,7 @@ def on_gpu(m: dict[str, Any]) -> bool:
 
 
 def weight_bytes(m: dict[str, Any]) -> int:
-    dtype = m["dtype"]
-    if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPE_BYTES)}")
-    return n_params(m) * (DTYPE_BYTES[dtype] if on_gpu(m) else 4)
+    return n_params(m) * DTYPE_BYTES[runtime_dtype(m["dtype"], "cuda" if on_gpu(m) else "cpu")]
 
 
 def gpus(m: dict[str, Any]) -> int:

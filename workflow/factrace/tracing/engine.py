@@ -46,8 +46,11 @@ model's own attention module (its ``_attn_implementation``: eager or sdpa) with 
 cache object whose ``update`` prepends the cached prefix. Flash-attention implementations, which ignore an
 explicit mask, are rejected (load the model with ``attn_implementation="sdpa"`` or ``"eager"``).
 
-Dtype/device: the model is used as loaded (float32 on CPU; bf16/fp16 on GPU, see ``compute_dtype_for``);
-activations follow the model's dtype and device; the softmax over the vocabulary is in float32.
+Dtype/device: the model is used as loaded (``models.<name>.dtype``: float32 or bf16 on the CPU, bf16/fp16 on a
+GPU); the blocks' activations follow the model's dtype and device. What the score depends on most is float32
+whatever the model's dtype: the noise is added to the embeddings in float32 (``method.add_noise``), the final
+norm and the LM head run on float32 copies, and P(target) is a float32 softmax entry; the restored
+probabilities and the AIE are float32/float64 from there on.
 """
 
 from __future__ import annotations
@@ -72,14 +75,6 @@ from factrace.tracing.method import (
     target_probability,
     window_layers,
 )
-
-
-def compute_dtype_for(device: str | torch.device) -> torch.dtype:
-    """The dtype to load a model in for tracing: bf16 (fp16 without bf16 support) on GPU, float32 on CPU."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 class _PrefixCache:
@@ -140,7 +135,10 @@ class _Runner:
         self.device, self.dtype = p.device, p.dtype
         # the model's own head first: the families name it for transformers 5 (GPT-NeoX's was ``embed_out``)
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        self.lm_head = head if head is not None else self.layout.lm_head
+        # the score is read in float32 whatever the model's dtype: the final norm and the LM head of a bf16/fp16
+        # model run on float32 copies (the model itself is never cast)
+        self.final_norm = _in_float32(self.layout.final_norm)
+        self.lm_head = _in_float32(head if head is not None else self.layout.lm_head)
 
     def embed(self, ids: torch.Tensor, rows_noise: torch.Tensor, start: int) -> torch.Tensor:
         """Input of block 0 for ``ids`` (B, n); ``rows_noise`` (B, end-start, d) is added to the token
@@ -184,7 +182,16 @@ class _Runner:
 
     def probs(self, last: torch.Tensor, target_id: int) -> torch.Tensor:
         """P(target) for final-layer hidden states ``last`` (B, d) at the last position, float32."""
-        return target_probability(self.lm_head(self.layout.final_norm(last)), target_id)
+        return target_probability(self.lm_head(self.final_norm(last.float())), target_id)
+
+
+def _in_float32(module: nn.Module) -> nn.Module:
+    """``module`` itself when its parameters are float32, else a float32 copy of it."""
+    if all(p.dtype == torch.float32 for p in module.parameters()):
+        return module
+    import copy
+
+    return copy.deepcopy(module).float()
 
 
 @dataclass
@@ -259,7 +266,7 @@ def trace_prompt_fast(
     ``input_ids`` is (1, n_tokens) or (n_tokens,); ``noise`` is (samples, end-start, hidden). ``layers``
     restricts the centre layers traced. ``max_rows``/``max_bytes`` bound the batch (identical results for any
     bound). ``device``/``dtype``, when given, must be where and how the model is loaded (checked), since the
-    engine never moves or casts the caller's model; see ``compute_dtype_for`` to pick them.
+    engine never moves or casts the caller's model (the loaders do: ``models.<name>.dtype``).
     """
     run = _Runner(model)
     if device is not None and torch.device(device).type != run.device.type:
@@ -352,4 +359,4 @@ def _join_value(run: _Runner, R: _Runs, cell: _Cell, t: int) -> torch.Tensor:
     return run.tail(a, x, attn)[:, 0]
 
 
-__all__ = ["compute_dtype_for", "trace_prompt_fast"]
+__all__ = ["trace_prompt_fast"]

@@ -151,10 +151,14 @@ def noise_scale_for(std: float, multiplier: float) -> float:
 def add_noise(h: torch.Tensor, start: int, noise: torch.Tensor, rows: torch.Tensor | slice = slice(None)
               ) -> torch.Tensor:
     """A copy of the input embeddings ``h`` (batch, tokens, d) with ``noise[k]`` added to tokens
-    ``start..start+noise.shape[-2]`` of batch row ``rows[k]`` (every row by default)."""
+    ``start..start+noise.shape[-2]`` of batch row ``rows[k]`` (every row by default). The sum is formed in
+    float32 and rounded once to ``h``'s dtype (a bf16 model's noised embeddings are the float32 ones, rounded)."""
+    import torch
+
     end = start + noise.shape[-2]
     h = h.clone()
-    h[rows, start:end] += noise.to(device=h.device, dtype=h.dtype)
+    noised = h[rows, start:end].float() + noise.to(device=h.device, dtype=torch.float32)
+    h[rows, start:end] = noised.to(h.dtype)
     return h
 
 
@@ -168,10 +172,12 @@ def restore(out: torch.Tensor, rows: torch.Tensor, positions: torch.Tensor | int
 
 # -- the score ----------------------------------------------------------------------------------------------
 def target_probability(logits: torch.Tensor, target_id: int) -> torch.Tensor:
-    """P(target) from next-token logits (..., vocab): softmax in float32."""
+    """P(target) from next-token logits (..., vocab): the softmax's entry in float32, exp(logit - logsumexp)
+    (the full softmax is never formed)."""
     import torch
 
-    return torch.softmax(logits.float(), dim=-1)[..., target_id]
+    x = logits.float()
+    return torch.exp(x[..., target_id] - torch.logsumexp(x, dim=-1))
 
 
 def indirect_effect(p_restored, p_corrupted):

@@ -68,11 +68,12 @@ def trace_rows(
     prompt: str = "",
     target: str = "",
     fact_set: str = ALL,
+    dtype: str,
 ) -> pd.DataFrame:
     """The long `trace` rows of one fact and kind (one row per layer x position). ``prompt``: the fact's prompt
     text; ``target``: the traced target token, decoded (:func:`factrace.core.tokens.token_text`); ``fact_set``:
     the fact's set (:mod:`factrace.speechlm.fact_sets`: ``heard`` / ``text_only`` in an S->T trace of a speech LM
-    whose checkpoint records them, else ``all``)."""
+    whose checkpoint records them, else ``all``); ``dtype``: the dtype the model's blocks ran in."""
     layers = result.layers[kind]
     grid = result.restored[kind]
     n = inp.n_tokens
@@ -105,6 +106,7 @@ def trace_rows(
             "samples": np.int64(settings.samples),
             "window": np.int64(window),
             "seed": np.int64(settings.seed),
+            "dtype": dtype,
             "subject_start": np.int64(inp.corrupt[0]),
             "subject_end": np.int64(inp.corrupt[1]),
             "n_tokens": np.int64(n),
@@ -137,9 +139,10 @@ def trace_shard(
     parts = parts_dir(out)
     run = tracer(settings.engine)
     hidden = model_obj.get_input_embeddings().weight.shape[1]
+    dtype = str(next(model_obj.parameters()).dtype).removeprefix("torch.")
     lo, hi = settings.layers
     base = {**settings.as_dict(), "noise_scale": float(noise_scale), "model": model, "modality": modality,
-            "weights_sha256": provenance.weights_sha256}
+            "weights_sha256": provenance.weights_sha256, "dtype": dtype}
     keys = {inp.known_id: part_key({**base, "labels": list(labels.get(inp.known_id, ("", ""))),
                                     **_set_key(fact_sets.get(inp.known_id, ALL))}, inp, target)
             for inp, target in inputs}
@@ -180,7 +183,7 @@ def trace_shard(
         prompt, target_text = labels.get(inp.known_id, ("", ""))
         df = trace_rows(
             inp, result, settings.kind, model=model, modality=modality, noise_scale=noise_scale, settings=settings,
-            prompt=prompt, target=target_text, fact_set=fact_sets.get(inp.known_id, ALL),
+            prompt=prompt, target=target_text, fact_set=fact_sets.get(inp.known_id, ALL), dtype=dtype,
         )
         io.write_table(df, part, "trace", {**provenance.to_dict(), PART_KEY: key})
         frames.append(df)
@@ -268,7 +271,7 @@ def _empty_trace() -> pd.DataFrame:
     from factrace.core.contracts import empty
 
     df = empty("trace")
-    for col in ("token", "token_text", "prompt", "target", "fact_set"):
+    for col in ("token", "token_text", "prompt", "target", "fact_set", "dtype"):
         df[col] = pd.Series(dtype="object")
     return df
 
