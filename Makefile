@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml $(LOCK) requirements/lock.sh
 	requirements/lock.sh install $(VENV) $(INSTALLER)
 	touch $(STAMP)
 
-demo: $(STAMP)
-	start=$$(date +%s); PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) && \
-	  $(BIN)/factrace timings --results results --elapsed $$(( $$(date +%s) - start ))
+# The set-up (.venv) is timed with the workflow: README's demo time is both, from results/timings.json.
+demo:
+	t0=$$(date +%s); $(MAKE) --no-print-directory venv && t1=$$(date +%s) && \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) && \
+	  $(BIN)/factrace timings --results results --setup $$(( t1 - t0 )) --elapsed $$(( $$(date +%s) - t1 ))
 	@echo "results in results/ ; figures in results/figures/"
 
 # The Slurm tests (tests/test_slurm.py) run when a cluster answers and are skipped, with the reason, when none does.

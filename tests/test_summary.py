@@ -134,3 +134,33 @@ def test_sweep_and_seeds_tables_are_shown_when_run(tmp_path):
     assert sweep["rows"][0][0] == "default" and sweep["rows"][0][sweep["columns"].index("carry_over")] == "0.0357"
     assert sweep["rows"][0][sweep["columns"].index("trainable_layers")] == "-"
     assert tables["demo-seeds"]["note"].startswith("Not in this run")
+
+
+def test_demo_time_and_dtype_tables_and_own_target_tables_kept(tmp_path):
+    """The demo's timing table comes from `factrace timings`' file; `make dtype-check`'s table from its TSV; a table
+    of its own make target that a run lacks is kept from the previous summary, saying so, once."""
+    res = tmp_path / "results"
+    (res / "float32").mkdir(parents=True)
+    (res / "timings.json").write_text(json.dumps({"elapsed_s": 500.0, "setup_s": 20.0, "stages": [
+        {"stage": "trace", "jobs": 4, "job_seconds": 600.0, "longest_job_s": 300.0, "longest_rule": "trace",
+         "max_rss_mb": 1200.0}, {"stage": "report", "jobs": 2, "job_seconds": 200.0, "longest_job_s": 150.0,
+                                 "longest_rule": "report", "max_rss_mb": 100.0}]}))
+    pd.DataFrame([{"model": "smollm2", "modality": "t2t", "fact_set": "all", "kind": "mlp", "dtype": "bfloat16",
+                   "reference_dtype": "float32", "n_traced": 39, "n_reference": 40, "n_common": 38,
+                   "max_aie_diff": 0.00412, "peak": "last subject @ layer 3", "reference_peak": "last subject @ layer 3",
+                   "same_peak": True, "peak_gap": 0.0, "max_p_clean_diff": 0.0123, "within_tolerance": True,
+                   "reason": ""}]).to_csv(res / "float32" / "dtype_compare.tsv", sep="\t", index=False)
+    tables = collect(res, {"tables": {"demo-sweep": {"columns": ["name"], "rows": [["default"]], "sources": ["x"]}}}
+                     )["tables"]
+    t = tables["demo-timings"]
+    assert [r[:4] for r in t["rows"]] == [["trace", "4", "600", "75%"], ["report", "2", "200", "25%"],
+                                          ["all", "6", "800", ""]]
+    assert "took 500 s on the clock; with the set-up of `.venv` (20 s) `make demo` took 8 min 40 s." in t["note"]
+    d = tables["demo-dtype"]
+    assert d["rows"][0][:5] == ["smollm2 t2t", "mlp", "bfloat16 vs float32", "38 (39 / 40)", "0.00412"]
+    assert d["rows"][0][7] == "yes"
+    kept = tables["demo-sweep"]
+    assert kept["rows"] == [["default"]] and kept["note"].count("Kept from the previous summary") == 1
+    again = collect(res, {"tables": tables})["tables"]["demo-sweep"]
+    assert again == kept  # kept twice: one note, the same table
+    assert collect(res)["tables"]["demo-seeds"]["note"].startswith("Not in this run")  # nothing before: nothing kept

@@ -52,13 +52,15 @@ def test_an_empty_benchmark_file_names_itself(tmp_path: Path):
 
 def test_timings_command_prints_a_table_then_json(tmp_path: Path):
     _bench(tmp_path, "filter/smollm2/t2t/shard-0000.tsv", 4.0)
-    res = subprocess.run([sys.executable, "-m", "factrace", "timings", "--results", str(tmp_path), "--elapsed", "9"],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-m", "factrace", "timings", "--results", str(tmp_path), "--elapsed", "599",
+                          "--setup", "62"], capture_output=True, text=True, check=True)
     lines = res.stdout.strip().splitlines()
     assert lines[1].split() == ["stage", "jobs", "job", "s", "share", "longest", "job", "peak", "MB"]
-    assert json.loads(lines[-1]) == {"elapsed_s": 9.0, "stages": [{
+    assert "set-up (.venv) 62 s; in all 661 s = 11 min 1 s" in lines
+    assert json.loads(lines[-1]) == {"elapsed_s": 599.0, "setup_s": 62.0, "stages": [{
         "stage": "filter", "jobs": 1, "job_seconds": 4.0, "longest_job_s": 4.0, "longest_rule": "filter",
         "max_rss_mb": 100.0}]}
+    assert (tmp_path / "timings.json").read_text() == lines[-1] + "\n"  # what `make numbers` reads
     missing = subprocess.run([sys.executable, "-m", "factrace", "timings", "--results", str(tmp_path / "none")],
                              capture_output=True, text=True, check=False)
     assert missing.returncode != 0 and "no benchmark files" in missing.stderr

@@ -103,7 +103,8 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     from factrace.analysis.summary import collect, readme_update, render_all, write_summary
 
     if args.results:
-        summary = collect(Path(args.results))
+        before = Path(args.out) / "summary.json"
+        summary = collect(Path(args.results), json.loads(before.read_text()) if before.exists() else None)
         write_summary(summary, Path(args.out), Path(args.results))
     else:
         summary = json.loads((Path(args.out) / "summary.json").read_text())

@@ -1,11 +1,16 @@
 """Formatting of README's generated tables (:mod:`factrace.analysis.summary`): numbers, percentages, accuracy
-records, noise ratios and the table record itself."""
+records, noise ratios, the table record itself, and the table as a markdown block between README's markers."""
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 Table = dict[str, Any]
 
@@ -54,3 +59,46 @@ def ratio(r: Any) -> str:
     flag = ", target not reached" if r.get("reached") is False else ""  # the noise rule's flag (eval.json)
     return (f"{num(r['median_ratio'], 3)} (median p_corrupted {num(r['median_p_corrupted'], 3)}, p_clean "
             f"{num(r['median_p_clean'], 3)}; {num(r['multiplier'])} x std{flag}, {r['n']} facts)")
+
+
+# -- README's generated blocks ----------------------------------------------------------------------------
+MARK = re.compile(r"(<!-- factrace:summary (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /factrace:summary -->)", re.DOTALL)
+
+
+def render(table: Table) -> str:
+    """One table as markdown, its note and sources under it."""
+    lines = []
+    if table["columns"]:
+        lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+        lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table["rows"]]
+        lines.append("")
+    if table.get("note"):
+        lines.append(f"*{table['note']}*")
+    lines.append("Source: " + ", ".join(f"`{s}`" for s in table["sources"]) + " (`make numbers`).")
+    return "\n".join(lines) + "\n"
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The generated blocks of a README: name -> body."""
+    return {m.group("name"): m.group("body") for m in MARK.finditer(text)}
+
+
+def readme_update(readme: Path, blocks: dict[str, str]) -> bool:
+    """Rewrite every marked block of ``readme`` that ``blocks`` has; True when the file changed."""
+    text = readme.read_text()
+
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in blocks:
+            log.warning("%s: no generated table named %s; block left as it is", readme, name)
+            return m.group(0)
+        return m.group(1) + blocks[name] + m.group(4)
+
+    new = MARK.sub(sub, text)
+    missing = sorted(set(blocks) - set(readme_blocks(text)))
+    if missing:
+        log.info("%s has no block for %s", readme, missing)
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False

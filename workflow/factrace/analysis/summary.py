@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from factrace.analysis.markdown import Table
+from factrace.analysis.markdown import Table, readme_blocks, readme_update, render
 from factrace.analysis.markdown import acc as _acc
 from factrace.analysis.markdown import dig as _get
 from factrace.analysis.markdown import num as _g
@@ -38,7 +37,6 @@ from factrace.analysis.rows import ALL, FACT_SET_WORDS, ordered, row_name, with_
 
 log = logging.getLogger(__name__)
 
-MARK = re.compile(r"(<!-- factrace:summary (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /factrace:summary -->)", re.DOTALL)
 FIGURES = ("figure2.png", "figure2_signed.png")
 
 
@@ -303,9 +301,50 @@ def _seeds(res: Path) -> Table | None:
                   ["results/seeds/seeds.tsv"])
 
 
+def _timings(res: Path) -> Table | None:
+    """`make demo`'s time: set-up, workflow, and per stage (``factrace timings``' JSON line)."""
+    p = res / "timings.json"
+    if not p.exists():
+        return None
+    t = json.loads(p.read_text())
+    stages = t["stages"]
+    total = sum(s["job_seconds"] for s in stages) or 1.0
+    rows = [[s["stage"], str(s["jobs"]), f"{s['job_seconds']:.0f}", f"{s['job_seconds'] / total:.0%}",
+             f"{s['longest_rule']} {s['longest_job_s']:.0f} s", f"{s['max_rss_mb']:.0f}"] for s in stages]
+    rows.append(["all", str(sum(s["jobs"] for s in stages)), f"{total:.0f}", "", "", ""])
+    note = "Job seconds sum the jobs' wall times (jobs ran side by side, so they can exceed the clock)."
+    if t.get("elapsed_s") is not None:
+        setup = t.get("setup_s")
+        whole = (setup or 0.0) + t["elapsed_s"]
+        note += f" The workflow took {t['elapsed_s']:.0f} s on the clock"
+        note += (f"; with the set-up of `.venv` ({setup:.0f} s) `make demo` took {whole // 60:.0f} min "
+                 f"{whole % 60:.0f} s." if setup is not None else ".")
+    return _table(["stage", "jobs", "job s", "share", "longest job", "peak MB"], rows, ["results/timings.json"], note)
+
+
+def _dtype(res: Path) -> Table | None:
+    """`make dtype-check`'s table: the default's bf16 traces against float32, per Figure 2 row and kind."""
+    p = res / "float32" / "dtype_compare.tsv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p, sep="\t", keep_default_na=False)
+    rows = []
+    for r in df.itertuples(index=False):
+        name = f"{r.model} {row_name(r.modality, r.fact_set) if r.fact_set else r.modality}"
+        same = {True: "yes", False: "no", "True": "yes", "False": "no"}.get(r.same_peak, str(r.same_peak))
+        rows.append([name, r.kind, f"{r.dtype} vs {r.reference_dtype}", f"{r.n_common} ({r.n_traced} / {r.n_reference})",
+                     _g(r.max_aie_diff) if r.max_aie_diff != "" else "-", r.peak or "-", r.reference_peak or "-",
+                     same, _g(r.peak_gap) if r.peak_gap != "" else "-", _g(r.max_p_clean_diff) if
+                     r.max_p_clean_diff != "" else "-", r.reason or ""])
+    return _table(["row", "kind", "dtypes", "facts compared (traced / float32 run)", "max |mean AIE diff|",
+                   "peak (bf16 run)", "peak (float32 run)", "same cell", "float32 AIE lost at bf16's peak",
+                   "max |p_clean diff| of a fact", "note"], rows, ["results/float32/dtype_compare.tsv"])
+
+
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
               "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
-              "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": _seeds}
+              "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": _seeds, "demo-timings": _timings,
+              "demo-dtype": _dtype}
 
 
 #: where each table comes from, named in its place when the run has no such file
@@ -314,15 +353,28 @@ EXPECTED = {"demo-facts": "results/filter/*/*/shard-*.parquet", "demo-speech": "
             "demo-peaks": "results/compare/peaks.csv", "demo-ratios": "results/compare/category_ratios.csv",
             "demo-tests": "results/compare/tests.csv", "demo-figure2": "results/compare/figure2_cells.csv",
             "demo-gap": "results/gap/*.parquet", "demo-sweep": "results/sweep/speechlm_sweep.tsv",
-            "demo-seeds": "results/seeds/seeds.tsv"}
+            "demo-seeds": "results/seeds/seeds.tsv", "demo-timings": "results/timings.json",
+            "demo-dtype": "results/float32/dtype_compare.tsv"}
 
 
-def collect(results: Path) -> dict[str, Any]:
+#: tables of their own make targets (`make sweep`, `make seeds`, `make dtype-check`), not of `make demo`: when a
+#: run lacks their source, the previous summary's table is kept, and says so
+OWN_TARGET = ("demo-sweep", "demo-seeds", "demo-dtype")
+KEPT = "Kept from the previous summary: its command was not re-run on these results."
+
+
+def collect(results: Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The summary of a finished run: {"tables": {name: table}}, one per collector; a table whose source the
-    run lacks has no columns and says so when rendered."""
+    run lacks has no columns and says so when rendered, except an :data:`OWN_TARGET` table that ``previous`` (the
+    summary before) has: it is kept, with :data:`KEPT` in its note."""
     tables = {}
+    before = (previous or {}).get("tables", {})
     for name, fn in COLLECTORS.items():
         t = fn(Path(results))
+        if t is None and name in OWN_TARGET and before.get(name, {}).get("columns"):
+            t = dict(before[name])
+            if KEPT not in (t.get("note") or ""):
+                t["note"] = " ".join(x for x in (t.get("note"), KEPT) if x)
         if t is None:
             log.warning("summary: no source for %s in %s", name, results)
             t = _table([], [], [EXPECTED[name]], "Not in this run: no such result file.")
@@ -346,44 +398,8 @@ def write_summary(summary: dict[str, Any], out: Path, results: Path | None = Non
     return path
 
 
-def render(table: Table) -> str:
-    """One table as markdown, its note and sources under it."""
-    lines = []
-    if table["columns"]:
-        lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
-        lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in table["rows"]]
-        lines.append("")
-    if table.get("note"):
-        lines.append(f"*{table['note']}*")
-    lines.append("Source: " + ", ".join(f"`{s}`" for s in table["sources"]) + " (`make numbers`).")
-    return "\n".join(lines) + "\n"
-
-
 def render_all(summary: dict[str, Any]) -> dict[str, str]:
     return {name: render(t) for name, t in summary["tables"].items()}
 
 
-def readme_blocks(text: str) -> dict[str, str]:
-    """The generated blocks of a README: name -> body."""
-    return {m.group("name"): m.group("body") for m in MARK.finditer(text)}
-
-
-def readme_update(readme: Path, blocks: dict[str, str]) -> bool:
-    """Rewrite every marked block of ``readme`` that ``blocks`` has; True when the file changed."""
-    text = readme.read_text()
-
-    def sub(m: re.Match) -> str:
-        name = m.group("name")
-        if name not in blocks:
-            log.warning("%s: no generated table named %s; block left as it is", readme, name)
-            return m.group(0)
-        return m.group(1) + blocks[name] + m.group(4)
-
-    new = MARK.sub(sub, text)
-    missing = sorted(set(blocks) - set(readme_blocks(text)))
-    if missing:
-        log.info("%s has no block for %s", readme, missing)
-    if new != text:
-        readme.write_text(new)
-        return True
-    return False
+__all__ = ["collect", "readme_blocks", "readme_update", "render", "render_all", "write_summary"]

@@ -3,8 +3,10 @@
 Every rule writes ``{results}/benchmarks/<rule>/….tsv`` (Snakemake's ``benchmark:``: wall seconds ``s`` and peak
 memory ``max_rss`` of the job). A rule's stage is the rule file that defines it (``workflow/rules/<stage>.smk``).
 The table sums the job wall times per stage (jobs that ran side by side both count, so the sum can exceed the
-run's elapsed time), the longest job and the largest peak memory; then one JSON line. ``make demo`` prints it at
-the end, so that a user sees the cost of each stage and a regression shows.
+run's elapsed time), the longest job and the largest peak memory; then one JSON line, also written to
+``{results}/timings.json`` (README's timing table is made from it by ``make numbers``). ``make demo`` prints it at
+the end with the seconds it took to create (or check) ``.venv`` and to run the workflow, so that a user sees the
+cost of each stage and a regression shows.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def stage_times(benchmarks: Path, stages: dict[str, str]) -> list[StageTime]:
             for s, a in sorted(acc.items(), key=lambda kv: order(kv[0]))]
 
 
-def format_table(rows: list[StageTime], elapsed_s: float | None = None) -> str:
+def format_table(rows: list[StageTime], elapsed_s: float | None = None, setup_s: float | None = None) -> str:
     total = sum(r.job_seconds for r in rows)
     lines = [f"{'stage':<10} {'jobs':>5} {'job s':>8} {'share':>6} {'longest job':>24} {'peak MB':>8}"]
     for r in rows:
@@ -89,6 +91,9 @@ def format_table(rows: list[StageTime], elapsed_s: float | None = None) -> str:
     lines.append(f"{'all':<10} {sum(r.jobs for r in rows):>5} {total:>8.0f}")
     if elapsed_s is not None:
         lines.append(f"elapsed {elapsed_s:.0f} s on the clock (jobs ran side by side: job seconds can exceed it)")
+    if setup_s is not None:
+        total = setup_s + (elapsed_s or 0.0)
+        lines.append(f"set-up (.venv) {setup_s:.0f} s; in all {total:.0f} s = {total // 60:.0f} min {total % 60:.0f} s")
     return "\n".join(lines)
 
 
@@ -98,12 +103,15 @@ def cmd_timings(args: argparse.Namespace) -> None:
         raise SystemExit(f"factrace timings: {benchmarks}: no benchmark files (run the workflow first)")
     rows = stage_times(benchmarks, rule_stages())
     print(f"where the time went ({benchmarks}: Snakemake's benchmark files, wall seconds per job)")
-    print(format_table(rows, args.elapsed))
-    print(json.dumps({"elapsed_s": args.elapsed, "stages": [asdict(r) for r in rows]}))
+    print(format_table(rows, args.elapsed, args.setup))
+    line = json.dumps({"elapsed_s": args.elapsed, "setup_s": args.setup, "stages": [asdict(r) for r in rows]})
+    (Path(args.results) / "timings.json").write_text(line + "\n")
+    print(line)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("timings", help="wall time per stage of a run, from Snakemake's benchmark files")
     s.add_argument("--results", required=True, help="the results directory (config `results`)")
     s.add_argument("--elapsed", type=float, default=None, help="the run's elapsed seconds, shown beside the sum")
+    s.add_argument("--setup", type=float, default=None, help="seconds spent creating or checking .venv first")
     s.set_defaults(func=cmd_timings)
