@@ -13,16 +13,8 @@ from factrace.models.spec import resolve_dtype
 from factrace.tracing.engine import trace_prompt_fast
 from factrace.tracing.method import TraceResult, add_noise
 from factrace.tracing.precision import BF16_AIE_TOLERANCE, compare, mean_result, peak_cell
-from test_engine import tiny
+from test_engine import _one_thread, tiny  # noqa: F401 - the module's one-thread fixture (autouse)
 from transformers import AutoModelForCausalLM
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _bf16(model: torch.nn.Module) -> torch.nn.Module:

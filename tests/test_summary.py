@@ -147,9 +147,11 @@ def test_demo_time_and_dtype_tables_and_own_target_tables_kept(tmp_path):
                                  "longest_rule": "report", "max_rss_mb": 100.0}]}))
     pd.DataFrame([{"model": "smollm2", "modality": "t2t", "fact_set": "all", "kind": "mlp", "dtype": "bfloat16",
                    "reference_dtype": "float32", "n_traced": 39, "n_reference": 40, "n_common": 38,
-                   "max_aie_diff": 0.00412, "peak": "last subject @ layer 3", "reference_peak": "last subject @ layer 3",
+                   "max_aie_diff": 0.0041234567, "peak": "last subject @ layer 3", "reference_peak": "last subject @ layer 3",
                    "same_peak": True, "peak_gap": 0.0, "max_p_clean_diff": 0.0123, "within_tolerance": True,
-                   "reason": ""}]).to_csv(res / "float32" / "dtype_compare.tsv", sep="\t", index=False)
+                   "reason": ""}, {"model": "slm", "modality": "t2t", "dtype": "float32", "n_traced": 58,
+                                  "n_reference": 0, "reason": "not traced in the reference run"}]
+                 ).to_csv(res / "float32" / "dtype_compare.tsv", sep="\t", index=False)
     tables = collect(res, {"tables": {"demo-sweep": {"columns": ["name"], "rows": [["default"]], "sources": ["x"]}}}
                      )["tables"]
     t = tables["demo-timings"]
@@ -159,6 +161,8 @@ def test_demo_time_and_dtype_tables_and_own_target_tables_kept(tmp_path):
     d = tables["demo-dtype"]
     assert d["rows"][0][:5] == ["smollm2 t2t", "mlp", "bfloat16 vs float32", "38 (39 / 40)", "0.00412"]
     assert d["rows"][0][7] == "yes"
+    assert d["rows"][1][:4] == ["slm t2t", "-", "float32 vs -", "- (58 / 0)"]  # integers, not 58.0, beside NaN
+    assert d["rows"][1][-1] == "not traced in the reference run"
     kept = tables["demo-sweep"]
     assert kept["rows"] == [["default"]] and kept["note"].count("Kept from the previous summary") == 1
     again = collect(res, {"tables": tables})["tables"]["demo-sweep"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from factrace.analysis.markdown import dig
+from factrace.analysis.markdown import Table, dig, num, table
 from factrace.analysis.rows import row_name, with_fact_set
 
 log = logging.getLogger(__name__)
@@ -98,3 +98,20 @@ def main(args: Any) -> int:
                       "peak_cells_same_in_every_seed": int((agree["spread"] == "same").sum()),
                       "peak_cells": len(agree), "table": str(args.out)}))
     return 0
+
+
+def readme_table(res: Path) -> Table | None:
+    """`make seeds`'s table: the miniature's peaks and build measures per seed, with their spread."""
+    p = res / "seeds" / "seeds.tsv"
+    if not p.exists():
+        return None
+    df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)  # a column mixes numbers and cells
+
+    def cell(v: str) -> str:
+        try:
+            return num(float(v))
+        except ValueError:
+            return v or "-"
+
+    return table(list(df.columns), [[cell(v) for v in r] for r in df.itertuples(index=False)],
+                 ["results/seeds/seeds.tsv"])

@@ -34,6 +34,7 @@ from factrace.analysis.markdown import pct as _pct
 from factrace.analysis.markdown import ratio as _ratio
 from factrace.analysis.markdown import table as _table
 from factrace.analysis.rows import ALL, FACT_SET_WORDS, ordered, row_name, with_fact_set
+from factrace.analysis.seeds import readme_table as seeds_readme_table
 
 log = logging.getLogger(__name__)
 
@@ -284,23 +285,6 @@ def _sweep(res: Path) -> Table | None:
                   ["results/sweep/speechlm_sweep.tsv"])
 
 
-def _seeds(res: Path) -> Table | None:
-    """`make seeds`'s table: the miniature's peaks and build measures per seed, with their spread."""
-    p = res / "seeds" / "seeds.tsv"
-    if not p.exists():
-        return None
-    df = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)  # a column mixes numbers and cells
-
-    def cell(v: str) -> str:
-        try:
-            return _g(float(v))
-        except ValueError:
-            return v or "-"
-
-    return _table(list(df.columns), [[cell(v) for v in r] for r in df.itertuples(index=False)],
-                  ["results/seeds/seeds.tsv"])
-
-
 def _timings(res: Path) -> Table | None:
     """`make demo`'s time: set-up, workflow, and per stage (``factrace timings``' JSON line)."""
     p = res / "timings.json"
@@ -313,12 +297,12 @@ def _timings(res: Path) -> Table | None:
              f"{s['longest_rule']} {s['longest_job_s']:.0f} s", f"{s['max_rss_mb']:.0f}"] for s in stages]
     rows.append(["all", str(sum(s["jobs"] for s in stages)), f"{total:.0f}", "", "", ""])
     note = "Job seconds sum the jobs' wall times (jobs ran side by side, so they can exceed the clock)."
-    if t.get("elapsed_s") is not None:
-        setup = t.get("setup_s")
-        whole = (setup or 0.0) + t["elapsed_s"]
-        note += f" The workflow took {t['elapsed_s']:.0f} s on the clock"
-        note += (f"; with the set-up of `.venv` ({setup:.0f} s) `make demo` took {whole // 60:.0f} min "
-                 f"{whole % 60:.0f} s." if setup is not None else ".")
+    elapsed, setup = t.get("elapsed_s"), t.get("setup_s")
+    if elapsed is not None:
+        whole = (setup or 0.0) + elapsed
+        note += f" The workflow took {elapsed:.0f} s on the clock" + (".", (
+            f"; with the set-up of `.venv` ({setup:.0f} s) `make demo` took {whole // 60:.0f} min {whole % 60:.0f} s."
+        ))[setup is not None]
     return _table(["stage", "jobs", "job s", "share", "longest job", "peak MB"], rows, ["results/timings.json"], note)
 
 
@@ -327,23 +311,31 @@ def _dtype(res: Path) -> Table | None:
     p = res / "float32" / "dtype_compare.tsv"
     if not p.exists():
         return None
-    df = pd.read_csv(p, sep="\t", keep_default_na=False)
-    rows = []
-    for r in df.itertuples(index=False):
-        name = f"{r.model} {row_name(r.modality, r.fact_set) if r.fact_set else r.modality}"
-        same = {True: "yes", False: "no", "True": "yes", "False": "no"}.get(r.same_peak, str(r.same_peak))
-        rows.append([name, r.kind, f"{r.dtype} vs {r.reference_dtype}", f"{r.n_common} ({r.n_traced} / {r.n_reference})",
-                     _g(r.max_aie_diff) if r.max_aie_diff != "" else "-", r.peak or "-", r.reference_peak or "-",
-                     same, _g(r.peak_gap) if r.peak_gap != "" else "-", _g(r.max_p_clean_diff) if
-                     r.max_p_clean_diff != "" else "-", r.reason or ""])
-    return _table(["row", "kind", "dtypes", "facts compared (traced / float32 run)", "max |mean AIE diff|",
+    df = pd.read_csv(p, sep="\t", keep_default_na=False)  # "" where a row was not compared; counts beside it: "36.0"
+
+    def cell(v: Any, count: bool = False) -> str:
+        if v == "" or count:
+            return "-" if v == "" else str(int(float(v)))
+        if str(v) in ("True", "False"):
+            return "yes" if str(v) == "True" else "no"
+        try:
+            return _g(float(v))
+        except ValueError:  # a peak's cell
+            return str(v)
+
+    rows = [[f"{r.model} {row_name(r.modality, r.fact_set) if r.fact_set else r.modality}", r.kind or "-",
+             f"{r.dtype} vs {r.reference_dtype or '-'}",
+             f"{cell(r.n_common, True)} ({cell(r.n_traced, True)} / {cell(r.n_reference, True)})",
+             *(cell(v) for v in (r.max_aie_diff, r.peak, r.reference_peak, r.same_peak, r.peak_gap,
+                                 r.max_p_clean_diff)), r.reason] for r in df.itertuples(index=False)]
+    return _table(["row", "kind", "dtypes", "facts compared (traced / float32 run)", "largest mean-AIE difference",
                    "peak (bf16 run)", "peak (float32 run)", "same cell", "float32 AIE lost at bf16's peak",
-                   "max |p_clean diff| of a fact", "note"], rows, ["results/float32/dtype_compare.tsv"])
+                   "largest p_clean difference of a fact", "note"], rows, ["results/float32/dtype_compare.tsv"])
 
 
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
               "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
-              "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": _seeds, "demo-timings": _timings,
+              "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": seeds_readme_table, "demo-timings": _timings,
               "demo-dtype": _dtype}
 
 
