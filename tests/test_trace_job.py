@@ -119,3 +119,20 @@ def test_equal_to_separate_kind_jobs(traced, tmp_path):
     argv[argv.index("--kind-settings") + 1] = json.dumps([["hidden", {"samples": 2, "seed": 1}]])
     run_cli(argv)
     pd.testing.assert_frame_equal(io.read_table(alone, "trace"), io.read_table(hidden, "trace"), check_exact=True)
+
+
+def test_a_bf16_model_spec_traces_in_bf16_and_says_so(traced, tmp_path):
+    """Issue 22: `models.<name>.dtype: bfloat16` loads the model in bf16 on the CPU; the table records the dtype
+    (float32 beside it), and its restored probabilities are near float32's, not equal (bf16 did run)."""
+    from factrace.core import io
+
+    model_dir, inputs, outs32 = traced
+    spec = json.loads(__import__("test_resume").model_spec(model_dir))
+    argv = _argv(model_dir, inputs, [tmp_path / "hidden.parquet", tmp_path / "mlp.parquet"], window=3)
+    argv[argv.index("--model-spec") + 1] = json.dumps({**spec, "dtype": "bfloat16"})
+    run_cli(argv)
+    for out32, kind in zip(outs32, ("hidden", "mlp"), strict=True):
+        t32, t16 = io.read_table(out32, "trace"), io.read_table(tmp_path / f"{kind}.parquet", "trace")
+        assert set(t32["dtype"]) == {"float32"} and set(t16["dtype"]) == {"bfloat16"}
+        diff = (t16["p_restored"] - t32["p_restored"]).abs()
+        assert 0 < diff.max() < 0.05, kind
