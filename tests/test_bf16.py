@@ -124,3 +124,25 @@ def test_dtypes_on_the_cpu(caplog):
     assert runtime_dtype("float16", "cuda") == "float16"
     with pytest.raises(ValueError, match="not one of"):
         runtime_dtype("float8", "cpu")
+
+
+def test_an_engine_bound_to_a_bf16_model_copies_its_head_once_and_traces_as_trace_prompt_fast(monkeypatch):
+    import factrace.tracing.engine as engine_mod
+
+    f32 = tiny("llama")
+    model = _bf16(f32)
+    prompts = _prompts(f32, 3, 8, (2, 4))
+    engine = engine_mod.Engine(model)
+    assert engine.run.lm_head.weight.dtype == torch.float32
+    assert model.get_output_embeddings().weight.dtype == torch.bfloat16  # the model itself is never cast
+    copies = []
+    real = engine_mod._in_float32
+    monkeypatch.setattr(engine_mod, "_in_float32", lambda m: copies.append(m) or real(m))
+    bound = [engine.trace(ids, (2, 4), target, noise, 2) for ids, noise, target in prompts]
+    assert copies == []  # the job's facts reuse the float32 head and norm made when the engine was bound
+    for (ids, noise, target), got in zip(prompts, bound):
+        want = trace_prompt_fast(model, ids, (2, 4), target, noise, window=2)
+        assert got.p_clean == want.p_clean and got.p_corrupted == want.p_corrupted
+        for kind in want.restored:
+            assert np.array_equal(got.restored[kind], want.restored[kind])
+    assert len(copies) == 2 * len(prompts)  # trace_prompt_fast binds a fresh engine each call (final norm + head)

@@ -60,6 +60,15 @@ def eligible_cells(aie_df: pd.DataFrame, min_facts: int) -> pd.DataFrame:
     return df[df["n_facts"] >= min_facts].drop(columns="n_facts")
 
 
+def grid_maxima(aie_df: pd.DataFrame, min_facts: int) -> pd.DataFrame:
+    """The peak rule: per (model, modality, fact_set, kind), the row of ``aie_df`` with the largest AIE among
+    the eligible cells (:func:`eligible_cells`); ties go to the first cell in ROME category order, then layer."""
+    df = _order(eligible_cells(aie_df, min_facts))
+    if df.empty:
+        return df
+    return df.loc[df.groupby(KEY, sort=False)["aie"].idxmax().to_numpy()].reset_index(drop=True)
+
+
 def _order(df: pd.DataFrame) -> pd.DataFrame:
     order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
     return df.sort_values([*KEY, "category", "layer"],
@@ -75,15 +84,12 @@ def peak_effects(aie_df: pd.DataFrame, reference_modality: str = "t2t", min_fact
     if aie_df.empty:
         return _empty(PEAK_COLUMNS)
     aie_df = with_fact_set(aie_df)
-    df = _order(eligible_cells(aie_df, min_facts))
     below = category_n(aie_df)
     below = below[below["n_facts"] < min_facts]
-    if df.empty:
+    peaks = grid_maxima(aie_df, min_facts)
+    if peaks.empty:
         return _empty(PEAK_COLUMNS)
-    idx = df.groupby(KEY, sort=False)["aie"].idxmax()
-    peaks = df.loc[idx.to_numpy()].rename(
-        columns={"aie": "peak_aie", "layer": "peak_layer", "category": "peak_category"}
-    ).reset_index(drop=True)
+    peaks = peaks.rename(columns={"aie": "peak_aie", "layer": "peak_layer", "category": "peak_category"})
     peaks["min_facts"] = int(min_facts)
     order = {c: i for i, c in enumerate(AIE_CATEGORIES)}
     peaks["categories_below_min_facts"] = [

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from factrace.analysis import peaks
 from factrace.analysis.aie import prompt_category_effects
+from factrace.analysis.rows import ALL
 from factrace.core import io
 from factrace.tracing.precision import BF16_AIE_TOLERANCE
 
@@ -40,13 +42,11 @@ def _cells(effects: pd.DataFrame) -> pd.DataFrame:
 
 
 def _peak(cells: pd.DataFrame, min_facts: int) -> tuple[str, int] | None:
-    """The (category, layer) of the largest mean among the categories with >= min_facts facts."""
-    n = cells.groupby(level="category", observed=True)["count"].max()
-    ok = cells[cells.index.get_level_values("category").isin(n[n >= min_facts].index)]
-    if ok.empty:
-        return None
-    cat, layer = ok["mean"].idxmax()
-    return str(cat), int(layer)
+    """The (category, layer) of one row's peak by the figures' rule (:func:`peaks.grid_maxima`) on the mean
+    cells ``cells`` (index category, layer; columns mean, count)."""
+    grid = cells.reset_index().rename(columns={"mean": "aie", "count": "n"})
+    top = peaks.grid_maxima(grid.assign(model="", modality="", fact_set=ALL, kind=""), min_facts)
+    return None if top.empty else (str(top["category"].iloc[0]), int(top["layer"].iloc[0]))
 
 
 def _label(cell: tuple[str, int] | None) -> str:

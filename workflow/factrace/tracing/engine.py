@@ -266,13 +266,39 @@ def trace_prompt_fast(
     ``input_ids`` is (1, n_tokens) or (n_tokens,); ``noise`` is (samples, end-start, hidden). ``layers``
     restricts the centre layers traced. ``max_rows``/``max_bytes`` bound the batch (identical results for any
     bound). ``device``/``dtype``, when given, must be where and how the model is loaded (checked), since the
-    engine never moves or casts the caller's model (the loaders do: ``models.<name>.dtype``).
+    engine never moves or casts the caller's model (the loaders do: ``models.<name>.dtype``). A job that traces
+    many prompts uses :class:`Engine` instead (the model's float32 head is prepared once).
     """
-    run = _Runner(model)
-    if device is not None and torch.device(device).type != run.device.type:
-        raise ValueError(f"model is on {run.device}, not {device}; move it before tracing")
-    if dtype is not None and dtype != run.dtype:
-        raise ValueError(f"model is {run.dtype}, not {dtype}; load it in the dtype to trace in")
+    engine = Engine(model)
+    if device is not None and torch.device(device).type != engine.run.device.type:
+        raise ValueError(f"model is on {engine.run.device}, not {device}; move it before tracing")
+    if dtype is not None and dtype != engine.run.dtype:
+        raise ValueError(f"model is {engine.run.dtype}, not {dtype}; load it in the dtype to trace in")
+    return engine.trace(input_ids, corrupt, target_id, noise, window, kinds, layers, max_rows, progress,
+                        max_bytes=max_bytes)
+
+
+class Engine:
+    """The fast engine bound to one model: what depends only on the model (its layout, the float32 copies of
+    the final norm and the LM head of a bf16/fp16 model) is prepared once, then :meth:`trace` traces prompts."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.run = _Runner(model)
+
+    @torch.no_grad()
+    def trace(self, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int, noise: torch.Tensor,
+              window: int, kinds: Sequence[str] = KINDS, layers: Sequence[int] | None = None,
+              max_rows: int = 128, progress: Callable[[int, int], None] | None = None,
+              *, max_bytes: int | None = None) -> TraceResult:
+        """``trace_prompt_fast`` without its model argument (and without its device/dtype checks)."""
+        return _trace(self.run, self.model.config, input_ids, corrupt, target_id, noise, window, kinds, layers,
+                      max_rows, progress, max_bytes)
+
+
+def _trace(run: _Runner, config, input_ids: torch.Tensor, corrupt: tuple[int, int], target_id: int,
+           noise: torch.Tensor, window: int, kinds: Sequence[str], layers: Sequence[int] | None, max_rows: int,
+           progress: Callable[[int, int], None] | None, max_bytes: int | None) -> TraceResult:
     ids = input_ids.to(run.device)
     if ids.dim() == 1:
         ids = ids[None]
@@ -296,7 +322,7 @@ def trace_prompt_fast(
     first = start if end > start else n  # positions before the first corrupted token are no-ops
     pe_full = run.steps.position_embeddings(R.x[0])
     d = R.x[0].shape[-1]
-    dims = RowDims.of(model.config, d, kv=int(R.k[0].shape[1] * R.k[0].shape[3]), elem=R.x[0].element_size())
+    dims = RowDims.of(config, d, kv=int(R.k[0].shape[1] * R.k[0].shape[3]), elem=R.x[0].element_size())
     plan = batch_plan(cells, first, n, S, dims, max_rows, max_bytes)
     masks: dict[tuple[int, int], torch.Tensor] = {}
     sample_rows = torch.arange(S, device=run.device)
@@ -359,4 +385,4 @@ def _join_value(run: _Runner, R: _Runs, cell: _Cell, t: int) -> torch.Tensor:
     return run.tail(a, x, attn)[:, 0]
 
 
-__all__ = ["trace_prompt_fast"]
+__all__ = ["Engine", "trace_prompt_fast"]

@@ -9,6 +9,7 @@ directory is removed once the shard table is written.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -46,13 +47,15 @@ class TraceSettings:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def tracer(engine: str) -> Callable[..., TraceResult]:
+def tracer(engine: str, model) -> Callable[..., TraceResult]:
+    """``model``'s tracing function for ``tracing.engine``: called as ``patching.trace_prompt`` is, without its
+    model argument (the fast engine prepares what depends on the model once, for every fact of the job)."""
     if engine == "reference":
-        return trace_prompt
+        return functools.partial(trace_prompt, model)
     if engine == "fast":
-        from factrace.tracing.engine import trace_prompt_fast
+        from factrace.tracing.engine import Engine
 
-        return trace_prompt_fast
+        return Engine(model).trace
     raise ValueError(f"tracing.engine must be 'fast' or 'reference', got {engine!r}")
 
 
@@ -137,7 +140,7 @@ def trace_shard(
     fact_sets = fact_sets or {}
     out = Path(out)
     parts = parts_dir(out)
-    run = tracer(settings.engine)
+    run = tracer(settings.engine, model_obj)
     hidden = model_obj.get_input_embeddings().weight.shape[1]
     dtype = str(next(model_obj.parameters()).dtype).removeprefix("torch.")
     lo, hi = settings.layers
@@ -169,7 +172,6 @@ def trace_shard(
                 log.info("  known_id=%d: cell batch %d/%d", _kid, done, total)
 
         result = run(
-            model_obj,
             inp.input_ids,
             inp.corrupt,
             target,
