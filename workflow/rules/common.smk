@@ -53,15 +53,9 @@ SPEECH_ENABLED = SPEECH["enabled"]
 SPEECHLM = SPEECH["speechlm"]
 
 
-def _sweep_variants():
-    """The variant names of speech.speechlm.sweep (rule speechlm_sweep); a missing table gives none."""
-    import pandas as pd
+from factrace.models.offline_speechlm.sweep import variant_names  # noqa: E402
 
-    path = Path(SPEECHLM["sweep"])
-    return list(pd.read_csv(path, sep="\t", comment="#")["name"]) if path.is_file() else []
-
-
-SWEEP_VARIANTS = _sweep_variants()
+SWEEP_VARIANTS = variant_names(SPEECHLM["sweep"])  # the jobs of rule speechlm_sweep (no table: none)
 
 
 def sweep_base():

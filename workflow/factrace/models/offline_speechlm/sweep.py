@@ -50,16 +50,34 @@ class Variant:
     prefix_fraction: float | None = None
 
 
+def _read(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+
+
+def _data_lines(path: str | Path) -> list[int | str]:
+    """The file's line numbers of the table's rows (after the header; comment and blank lines skipped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    kept = [i for i, line in enumerate(lines, start=1) if line.split("#", 1)[0].strip()]
+    return kept[1:]
+
+
+def variant_names(path: str | Path) -> list[str]:
+    """The variants' names in the TSV's order (the workflow's jobs and the table's rows); no file: none."""
+    return list(_read(path)["name"]) if Path(path).is_file() else []
+
+
 def read_variants(path: str | Path, base: dict[str, Any]) -> list[Variant]:
     """Variants from a TSV with a header of :class:`Variant`'s field names; empty cells take ``base`` (the
     config's values of :data:`BASE`) or the field's default."""
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    df = _read(path)
     known = {f.name: f for f in fields(Variant)}
     unknown = sorted(set(df.columns) - set(known))
     if unknown or "name" not in df.columns:
         raise ValueError(f"{path}: columns must be among {sorted(known)} with 'name' (unknown: {unknown})")
     out = []
-    for i, row in enumerate(df.to_dict("records"), start=2):
+    lines = _data_lines(path)
+    lines += ["?"] * (len(df) - len(lines))  # a row pandas reads that the line count missed: no line number
+    for i, row in zip(lines, df.to_dict("records")):
         kw: dict[str, Any] = {k: base[k] for k in BASE}
         for k, v in row.items():
             if v == "":
@@ -136,7 +154,7 @@ def main_variant(args: Any) -> int:
 
 def main_table(args: Any) -> int:
     """The variants' rows as one table: printed, written, and a final JSON line (``factrace speechlm-sweep-table``)."""
-    order = list(pd.read_csv(args.variants, sep="\t", comment="#")["name"]) if args.variants else None
+    order = variant_names(args.variants) if args.variants else None
     df = table(args.rows, args.out, order)
     print(df[[c for c in SHOWN if c in df.columns]].to_string(index=False))
     best = df.loc[df["carry_over"].idxmax()]

@@ -1,0 +1,39 @@
+"""The sweep's variants table (resources/speechlm/sweep.tsv): one reader for the workflow's jobs and the builds."""
+
+from __future__ import annotations
+
+import pytest
+from factrace.models.offline_speechlm.sweep import BASE, read_variants, variant_names
+
+BASE_VALUES = {"layers": 6, "hidden": 128, "intermediate": 384, "backbone_steps": 600, "steps": 800,
+               "text_only_fraction": 0.5, "trainable_layers": None, "seed": 1}
+
+
+def _tsv(tmp_path, text: str):
+    p = tmp_path / "sweep.tsv"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_names_keep_the_table_order_and_skip_comments(tmp_path):
+    p = _tsv(tmp_path, "# a comment\nname\tlayers\nzeta\t4\n# another\nalpha\t\n")
+    assert variant_names(p) == ["zeta", "alpha"]
+    assert variant_names(tmp_path / "absent.tsv") == []
+
+
+def test_empty_cells_take_the_config_and_given_cells_are_typed(tmp_path):
+    p = _tsv(tmp_path, "name\tlayers\tsteps\talign_weight\tprefix_fraction\n"
+                       "default\t\t\t\t\nwide\t8\t1600\t3.0\t0.5\n")
+    default, wide = read_variants(p, BASE_VALUES)
+    assert {k: getattr(default, k) for k in BASE} == BASE_VALUES
+    assert default.align_weight == 0.0 and default.prefix_fraction is None
+    assert (wide.layers, wide.steps, wide.align_weight, wide.prefix_fraction) == (8, 1600, 3.0, 0.5)
+    assert wide.hidden == 128  # not in the table: the config's
+
+
+def test_a_bad_cell_names_the_file_the_line_and_the_column(tmp_path):
+    p = _tsv(tmp_path, "# variants\nname\tlayers\nok\t4\n\n# next\nbad\tfour\n")
+    with pytest.raises(ValueError, match=r"sweep\.tsv, line 6: layers='four' is not a int"):
+        read_variants(p, BASE_VALUES)
+    with pytest.raises(ValueError, match="unknown"):
+        read_variants(_tsv(tmp_path, "name\tdepth\nx\t4\n"), BASE_VALUES)
