@@ -156,6 +156,27 @@ def test_sequence_ids_switch_modality_at_words() -> None:
     assert ids == [m.bos, m.text, word["a"], word["b"], word["c"], word["d"], word["x"], m.eos] and first == 1
 
 
+def test_transcripts_speak_the_subject_then_its_words_never_the_answer() -> None:
+    facts = pd.DataFrame({"known_id": [0, 1, 2], "speech_set": ["heard", "text_only", "never_heard"]})
+    corpus = pd.DataFrame([_row(0, 4, (0, 2)), _row(1, 4, (1, 2))])
+    assert "transcript" not in set(training_sequences(facts, corpus)["kind"])  # off unless the mix asks for them
+    seqs = training_sequences(facts, corpus, transcripts=True)
+    tr = seqs[seqs["kind"] == "transcript"]
+    assert set(tr["known_id"]) == {0, 1} and not tr["answer"].any()
+    # every span [w0, w1) that overlaps the subject (text-only fact: word 1), the whole prompt included
+    assert sorted(zip(tr.loc[tr["known_id"] == 1, "w0"], tr.loc[tr["known_id"] == 1, "w1"])) == [
+        (0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)]
+    check_separation(facts, seqs)
+    tok = build_tokenizer(["a b c d", "x"], n_units=12)
+    m = markers_from_tokenizer(tok)
+    word = {c: tok.convert_tokens_to_ids(c) for c in "abcd"}
+    ans = tok(" x", add_special_tokens=False)["input_ids"]
+    ids, first = sequence_ids(pd.Series({"kind": "transcript", "w0": 1, "w1": 3, "answer": False}),
+                              ["a", "b", "c", "d"], ans, pd.Series(_row(1, 4, (1, 2))), tok, m)
+    assert ids == [m.bos, m.speech, *[m.units[u] for u in range(3, 9)], m.text, word["b"], word["c"], m.eos]
+    assert ids[first] == m.text and first == 8
+
+
 def test_subject_word_span() -> None:
     assert subject_word_span("The capital of Italy is", "Italy") == (3, 4)
     assert subject_word_span("The Eiffel Tower is located in", "Eiffel Tower") == (1, 3)

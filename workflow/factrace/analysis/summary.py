@@ -277,8 +277,9 @@ def _sweep(res: Path) -> Table | None:
     p = res / "sweep" / "speechlm_sweep.tsv"
     if not p.exists():
         return None
-    cols = ["name", "seed", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "speech_heard",
-            "carry_over", "carry_over_n", "chance_template_prior", "chance_random_units", "never_heard"]
+    cols = ["name", "seed", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction",
+            "transcript_fraction", "speech_heard", "carry_over", "carry_over_n", "chance_template_prior",
+            "chance_random_units", "never_heard"]
     df = pd.read_csv(p, sep="\t")
     cols = [c for c in cols if c in df]
     return _table(cols, [[v if isinstance(v, str) else _g(v) for v in r] for r in df[cols].itertuples(index=False)],

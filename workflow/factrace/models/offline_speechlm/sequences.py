@@ -17,7 +17,7 @@ def token_ids(tokenizer: Any, text: str) -> list[int]:
     return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
 
 
-def training_sequences(facts: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFrame:
+def training_sequences(facts: pd.DataFrame, corpus: pd.DataFrame, transcripts: bool = False) -> pd.DataFrame:
     """Every stage-2 training sequence, one row each (the sampler draws from this table; it is saved with the
     checkpoint so that what the model was trained on can be checked): kind, known_id, speech_set, corpus_row
     (row of ``corpus``, whose rows of role ``train`` are used; -1: text only), w0, w1 (words ``[w0, w1)`` of the prompt are spoken, the others are
@@ -30,6 +30,9 @@ def training_sequences(facts: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFram
     * ``prefix``: the same without the answer, ending with the prompt's last word, ``w1 < n``, and the spoken
       words overlap the subject: heard and text-only facts. A text-only fact's speech is only here, so its
       subject and attribute never occur in one sequence with speech (:func:`check_separation`).
+    * ``transcript`` (only with ``transcripts``): ``<s> [Speech] units of words w0..w1-1 [Text] those words </s>``,
+      speech followed by its own transcript (ASR in the LM's format), heard and text-only facts, every span that
+      overlaps the subject; no answer, so the separation holds.
     """
     sets = facts.set_index("known_id")["speech_set"]
     rows = [("text", int(k), str(sets.loc[k]), -1, 0, 0, True) for k in facts["known_id"]]
@@ -46,6 +49,9 @@ def training_sequences(facts: pd.DataFrame, corpus: pd.DataFrame) -> pd.DataFram
                      if (a, b) != (0, n)]
         rows += [("prefix", kid, sset, i, a, b, False) for a in range(n) for b in range(a + 1, n)
                  if a < sw1 and b > sw0]
+        if transcripts:
+            rows += [("transcript", kid, sset, i, a, b, False) for a in range(n) for b in range(a + 1, n + 1)
+                     if a < sw1 and b > sw0]
     return pd.DataFrame(rows, columns=["kind", "known_id", "speech_set", "corpus_row", "w0", "w1", "answer"])
 
 
@@ -79,6 +85,10 @@ def sequence_ids(row: Any, words: list[str], answer: list[int], corpus_row: Any,
         u0, u1 = round(u0 * f), max(round(u1 * f), round(u0 * f) + 1)
     span = (orig if units is None else units)[u0:u1]
     widx = [int(i) for i in corpus_row.word_idx]  # spoken word j is the prompt's whitespace word widx[j]
+    if row.kind == "transcript":
+        ids = bos + [markers.speech] + [markers.unit_id(u) for u in span] + [markers.text]
+        spoken = " ".join(words[widx[row.w0]: widx[row.w1 - 1] + 1])
+        return ids + token_ids(tokenizer, spoken) + [markers.eos], len(ids) - 1
     before = [markers.text] + token_ids(tokenizer, " ".join(words[: widx[row.w0]])) if row.w0 > 0 else []
     ids = bos + before + [markers.speech] + [markers.unit_id(u) for u in span] + [markers.text]
     first = len(ids) - 1

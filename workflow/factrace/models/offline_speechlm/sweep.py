@@ -23,7 +23,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 
-MIX = ("text_fraction", "s2t_fraction", "interleaved_fraction", "prefix_fraction")
+MIX = ("text_fraction", "s2t_fraction", "interleaved_fraction", "prefix_fraction", "transcript_fraction")
 
 
 #: The variant fields that the workflow's config sets (rule speechlm_sweep_variant passes them as ``--base``).
@@ -48,6 +48,7 @@ class Variant:
     s2t_fraction: float | None = None
     interleaved_fraction: float | None = None
     prefix_fraction: float | None = None
+    transcript_fraction: float | None = None
 
 
 def _read(path: str | Path) -> pd.DataFrame:
@@ -132,7 +133,7 @@ def table(rows: list[str | Path], out: str | Path, order: list[str] | None = Non
     return df
 
 
-SHOWN = ["name", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "seed", "text", "speech_heard", "carry_over",
+SHOWN = ["name", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "transcript_fraction", "seed", "text", "speech_heard", "carry_over",
          "carry_over_n", "chance_template_prior", "chance_random_units", "never_heard"]
 
 

@@ -65,6 +65,7 @@ class SpeechMix:
     s2t_fraction: float = 0.3  # ``s2t``: heard facts' whole spoken prompt, then the answer
     interleaved_fraction: float = 0.3  # ``interleaved``: heard facts, speech and text switching at words
     prefix_fraction: float = 0.2  # ``prefix``: heard and text-only facts, interleaved, ending before the answer
+    transcript_fraction: float = 0.0  # ``transcript``: heard and text-only facts' speech, then its transcript
     p_sub: float = 0.04  # unit-noise augmentation: substitute a unit
     p_del: float = 0.02  # ... delete a unit
     trainable_layers: int | None = None  # None: every weight; k: the new embeddings and the k lowest layers only
@@ -73,7 +74,7 @@ class SpeechMix:
 
     def shares(self) -> dict[str, float]:
         return {"text": self.text_fraction, "s2t": self.s2t_fraction, "interleaved": self.interleaved_fraction,
-                "prefix": self.prefix_fraction}
+                "prefix": self.prefix_fraction, "transcript": self.transcript_fraction}
 
 
 # ---------------------------------------------------------------------------------------------- tokenizer
@@ -253,7 +254,7 @@ def adapt_to_speech(backbone: Any, facts: pd.DataFrame, corpus: pd.DataFrame, to
     from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tokenizer)
-    seqs = training_sequences(facts, corpus) if sequences is None else sequences
+    seqs = training_sequences(facts, corpus, mix.transcript_fraction > 0) if sequences is None else sequences
     check_separation(facts, seqs)
     answers = {int(k): token_ids(tokenizer, " " + str(a)) for k, a in zip(facts["known_id"], facts["attribute"],
                                                                    strict=True)}
