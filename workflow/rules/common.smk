@@ -55,7 +55,7 @@ SPEECHLM = SPEECH["speechlm"]
 
 from factrace.models.offline_speechlm.sweep import variant_names  # noqa: E402
 
-SWEEP_VARIANTS = variant_names(SPEECHLM["sweep"])  # the jobs of rule speechlm_sweep (no table: none)
+SWEEP_VARIANTS = variant_names(SPEECHLM["sweep"])  # one sweep job per variant; a missing table gives none
 
 
 def sweep_base():
