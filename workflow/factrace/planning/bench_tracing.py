@@ -22,7 +22,6 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import resource
@@ -99,8 +98,7 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from factrace.tracing.engine import Engine
-    from factrace.tracing.patching import trace_prompt
+    from factrace.tracing.stage import tracer
 
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).eval()
     try:
@@ -109,8 +107,8 @@ def _worker(args: argparse.Namespace) -> None:
         tok = AutoTokenizer.from_pretrained(args.model)
     except Exception:  # noqa: BLE001 - a model dir without a tokenizer still benchmarks
         tok = None
-    # the engine as a trace job runs it: bound to the model once (its float32 head made before any timing)
-    fn = Engine(model).trace if args.worker == "engine" else functools.partial(trace_prompt, model)
+    # each method as a trace job runs it (stage.tracer): the engine bound to the model once, before any timing
+    fn = tracer("fast" if args.worker == "engine" else "reference", model)
     kinds = tuple(args.kinds.split(","))
     out = {"method": args.worker, "dtype": args.dtype}
     arrays = {}
