@@ -42,9 +42,11 @@ test-slurm: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 # README's measured tables from results/ (after `make demo`): refreshes resources/demo-summary/ and the marked
-# blocks of README.md; running it twice changes nothing.
+# blocks of README.md; running it twice changes nothing. TABLES=demo-sweep (names of factrace:summary blocks)
+# re-makes only those, after their own command (`make sweep`), and keeps the others.
 numbers: $(STAMP)
-	$(BIN)/factrace summarize --results results --out resources/demo-summary --readme README.md
+	$(BIN)/factrace summarize --results results --out resources/demo-summary --readme README.md \
+		$(if $(TABLES),--tables $(TABLES))
 
 # The offline speech LM's carry-over against its build settings (resources/speechlm/sweep.tsv): one table,
 # results/sweep/speechlm_sweep.tsv (about 4-8 CPU-minutes per variant; not part of the demo).

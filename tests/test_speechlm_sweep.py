@@ -37,3 +37,18 @@ def test_a_bad_cell_names_the_file_the_line_and_the_column(tmp_path):
         read_variants(p, BASE_VALUES)
     with pytest.raises(ValueError, match="unknown"):
         read_variants(_tsv(tmp_path, "name\tdepth\nx\t4\n"), BASE_VALUES)
+
+
+def test_arithmetic_is_read_as_text(tmp_path):
+    p = _tsv(tmp_path, "name\tarithmetic\tlayers\nnative\t\t\npinned\taten=avx2;mkl=AVX2\t4\n")
+    native, pinned = read_variants(p, BASE_VALUES)
+    assert (native.arithmetic, pinned.arithmetic, pinned.layers) == ("", "aten=avx2;mkl=AVX2", 4)
+
+
+def test_the_shipped_sweep_parses_and_its_arithmetic_specs_are_valid():
+    from factrace.core.arithmetic import parse
+
+    variants = read_variants("resources/speechlm/sweep.tsv", BASE_VALUES)
+    assert [v.name for v in variants] == variant_names("resources/speechlm/sweep.tsv")
+    specs = [parse(v.arithmetic) for v in variants if v.arithmetic]
+    assert specs and all(specs)  # some variants name a path, each to a known setting

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from factrace.analysis.summary import collect, readme_blocks, readme_update, render_all, write_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,3 +169,24 @@ def test_demo_time_and_dtype_tables_and_own_target_tables_kept(tmp_path):
     again = collect(res, {"tables": tables})["tables"]["demo-sweep"]
     assert again == kept  # kept twice: one note, the same table
     assert collect(res)["tables"]["demo-seeds"]["note"].startswith("Not in this run")  # nothing before: nothing kept
+
+
+def test_only_the_named_tables_are_re_made_and_the_others_kept_as_they_were(tmp_path):
+    """`make numbers TABLES=demo-sweep` after `make sweep` alone: the sweep table from its file (arithmetic and
+    subject-ablation columns included), every other table exactly as the summary had it."""
+    res = tmp_path / "results"
+    (res / "sweep").mkdir(parents=True)
+    pd.DataFrame([{"name": "default", "seed": 1, "arithmetic": None, "carry_over": 0.0, "swap_followed_heard": 0.69},
+                  {"name": "mkl-avx2", "seed": 1, "arithmetic": "mkl=AVX2", "carry_over": 0.0357,
+                   "swap_followed_heard": 0.7586}]).to_csv(res / "sweep" / "speechlm_sweep.tsv", sep="\t", index=False)
+    before = json.loads(SUMMARY.read_text())
+    after = collect(res, before, only=["demo-sweep"])["tables"]
+    assert {k: v for k, v in after.items() if k != "demo-sweep"} == {
+        k: v for k, v in before["tables"].items() if k != "demo-sweep"}
+    sweep = after["demo-sweep"]
+    assert [r[sweep["columns"].index("arithmetic")] for r in sweep["rows"]] == ["-", "mkl=AVX2"]
+    assert [r[sweep["columns"].index("swap_followed_heard")] for r in sweep["rows"]] == ["0.69", "0.759"]
+    with pytest.raises(ValueError, match="no source for demo-seeds"):
+        collect(res, before, only=["demo-seeds"])
+    with pytest.raises(ValueError, match="no such table"):
+        collect(res, before, only=["demo-nothing"])

@@ -104,7 +104,8 @@ def cmd_summarize(args: argparse.Namespace) -> None:
 
     if args.results:
         before = Path(args.out) / "summary.json"
-        summary = collect(Path(args.results), json.loads(before.read_text()) if before.exists() else None)
+        summary = collect(Path(args.results), json.loads(before.read_text()) if before.exists() else None,
+                          args.tables)
         write_summary(summary, Path(args.out), Path(args.results))
     else:
         summary = json.loads((Path(args.out) / "summary.json").read_text())
@@ -218,6 +219,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--out is rendered")
     s.add_argument("--out", default="resources/demo-summary", help="directory of summary.json")
     s.add_argument("--readme", default=None, help="rewrite the marked blocks of this README in place")
+    s.add_argument("--tables", nargs="+", default=None, metavar="NAME",
+                   help="re-make only these tables (for example demo-sweep after make sweep) and keep the others "
+                   "as the summary has them")
     s.set_defaults(func=cmd_summarize)
 
     s = sub.add_parser("qc", help="facts counted at each stage with the reasons they left")

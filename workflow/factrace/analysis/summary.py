@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,8 +279,8 @@ def _sweep(res: Path) -> Table | None:
     if not p.exists():
         return None
     cols = ["name", "seed", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction",
-            "transcript_fraction", "speech_heard", "carry_over", "carry_over_n", "chance_template_prior",
-            "chance_random_units", "never_heard"]
+            "transcript_fraction", "arithmetic", "speech_heard", "carry_over", "carry_over_n", "chance_template_prior",
+            "chance_random_units", "never_heard", "random_units_heard", "swap_followed_heard", "multiplier_s2t"]
     df = pd.read_csv(p, sep="\t")
     cols = [c for c in cols if c in df]
     return _table(cols, [[v if isinstance(v, str) else _g(v) for v in r] for r in df[cols].itertuples(index=False)],
@@ -356,12 +357,30 @@ OWN_TARGET = ("demo-sweep", "demo-seeds", "demo-dtype")
 KEPT = "Kept from the previous summary: its command was not re-run on these results."
 
 
-def collect(results: Path, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def collect(results: Path, previous: dict[str, Any] | None = None,
+            only: Sequence[str] | None = None) -> dict[str, Any]:
     """The summary of a finished run: {"tables": {name: table}}, one per collector; a table whose source the
     run lacks has no columns and says so when rendered, except an :data:`OWN_TARGET` table that ``previous`` (the
-    summary before) has: it is kept, with :data:`KEPT` in its note."""
+    summary before) has: it is kept, with :data:`KEPT` in its note. ``only``: re-make just these tables (their
+    sources must be in ``results``) and keep every other one of ``previous`` as it was (``make numbers
+    TABLES=demo-sweep`` after ``make sweep`` alone)."""
     tables = {}
     before = (previous or {}).get("tables", {})
+    if only is not None:
+        unknown = sorted(set(only) - set(COLLECTORS))
+        if unknown:
+            raise ValueError(f"no such table {unknown}; the tables are {sorted(COLLECTORS)}")
+        for name, fn in COLLECTORS.items():
+            if name in only:
+                t = fn(Path(results))
+                if t is None:
+                    raise ValueError(f"{results}: no source for {name} ({EXPECTED[name]}); run its command first")
+            elif name in before:
+                t = before[name]
+            else:
+                raise ValueError(f"the summary before has no {name} to keep: re-make every table (without only)")
+            tables[name] = t
+        return {"tables": tables}
     for name, fn in COLLECTORS.items():
         t = fn(Path(results))
         if t is None and name in OWN_TARGET and before.get(name, {}).get("columns"):

@@ -1,11 +1,14 @@
 """Carry-over of the offline speech LM against its build settings: a measured table (``factrace speechlm-sweep``).
 
 Each variant (a row of a TSV: name, layers, hidden, intermediate, backbone_steps, steps, text_only_fraction,
-trainable_layers, align_weight, align_layer, seed; empty cells take the build's defaults) builds both stages with
+trainable_layers, align_weight, align_layer, seed, the data mix, arithmetic; empty cells take the build's defaults)
+builds both stages with
 :func:`factrace.models.offline_speechlm.build.build_backbone` and :func:`~.build.build_offline_speechlm`, exactly
 as the workflow does, and reports its ``eval.json`` summary: text and speech accuracy on heard facts, carry-over
 (speech accuracy on text-only facts the backbone knows) beside its chance levels, the never-heard condition and
-the noise ratios. One job per variant (rule ``speechlm_sweep_variant``), then one table (rule ``speechlm_sweep``,
+the noise ratios. ``arithmetic`` names a CPU code path (:mod:`factrace.core.arithmetic`), applied before the
+variant's process computes anything: the same build on another path measures what a rebuild on another machine
+moves. One job per variant (rule ``speechlm_sweep_variant``), then one table (rule ``speechlm_sweep``,
 ``factrace speechlm-sweep-table``), which prints it and a final JSON line.
 """
 
@@ -49,6 +52,7 @@ class Variant:
     interleaved_fraction: float | None = None
     prefix_fraction: float | None = None
     transcript_fraction: float | None = None
+    arithmetic: str = ""  # the CPU code path (core.arithmetic: "aten=avx2;mkl=AVX2"); empty: the machine's own
 
 
 def _read(path: str | Path) -> pd.DataFrame:
@@ -83,7 +87,8 @@ def read_variants(path: str | Path, base: dict[str, Any]) -> list[Variant]:
         for k, v in row.items():
             if v == "":
                 continue
-            typ = str if k == "name" else float if k.endswith("fraction") or k == "align_weight" else int
+            text = k in ("name", "arithmetic")
+            typ = str if text else float if k.endswith("fraction") or k == "align_weight" else int
             try:
                 kw[k] = typ(v)
             except ValueError:
@@ -133,7 +138,7 @@ def table(rows: list[str | Path], out: str | Path, order: list[str] | None = Non
     return df
 
 
-SHOWN = ["name", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "transcript_fraction", "seed", "text", "speech_heard", "carry_over",
+SHOWN = ["name", "arithmetic", "layers", "steps", "trainable_layers", "align_weight", "prefix_fraction", "transcript_fraction", "seed", "text", "speech_heard", "carry_over",
          "carry_over_n", "chance_template_prior", "chance_random_units", "never_heard"]
 
 
@@ -144,11 +149,15 @@ def main_variant(args: Any) -> int:
     variants = {v.name: v for v in read_variants(args.variants, json.loads(args.base))}
     if args.name not in variants:
         raise ValueError(f"{args.variants}: no variant named {args.name!r} (there are: {sorted(variants)})")
+    from factrace.core.arithmetic import apply
+
+    used = apply(variants[args.name].arithmetic)  # before anything computes with torch
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     row = run_variant(variants[args.name], facts_json=args.facts, extra_json=args.extra_facts, units_npz=args.units,
                       work=work, extra_renderings=args.extra_renderings, noise=NoiseRule.from_args(args),
                       samples=args.samples, subject_margin=args.subject_margin)
+    row["cpu_capability"] = used["cpu_capability"]
     pd.DataFrame([row]).to_csv(args.out, sep="\t", index=False)
     return 0
 
