@@ -283,7 +283,7 @@ class Engine:
     the final norm and the LM head of a bf16/fp16 model) is prepared once, then :meth:`trace` traces prompts."""
 
     def __init__(self, model: nn.Module):
-        self.model = model
+        self.config = model.config  # the sizes that bound a batch (batching.RowDims)
         self.run = _Runner(model)
 
     @torch.no_grad()
@@ -292,7 +292,7 @@ class Engine:
               max_rows: int = 128, progress: Callable[[int, int], None] | None = None,
               *, max_bytes: int | None = None) -> TraceResult:
         """``trace_prompt_fast`` without its model argument (and without its device/dtype checks)."""
-        return _trace(self.run, self.model.config, input_ids, corrupt, target_id, noise, window, kinds, layers,
+        return _trace(self.run, self.config, input_ids, corrupt, target_id, noise, window, kinds, layers,
                       max_rows, progress, max_bytes)
 
 

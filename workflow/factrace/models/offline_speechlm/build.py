@@ -229,7 +229,7 @@ def build_offline_speechlm(
             raise ValueError("the speech LM's word ids differ from the backbone's: rebuild the backbone")
         model = extend_embeddings(backbone, len(tok) - n_words, settings.seed)
         t1 = time.monotonic()
-        sequences = training_sequences(facts, corpus, data.mix.transcript_fraction > 0)
+        sequences = training_sequences(facts, corpus, data.mix.transcripts)
         model, losses = adapt_to_speech(model, facts, corpus, tok, settings, data.mix, sequences)
         t_train = time.monotonic() - t1
         model.save_pretrained(tmp)

@@ -72,6 +72,11 @@ class SpeechMix:
     align_weight: float = 0.0  # > 0: each spoken word's last unit is pulled towards the backbone's state ...
     align_layer: int = 1  # ... after this many layers at that word of the prompt's text (its transcript)
 
+    @property
+    def transcripts(self) -> bool:
+        """Whether the training table holds ``transcript`` sequences (only when they are drawn)."""
+        return self.transcript_fraction > 0
+
     def shares(self) -> dict[str, float]:
         return {"text": self.text_fraction, "s2t": self.s2t_fraction, "interleaved": self.interleaved_fraction,
                 "prefix": self.prefix_fraction, "transcript": self.transcript_fraction}
@@ -254,7 +259,7 @@ def adapt_to_speech(backbone: Any, facts: pd.DataFrame, corpus: pd.DataFrame, to
     from factrace.speechlm.prompts import markers_from_tokenizer
 
     markers = markers_from_tokenizer(tokenizer)
-    seqs = training_sequences(facts, corpus, mix.transcript_fraction > 0) if sequences is None else sequences
+    seqs = training_sequences(facts, corpus, mix.transcripts) if sequences is None else sequences
     check_separation(facts, seqs)
     answers = {int(k): token_ids(tokenizer, " " + str(a)) for k, a in zip(facts["known_id"], facts["attribute"],
                                                                    strict=True)}
