@@ -1,19 +1,10 @@
 """README's measured tables, generated: ``results/`` -> a small committed summary -> markdown blocks.
 
-:func:`collect` reads the finished run's result files and keeps only what README shows, already formatted,
-in ``summary.json`` (each table names the files it came from). :func:`render_all` turns the summary into
-markdown blocks, and :func:`readme_update` writes each block between its markers in README::
-
-    <!-- factrace:summary NAME -->
-    ...generated...
-    <!-- /factrace:summary -->
-
-Rows are (model, modality, fact set) as in Figure 2 (:mod:`factrace.analysis.rows`): a speech LM that records
-which facts it heard in speech has its S->T rows named ``s2t: facts heard in speech`` and ``s2t: facts learnt in
-text only``; every other row reads as before.
-
-``make numbers`` does both steps (``factrace summarize --results results --out resources/demo-summary
---readme README.md``); run twice on the same results it changes nothing.
+:func:`collect` reads a finished run's result files into ``summary.json`` (only what README shows, formatted, each
+table naming its files); :func:`render_all` and :func:`readme_update` write each table between its markers in
+README (``<!-- factrace:summary NAME -->`` ... ``<!-- /factrace:summary -->``). Rows are named as in Figure 2
+(:mod:`factrace.analysis.rows`). ``make numbers`` does both (``factrace summarize --results results --out
+resources/demo-summary --readme README.md``); run twice on the same results it changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -357,29 +347,20 @@ OWN_TARGET = ("demo-sweep", "demo-seeds", "demo-dtype")
 KEPT = "Kept from the previous summary: its command was not re-run on these results."
 
 
-def collect(results: Path, previous: dict[str, Any] | None = None,
-            only: Sequence[str] | None = None) -> dict[str, Any]:
+def collect(results: Path, previous: dict[str, Any] | None = None, only: list[str] | None = None) -> dict[str, Any]:
     """The summary of a finished run: {"tables": {name: table}}, one per collector; a table whose source the
     run lacks has no columns and says so when rendered, except an :data:`OWN_TARGET` table that ``previous`` (the
-    summary before) has: it is kept, with :data:`KEPT` in its note. ``only``: re-make just these tables (their
-    sources must be in ``results``) and keep every other one of ``previous`` as it was (``make numbers
-    TABLES=demo-sweep`` after ``make sweep`` alone)."""
+    summary before) has: it is kept, with :data:`KEPT` in its note. ``only``: re-make just these tables from
+    ``results`` and keep every other one of ``previous`` as it was (``make numbers TABLES=demo-sweep``)."""
     tables = {}
     before = (previous or {}).get("tables", {})
     if only is not None:
-        unknown = sorted(set(only) - set(COLLECTORS))
-        if unknown:
-            raise ValueError(f"no such table {unknown}; the tables are {sorted(COLLECTORS)}")
-        for name, fn in COLLECTORS.items():
-            if name in only:
-                t = fn(Path(results))
-                if t is None:
-                    raise ValueError(f"{results}: no source for {name} ({EXPECTED[name]}); run its command first")
-            elif name in before:
-                t = before[name]
-            else:
-                raise ValueError(f"the summary before has no {name} to keep: re-make every table (without only)")
-            tables[name] = t
+        missing = sorted(set(only) - set(COLLECTORS)) or sorted(set(COLLECTORS) - set(only) - set(before))
+        if missing:
+            raise ValueError(f"no such table, or none before to keep: {missing} (the tables: {sorted(COLLECTORS)})")
+        tables = {n: fn(Path(results)) if n in only else before[n] for n, fn in COLLECTORS.items()}
+        if absent := [f"{n} ({EXPECTED[n]})" for n in only if tables[n] is None]:
+            raise ValueError(f"{results}: no source for {absent}; run their commands first")
         return {"tables": tables}
     for name, fn in COLLECTORS.items():
         t = fn(Path(results))
