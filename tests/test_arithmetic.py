@@ -4,6 +4,7 @@ settings on first use, so each case needs a fresh process)."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -54,3 +55,14 @@ def test_apply_refuses_when_torch_already_chose_its_path():
     code = ("import torch; torch.ones(64).sum(); from factrace.core.arithmetic import apply\n"
             f"try:\n    apply('aten={other}')\nexcept RuntimeError as e:\n    print('refused', 'before the process' in str(e))")
     assert _run(code) == "refused True"
+
+
+def test_provenance_records_the_path_torch_computed_on():
+    prov = "from factrace.core.provenance import Provenance; print(Provenance(stage='x').to_dict()['arithmetic'])"
+    assert _run(prov) == "None"  # no torch in the process: no table of it came from torch's arithmetic
+    native = _native_capability()
+    assert _run(f"import torch; {prov}") == f"{{'machine': '{platform.machine()}', 'cpu_capability': '{native}', " \
+                                              "'mkl_cbwr': 'AUTO'}"
+    other = "default" if native != "DEFAULT" else "avx2"
+    pinned = _run(f"from factrace.core.arithmetic import apply; apply('aten={other};mkl=AVX2'); {prov}")
+    assert pinned == f"{{'machine': '{platform.machine()}', 'cpu_capability': '{other.upper()}', 'mkl_cbwr': 'AVX2'}}"

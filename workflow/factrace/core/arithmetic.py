@@ -10,6 +10,8 @@ by torch on first use, so :func:`apply` must run before a process computes anyth
 from __future__ import annotations
 
 import os
+import platform
+import sys
 
 #: The names a spec may use, and the environment variable each sets.
 ENV = {"aten": "ATEN_CPU_CAPABILITY", "mkl": "MKL_CBWR"}
@@ -44,3 +46,14 @@ def apply(spec: str) -> dict[str, str]:
         raise RuntimeError(f"arithmetic {spec!r}: torch already uses the {got} kernels (it computed before the "
                            f"setting was applied); set ATEN_CPU_CAPABILITY={want} before the process starts")
     return {"arithmetic": spec, "cpu_capability": got}
+
+
+def current() -> dict[str, str] | None:
+    """The code path this process computes on, for provenance (``Provenance.arithmetic``): the machine, torch's
+    vectorised kernels and MKL's branch setting (``AUTO``: MKL's own choice); None when torch is not imported,
+    since then no table of the process came from torch's arithmetic."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    return {"machine": platform.machine(), "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "mkl_cbwr": os.environ.get(ENV["mkl"], "AUTO")}

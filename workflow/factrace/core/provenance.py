@@ -3,8 +3,9 @@
 Besides the stage's settings (``config_hash``, ``extra.params``), model and weights, every table records the code
 that made it: the package version, the git commit of the package's checkout (``git_commit``, with ``git_dirty``
 when tracked files differ from it; both None outside a git checkout) and the SHA-256 of the lock file
-(``requirements/lock.txt`` at the checkout's root; None when absent). No timestamp or host name: two runs of the
-same commit and settings write the same tables.
+(``requirements/lock.txt`` at the checkout's root; None when absent), and the CPU code path torch computed on
+(``arithmetic``: see :mod:`factrace.core.arithmetic`; a model trained from scratch moves with it). No timestamp or
+host name: two runs of the same commit and settings on one machine write the same tables.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from factrace import __version__
+from factrace.core.arithmetic import current as current_arithmetic
 
 KEY_LIBRARIES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "snakemake", "faster-whisper")
 
@@ -101,6 +103,7 @@ class Provenance:
     git_commit: str | None = field(default_factory=_git_commit)
     git_dirty: bool | None = field(default_factory=_git_dirty)
     lock_sha256: str | None = field(default_factory=lock_sha256)
+    arithmetic: dict[str, str] | None = field(default_factory=current_arithmetic)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
