@@ -90,3 +90,18 @@ def test_the_check_sees_a_missing_pin_and_a_pin_outside_the_specifier(pyproject,
     broken["transformers"] = Version("4.0")
     bad = disagreements(pyproject, broken)
     assert len(bad) == 2 and "jiwer" in bad[0] + bad[1] and "transformers" in bad[0] + bad[1]
+
+
+def test_the_installed_packages_carry_their_bytecode():
+    """`make venv` compiles every installed module (uv's --compile-bytecode; pip does it by default): a module that
+    nothing here imports has its .pyc, so no job compiles transformers or torch from source at import time
+    (where PYTHONDONTWRITEBYTECODE is set, as on the CI machine, each job otherwise would, ~5 s per model job)."""
+    import importlib.util
+    import sys
+
+    if Path(sys.prefix).name != ".venv":
+        pytest.skip(f"not running in the project's .venv ({sys.prefix})")
+    spec = importlib.util.find_spec("transformers.models.t5.modeling_t5")  # finds, does not import
+    assert spec is not None and spec.origin
+    cached = Path(importlib.util.cache_from_source(spec.origin))
+    assert cached.exists(), f"{cached} missing: the venv was installed without compiling bytecode"
