@@ -150,3 +150,20 @@ def test_token_categories(start, end, n, expected):
         assert categories_of(pos, start, end, n) == cats
         assert set(cats) <= set(CATEGORIES)
     assert primary_category(0, 2, 5, 8) == "before subject"
+
+
+@pytest.mark.parametrize("shape", [(3, 50), (2, 37, 6000), (700, 1000)])
+def test_target_probability_is_the_softmax_entry_at_any_vocabulary_and_row_count(shape):
+    """The score equals the softmax entry whether the logsumexp runs in one call or chunk by chunk (a vocabulary
+    and row count above LSE_CHUNK_ELEMENTS take the chunked path), for any leading dimensions."""
+    from factrace.tracing import method
+
+    g = torch.Generator().manual_seed(sum(shape))
+    logits = torch.randn(*shape, generator=g, dtype=torch.float64).float() * 4
+    target = shape[-1] - 2
+    got = method.target_probability(logits, target)
+    want = torch.softmax(logits.double(), dim=-1)[..., target]
+    assert got.shape == shape[:-1] and got.dtype == torch.float32
+    assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-9)
+    if logits.numel() > method.LSE_CHUNK_ELEMENTS:
+        assert torch.allclose(method._logsumexp_rows(logits), torch.logsumexp(logits, dim=-1), rtol=1e-6, atol=0)
