@@ -190,3 +190,23 @@ def test_only_the_named_tables_are_re_made_and_the_others_kept_as_they_were(tmp_
         collect(res, before, only=["demo-seeds"])
     with pytest.raises(ValueError, match="no such table"):
         collect(res, before, only=["demo-nothing"])
+
+
+def test_re_making_other_tables_keeps_figure2s_copies(tmp_path):
+    """`make numbers TABLES=demo-timings`: the timing table is re-made, and the committed Figure 2 copies stay
+    those of the run that made the Figure 2 table (a later run's figures are copied only with that table)."""
+    import argparse
+
+    from factrace.analysis.commands import cmd_summarize
+
+    res, out = tmp_path / "results", tmp_path / "summary"
+    (res / "figures").mkdir(parents=True)
+    (res / "figures" / "figure2.png").write_bytes(b"a later run's figure")
+    (res / "timings.json").write_text(json.dumps({"elapsed_s": 500.0, "setup_s": 20.0, "stages": []}))
+    out.mkdir()
+    (out / "summary.json").write_text(SUMMARY.read_text())
+    (out / "figure2.png").write_bytes(b"the committed figure")
+    args = argparse.Namespace(results=str(res), out=str(out), readme=None, tables=["demo-timings"])
+    cmd_summarize(args)
+    assert (out / "figure2.png").read_bytes() == b"the committed figure"
+    assert "500 s on the clock" in json.loads((out / "summary.json").read_text())["tables"]["demo-timings"]["note"]

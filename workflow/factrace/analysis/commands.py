@@ -106,7 +106,9 @@ def cmd_summarize(args: argparse.Namespace) -> None:
         before = Path(args.out) / "summary.json"
         summary = collect(Path(args.results), json.loads(before.read_text()) if before.exists() else None,
                           args.tables)
-        write_summary(summary, Path(args.out), Path(args.results))
+        # Figure 2's copies belong to the run of its table: --tables without it keeps them as they were
+        figures = args.tables is None or "demo-figure2" in args.tables
+        write_summary(summary, Path(args.out), Path(args.results) if figures else None)
     else:
         summary = json.loads((Path(args.out) / "summary.json").read_text())
     blocks = render_all(summary)
