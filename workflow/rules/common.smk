@@ -53,7 +53,7 @@ SPEECH_ENABLED = SPEECH["enabled"]
 SPEECHLM = SPEECH["speechlm"]
 
 
-from factrace.models.offline_speechlm.sweep import variant_names  # noqa: E402
+from factrace.models.offline_speechlm.sweep import variant_cells, variant_names  # noqa: E402
 
 SWEEP_VARIANTS = variant_names(SPEECHLM["sweep"])  # one sweep job per variant; a missing table gives none
 

@@ -134,18 +134,20 @@ rule modality_gap_plot:
 
 rule speechlm_sweep_variant:
     """One variant of speech.speechlm.sweep: both stages built as rules build_speechlm_backbone and build_speechlm
-    build them, and evaluated (a row of `make sweep`; not in the default target)."""
+    build them, and evaluated (a row of `make sweep`; not in the default target). The variants table is `ancient`
+    and the variant's own cells are a param: editing or adding a row reruns that row's job only."""
     conda:
         "../../envs/factrace.yaml"
     input:
         facts=ancient(FACTS_PATH),
         extra=SPEECHLM["extra_facts"],
         units=f"{R}/speech/units/mfcc_kmeans.npz",
-        variants=SPEECHLM["sweep"],
+        variants=ancient(SPEECHLM["sweep"]),
     output:
         row=f"{R}/sweep/rows/{{variant}}.tsv",
         work=temp(directory(f"{R}/sweep/work/{{variant}}")),
     params:
+        cells=lambda wc: variant_cells(SPEECHLM["sweep"], wc.variant),
         base=lambda wc: sweep_base(),
         extra_renderings=SPEECHLM["extra_renderings"],
         margin=TRACING["subject_margin_s2t"],

@@ -71,6 +71,16 @@ def variant_names(path: str | Path) -> list[str]:
     return list(_read(path)["name"]) if Path(path).is_file() else []
 
 
+def variant_cells(path: str | Path, name: str) -> str:
+    """The named variant's given cells as sorted JSON (``{column: text}``, empty cells left out): what its job
+    depends on in the TSV, so that editing or adding another row does not rerun it (rule
+    ``speechlm_sweep_variant``'s param)."""
+    rows = [r for r in _read(path).to_dict("records") if r["name"] == name]
+    if len(rows) != 1:
+        raise ValueError(f"{path}: {len(rows)} variants named {name!r}; names must be unique")
+    return json.dumps({k: v for k, v in rows[0].items() if v != ""}, sort_keys=True)
+
+
 def read_variants(path: str | Path, base: dict[str, Any]) -> list[Variant]:
     """Variants from a TSV with a header of :class:`Variant`'s field names; empty cells take ``base`` (the
     config's values of :data:`BASE`) or the field's default."""
@@ -167,7 +177,10 @@ def main_table(args: Any) -> int:
     order = variant_names(args.variants) if args.variants else None
     df = table(args.rows, args.out, order)
     print(df[[c for c in SHOWN if c in df.columns]].to_string(index=False))
-    best = df.loc[df["carry_over"].idxmax()]
-    print(json.dumps({"variants": len(df), "best": str(best["name"]), "best_carry_over": float(best["carry_over"]),
-                      "best_n": int(best["carry_over_n"]), "table": str(args.out)}))
+    # a variant whose backbone knows no text-only fact has no carry-over (empty): it cannot be the best
+    measured = df.dropna(subset=["carry_over"])
+    best = measured.loc[measured["carry_over"].idxmax()] if len(measured) else None
+    print(json.dumps({"variants": len(df), "best": None if best is None else str(best["name"]),
+                      "best_carry_over": None if best is None else float(best["carry_over"]),
+                      "best_n": None if best is None else int(best["carry_over_n"]), "table": str(args.out)}))
     return 0
