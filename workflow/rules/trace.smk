@@ -65,8 +65,8 @@ rule trace:
         max_rows=TRACING["max_rows"],
         max_facts=max_facts_args,
         speech=trace_speech_args,
-    priority: 5  # model loads and ASR before light jobs: the demo's long SmolLM2 traces start early, beside the
-    # speech LM's build, instead of finishing alone (README: Measured)
+    priority: 6  # model loads and ASR (5) before light jobs, and a ready trace before the other model loads: the
+    # demo's long SmolLM2 traces start as soon as a core is free, instead of finishing alone (README: Measured)
     log:
         f"{R}/logs/trace/{{model}}/{{modality}}/{{shard}}.log",
     benchmark:
