@@ -38,9 +38,9 @@ def apply(spec: str) -> dict[str, str]:
     before this call); MKL's branch cannot be read back, so it is only set."""
     env = parse(spec)
     os.environ.update(env)
-    import torch
+    import torch  # noqa: F401 - imported here, after the variables are set: current() reads its path
 
-    got = str(torch.backends.cpu.get_cpu_capability())
+    got = current()["cpu_capability"]
     want = env.get(ENV["aten"])
     if want is not None and got.lower() != want.lower():
         raise RuntimeError(f"arithmetic {spec!r}: torch already uses the {got} kernels (it computed before the "
