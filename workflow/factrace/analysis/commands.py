@@ -100,14 +100,14 @@ def cmd_seeds_table(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> None:
-    from factrace.analysis.summary import collect, readme_update, render_all, write_summary
+    from factrace.analysis.summary import FIGURE_TABLE, collect, readme_update, render_all, write_summary
 
     if args.results:
         before = Path(args.out) / "summary.json"
         summary = collect(Path(args.results), json.loads(before.read_text()) if before.exists() else None,
                           args.tables)
         # Figure 2's copies belong to the run of its table: --tables without it keeps them as they were
-        figures = args.tables is None or "demo-figure2" in args.tables
+        figures = args.tables is None or FIGURE_TABLE in args.tables
         write_summary(summary, Path(args.out), Path(args.results) if figures else None)
     else:
         summary = json.loads((Path(args.out) / "summary.json").read_text())

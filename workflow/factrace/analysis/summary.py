@@ -30,6 +30,7 @@ from factrace.analysis.seeds import readme_table as seeds_readme_table
 log = logging.getLogger(__name__)
 
 FIGURES = ("figure2.png", "figure2_signed.png")
+FIGURE_TABLE = "demo-figure2"  # the table of the run whose FIGURES are copied
 
 
 def _read_parquets(paths: list[Path]) -> pd.DataFrame:
@@ -326,7 +327,7 @@ def _dtype(res: Path) -> Table | None:
 
 
 COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise, "demo-categories": _category_n,
-              "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, "demo-figure2": _cells,
+              "demo-peaks": _peaks, "demo-ratios": _ratios, "demo-tests": _tests, FIGURE_TABLE: _cells,
               "demo-gap": _gap, "demo-sweep": _sweep, "demo-seeds": seeds_readme_table, "demo-timings": _timings,
               "demo-dtype": _dtype}
 
@@ -335,7 +336,7 @@ COLLECTORS = {"demo-facts": _facts, "demo-speech": _speech, "demo-noise": _noise
 EXPECTED = {"demo-facts": "results/filter/*/*/shard-*.parquet", "demo-speech": "results/speech/wer.json",
             "demo-noise": "results/noise/*/*.json", "demo-categories": "results/compare/category_peaks.csv",
             "demo-peaks": "results/compare/peaks.csv", "demo-ratios": "results/compare/category_ratios.csv",
-            "demo-tests": "results/compare/tests.csv", "demo-figure2": "results/compare/figure2_cells.csv",
+            "demo-tests": "results/compare/tests.csv", FIGURE_TABLE: "results/compare/figure2_cells.csv",
             "demo-gap": "results/gap/*.parquet", "demo-sweep": "results/sweep/speechlm_sweep.tsv",
             "demo-seeds": "results/seeds/seeds.tsv", "demo-timings": "results/timings.json",
             "demo-dtype": "results/float32/dtype_compare.tsv"}
