@@ -8,6 +8,8 @@ rule compare:
     input:
         aie=[f"{R}/aie/{m}/{mod}.parquet" for m, mod in model_modalities()],
         traces=both_modality_traces(),
+        # a fact set with no traced fact (every fact of it dropped by the filter) is still a row, n = 0, with why
+        fates=f"{R}/qc/fates.parquet",
     output:
         figure=report(f"{R}/figures/figure2.png", caption="../report/figure2.rst", category="Figure 2"),
         pdf=f"{R}/figures/figure2.pdf",
@@ -33,7 +35,7 @@ rule compare:
     benchmark:
         f"{R}/benchmarks/compare.tsv",
     shell:
-        "factrace compare --aie {input.aie:q} --rows {params.rows:q} --traces {input.traces:q} "
+        "factrace compare --aie {input.aie:q} --rows {params.rows:q} --traces {input.traces:q} --fates {input.fates:q} "
         "--n-perm {params.n_perm:q} "
         "--exact-max-n {params.exact_max_n:q} --min-facts {params.min_facts:q} "
         "--combine {params.combine:q} --seed {params.seed:q} --figure {output.figure:q} "

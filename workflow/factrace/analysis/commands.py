@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -52,10 +53,13 @@ def write_outputs(tables: dict[str, pd.DataFrame | None], outdir: Path, prov) ->
 
 
 def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts: int, n_perm: int, seed: int,
-                   exact_max_n: int) -> dict[str, pd.DataFrame]:
-    """The tables of ``compare`` (all but the figure counts) from the AIE tables and per-fact effects."""
+                   exact_max_n: int, untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None
+                   ) -> dict[str, pd.DataFrame]:
+    """The tables of ``compare`` (all but the figure counts) from the AIE tables and per-fact effects;
+    ``untraced`` (:func:`factrace.analysis.rows.untraced_sets`): the S->T fact sets without a traced fact, each a
+    ``no facts`` row of ``tests_dropped``."""
     from factrace.analysis.peaks import category_peaks, category_ratios, peak_effects
-    from factrace.analysis.stats import DROPPED_COLUMNS, TEST_COLUMNS, paired_tests
+    from factrace.analysis.stats import DROPPED_COLUMNS, TEST_COLUMNS, paired_tests, untraced_tests
 
     if effects is not None and len(effects):
         res = paired_tests(effects, n_perm=n_perm, seed=seed, min_facts=min_facts, exact_max_n=exact_max_n)
@@ -63,6 +67,9 @@ def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts
     else:
         tests = pd.DataFrame({c: pd.Series(dtype=object) for c in TEST_COLUMNS})
         dropped = pd.DataFrame({c: pd.Series(dtype=object) for c in DROPPED_COLUMNS})
+    if untraced:
+        extra = untraced_tests(untraced)
+        dropped = pd.concat([dropped, extra], ignore_index=True) if len(dropped) else extra
     return {
         "peaks": peak_effects(aie, min_facts=min_facts),
         "category_peaks": category_peaks(aie, min_facts=min_facts),
@@ -72,20 +79,35 @@ def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts
     }
 
 
+def _fates(path: str) -> pd.DataFrame:
+    """The QC fates table (``factrace qc --fates``), its columns checked."""
+    from factrace.core import io
+    from factrace.core.contracts import ContractError
+
+    fates = io.read_table(path)
+    missing = sorted({"model", "modality", "fate", "reason"} - set(fates.columns))
+    if missing:
+        raise ContractError(f"{path}: no column {', '.join(missing)}; it is not a QC fates table (rule qc, "
+                            "`factrace qc --fates`): remove it and rerun the workflow")
+    return fates
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
     from factrace.analysis.figures.heatmaps import figure2_signed, figure2_with_counts
+    from factrace.analysis.rows import untraced_sets
     from factrace.analysis.stream import effects_from_traces
     from factrace.core import io
 
     aie = io.read_tables(args.aie, "aie")
     rows = [tuple(r) for r in json.loads(args.rows)]
-    _paths, cells = figure2_with_counts(aie, rows, args.figure)
+    untraced = untraced_sets(_fates(args.fates)) if args.fates else None
+    _paths, cells = figure2_with_counts(aie, rows, args.figure, untraced)
     if args.figure_signed:
-        figure2_signed(aie, rows, args.figure_signed)
+        figure2_signed(aie, rows, args.figure_signed, untraced)
     effects = effects_from_traces(args.traces, combine=args.combine) if args.traces else None
     tables = compare_tables(aie, effects, min_facts=args.min_facts, n_perm=args.n_perm, seed=args.seed,
-                            exact_max_n=args.exact_max_n)
+                            exact_max_n=args.exact_max_n, untraced=untraced)
     tables["figure2_cells"] = cells
     params = {"n_perm": args.n_perm, "seed": args.seed, "combine": args.combine, "min_facts": args.min_facts,
               "exact_max_n": args.exact_max_n}
@@ -197,6 +219,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--aie", nargs="+", required=True, help="`aie` tables of the models and modalities compared")
     s.add_argument("--rows", required=True, help="JSON list of [model, modality, label]")
     s.add_argument("--traces", nargs="*", default=[], help="trace tables of models traced in both modalities")
+    s.add_argument("--fates", default=None,
+                   help="the QC fates (qc/fates.parquet): a fact set with no traced fact is drawn and listed with "
+                        "n = 0 and the reason")
     s.add_argument("--n-perm", type=int, required=True,
                    help="aggregate.n_perm: Monte Carlo sign flips when n > --exact-max-n")
     s.add_argument("--exact-max-n", type=int, required=True,

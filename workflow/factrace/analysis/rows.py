@@ -5,7 +5,9 @@ The workflow names the rows it plans, ``[model, modality, label]`` (``figure2_ro
 at run time, by the ``fact_set`` column of the tables (:mod:`factrace.speechlm.fact_sets`): a speech LM whose
 checkpoint records which traced facts it heard in speech training has two S->T rows, "facts heard in speech"
 and "facts learnt in text only", each labelled with its n; every other row has the one set ``all`` and keeps its
-label. Tables written before the column existed read as ``all``.
+label. Tables written before the column existed read as ``all``. A set that the QC fates record but that has no
+traced fact (every fact of it dropped by the filter) is still a row, with n = 0 and the reason
+(:func:`untraced_sets`): nothing is left out of Figure 2 silently.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from factrace.speechlm.fact_sets import ALL, FACT_SET_WORDS, FACT_SETS
 
 __all__ = ["ALL", "FACT_SETS", "FACT_SET_WORDS", "Row", "fact_set_rank", "ordered", "row_counts", "row_label",
-           "row_name", "set_rank", "split_rows", "with_fact_set"]
+           "row_name", "set_rank", "split_rows", "untraced_sets", "with_fact_set"]
 
 COLUMN = "fact_set"
 
@@ -67,13 +69,15 @@ def row_name(modality: str, fact_set: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One row of Figure 2 and of the tables: model, modality, fact set, its label and its n (facts)."""
+    """One row of Figure 2 and of the tables: model, modality, fact set, its label, its n (facts) and, for a set
+    with no traced fact, why (``note``)."""
 
     model: str
     modality: str
     fact_set: str
     label: str
     n: int | None = None
+    note: str = ""
 
 
 def row_counts(df: pd.DataFrame, n: str | None = "n") -> dict[tuple[str, str], dict[str, int]]:
@@ -91,12 +95,37 @@ def row_counts(df: pd.DataFrame, n: str | None = "n") -> dict[tuple[str, str], d
     return out
 
 
-def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mapping[str, int]]) -> list[Row]:
+def untraced_sets(fates: pd.DataFrame | None) -> dict[tuple[str, str], dict[str, str]]:
+    """(model, modality) -> {fact set: why no fact of it was traced} from the QC fates (one row per fact, model and
+    modality: ``fate``, ``reason``, ``fact_set``; :mod:`factrace.analysis.qc`), for every recorded set (not
+    ``all``, not '') without a ``traced`` fact. The reason counts each fate with its most frequent reason:
+    ``no fact traced: 29 dropped (filter: generation does not contain the attribute)``."""
+    if fates is None or fates.empty:
+        return {}
+    fates = with_fact_set(fates)
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for (model, modality, fs), g in fates.groupby(["model", "modality", COLUMN], sort=True):
+        if str(fs) in ("", ALL) or (g["fate"] == "traced").any():
+            continue
+        parts = []
+        for fate, gf in g.groupby("fate", sort=True):
+            reasons = (gf["reason"].fillna("").astype(str) if "reason" in gf.columns else pd.Series([""] * len(gf))
+                       ).value_counts()
+            top, others = str(reasons.index[0]), len(gf) - int(reasons.iloc[0])
+            why = top + (f"; {others} other reasons" if others else "")
+            parts.append(f"{len(gf)} {fate}" + (f" ({why})" if why else ""))
+        out.setdefault((str(model), str(modality)), {})[str(fs)] = "no fact traced: " + ", ".join(parts)
+    return out
+
+
+def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mapping[str, int]],
+               untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[Row]:
     """The planned rows ``[model, modality, label, ...]`` split by fact set: a (model, modality) whose ``counts``
     (:func:`row_counts`) hold sets other than ``all`` gives one row per set (in :data:`FACT_SETS` order),
     labelled with its words and n (:func:`row_label`); any other gives its one row, ``all``, its label unchanged
-    (n from ``counts`` when there). Elements after the label (the report's role) are ignored; a :class:`Row` is
-    kept as it is."""
+    (n from ``counts`` when there). ``untraced`` (:func:`untraced_sets`) adds the sets without a traced fact, each a
+    row with n = 0 and its reason as ``note``. Elements after the label (the report's role) are ignored; a
+    :class:`Row` is kept as it is."""
     out: list[Row] = []
     for r in rows:
         if isinstance(r, Row):
@@ -104,8 +133,10 @@ def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mappin
             continue
         model, modality, label = str(r[0]), str(r[1]), str(r[2])
         sets = counts.get((model, modality), {})
-        if set(sets) <= {ALL}:
+        empty = {fs: why for fs, why in (untraced or {}).get((model, modality), {}).items() if fs not in sets}
+        if set(sets) | set(empty) <= {ALL}:
             out.append(Row(model, modality, ALL, label, sets.get(ALL)))
             continue
-        out += [Row(model, modality, fs, row_label(label, fs, sets[fs]), sets[fs]) for fs in ordered(sets)]
+        out += [Row(model, modality, fs, row_label(label, fs, sets.get(fs, 0)), sets.get(fs, 0), empty.get(fs, ""))
+                for fs in ordered([*sets, *empty])]
     return out

@@ -44,6 +44,7 @@ DROP_REASONS = {
     "duplicate": "same facts and values on both sides as a test kept",
     "all zero": "both modalities are zero for every fact",
     "few facts": "fewer paired facts than aggregate.min_facts",
+    "no facts": "no fact of the S->T set was traced (qc/fates.parquet says why): one row for the whole set",
 }
 #: which of two duplicate tests is kept: the first in this order (primary_category's precedence)
 KEEP_ORDER = (*PRIMARY_ORDER, PREDICTION)
@@ -159,6 +160,18 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["model", "fact_set", "kind", "category", "layer_first"],
                           key=lambda s: s.map(order) if s.name == "category" else fact_set_rank(s)
                           if s.name == "fact_set" else s).reset_index(drop=True)
+
+
+def untraced_tests(untraced: Mapping[tuple[str, str], Mapping[str, str]],
+                   modality_b: str = "s2t") -> pd.DataFrame:
+    """The dropped-tests rows (:data:`DROPPED_COLUMNS`, reason ``no facts``) of the ``modality_b`` fact sets
+    without a traced fact (:func:`factrace.analysis.rows.untraced_sets`): one row per (model, set), its kind,
+    category and band empty, n = 0. A test that could not be run is a row with its reason, not an absence."""
+    rows = [{"model": model, "fact_set": fs, "kind": "", "category": "", "band": "", "layer_first": pd.NA,
+             "layer_last": pd.NA, "n": 0, "reason": "no facts", "same_as": ""}
+            for (model, modality), sets in sorted(untraced.items()) if modality == modality_b
+            for fs in ordered(sets)]
+    return _frame(rows, DROPPED_COLUMNS)
 
 
 def _candidates(effects: pd.DataFrame, modality_a: str, modality_b: str,

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from factrace.analysis.rows import ALL, FACT_SET_WORDS, fact_set_rank, row_counts, split_rows, with_fact_set
+from factrace.analysis.rows import (
+    ALL,
+    FACT_SET_WORDS,
+    fact_set_rank,
+    row_counts,
+    split_rows,
+    untraced_sets,
+    with_fact_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +206,14 @@ class FigureRow:
 def figure_rows(rows: Sequence[Sequence[str]], fates: pd.DataFrame | None = None) -> list[FigureRow]:
     """Figure 2's rows ([model, modality, label, role], as the report rule passes them), each split by the fact
     sets of its traced facts (:func:`factrace.analysis.rows.split_rows`; the fates' ``fact_set``), with the
-    number of facts traced for each (``fates``: the QC fates table; None: unknown)."""
+    number of facts traced for each (``fates``: the QC fates table; None: unknown); a set none of whose facts was
+    traced is a row with n = 0."""
     traced: dict[tuple[str, str], dict[str, int]] = {}
     if fates is not None and len(fates):
         traced = row_counts(fates[fates["fate"] == "traced"], n=None)
     roles = {(str(r[0]), str(r[1])): str(r[3]) if len(r) > 3 else "" for r in rows}
     out = []
-    for r in split_rows(rows, traced):
+    for r in split_rows(rows, traced, untraced_sets(fates)):  # a set with no traced fact: a row, n = 0
         n = r.n if r.n is not None else (0 if fates is not None else None)
         out.append(FigureRow(r.model, r.modality, r.label, roles[(r.model, r.modality)], n, r.fact_set))
     return out

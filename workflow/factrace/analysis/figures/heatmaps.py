@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,6 +43,9 @@ from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION
 from factrace.tracing.method import KINDS, window_caption
 
 log = logging.getLogger(__name__)
+
+#: (model, modality) -> {fact set: why none of its facts was traced} (:func:`factrace.analysis.rows.untraced_sets`)
+Untraced = Mapping[tuple[str, str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,12 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
 
 
 def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str, show_y: bool,
-           signed: bool, lim: tuple[float, float]) -> tuple[float, float] | None:
-    """Draw one panel; returns its colour limits (vmin, vmax), None for a panel without data."""
+           signed: bool, lim: tuple[float, float], note: str = "") -> tuple[float, float] | None:
+    """Draw one panel; returns its colour limits (vmin, vmax), None for a panel without data (which shows
+    ``note``, the row's reason, when it has one)."""
     arr = raw.to_numpy(dtype=float)
     if not np.isfinite(arr).any():
-        no_data(ax, title)
+        no_data(ax, title, f"n = 0: {note}" if note else "no data")
         return None
     if signed:
         m = max(abs(lim[0]), abs(lim[1]), LOG_AIE_FLOOR * 10)
@@ -139,10 +143,12 @@ def _footnote(counts: CellCounts, signed: bool) -> str:
             "n = facts per category")
 
 
-def figure_rows(aie_df: pd.DataFrame, rows: Sequence[Sequence]) -> list[Row]:
+def figure_rows(aie_df: pd.DataFrame, rows: Sequence[Sequence],
+                untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[Row]:
     """The rows drawn: ``rows`` (``(model, modality, label)``, or :class:`~factrace.analysis.rows.Row`) split by
-    the fact sets of ``aie_df`` (:func:`~factrace.analysis.rows.split_rows`)."""
-    return split_rows(rows, row_counts(aie_df))
+    the fact sets of ``aie_df``, plus the sets of ``untraced`` with n = 0
+    (:func:`~factrace.analysis.rows.split_rows`)."""
+    return split_rows(rows, row_counts(aie_df), untraced)
 
 
 def _matrices(aie_df: pd.DataFrame, rows: Sequence[Row]):
@@ -208,16 +214,17 @@ class Grid:
 
 
 def draw_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool = False,
-              scale_df: pd.DataFrame | None = None, scale_note: str = "") -> Grid:
+              scale_df: pd.DataFrame | None = None, scale_note: str = "", untraced: Untraced | None = None) -> Grid:
     """Rows (model, modality, label), each split by fact set (:func:`figure_rows`), x columns (kinds) of AIE
     heatmaps, written to ``out`` (.png and .pdf). One colour scale per column, shared down the rows; over every
     (model, modality, fact set) of ``scale_df`` when given (the per-model figures pass all the AIE tables, to
     share Figure 2's scale). ``cells`` has one line per drawn row and kind: model, modality, fact_set, row (its
-    label), kind and the cell counts."""
+    label), kind and the cell counts. ``untraced`` (:func:`~factrace.analysis.rows.untraced_sets`): the fact sets
+    without a traced fact, each drawn as an empty row with n = 0 and its reason."""
     if not rows:
         raise ValueError("a heatmap grid needs at least one row")
     aie_df = with_fact_set(aie_df)
-    rows = figure_rows(aie_df, rows)
+    rows = figure_rows(aie_df, rows, untraced)
     raws, labels = _matrices(aie_df, rows)
     stats = []
     for i, r in enumerate(rows):
@@ -236,7 +243,7 @@ def draw_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool 
             first = next((k for k in KINDS if np.isfinite(raws[(i, k)].to_numpy(dtype=float)).any()), KINDS[0])
             titles[(i, kind)] = panel_title(aie_df, r.model, r.modality, kind, r.label)
             lim = _panel(axes[i, j], raws[(i, kind)], labels[i], kind, titles[(i, kind)], kind == first,
-                         signed, lims[kind])
+                         signed, lims[kind], r.note)
             if lim is not None:
                 norms[(i, kind)] = lim
     note = _footnote(total, signed)
@@ -247,30 +254,32 @@ def draw_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool 
     return Grid(save_figure(fig, out), pd.DataFrame(stats), norms, titles)
 
 
-def _grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool) -> tuple[list[Path], pd.DataFrame]:
-    g = draw_grid(aie_df, rows, out, signed)
+def _grid(aie_df: pd.DataFrame, rows: Sequence[Sequence], out, signed: bool,
+          untraced: Untraced | None = None) -> tuple[list[Path], pd.DataFrame]:
+    g = draw_grid(aie_df, rows, out, signed, untraced=untraced)
     return g.paths, g.cells
 
 
 def figure2_grid(aie_df: pd.DataFrame, rows: Sequence[Sequence],
-                 out: str | os.PathLike[str]) -> list[Path]:
+                 out: str | os.PathLike[str], untraced: Untraced | None = None) -> list[Path]:
     """The paper's Figure 2: one row per (model, modality, label), split by fact set (a speech LM's S->T row:
-    facts heard in speech, facts learnt in text only), columns hidden / MLP / attention; log AIE over layer x
-    category, colour scale shared down each column, n per category, negative cells hatched."""
-    return figure2_with_counts(aie_df, rows, out)[0]
+    facts heard in speech, facts learnt in text only; a set of ``untraced`` drawn empty with n = 0 and its
+    reason), columns hidden / MLP / attention; log AIE over layer x category, colour scale shared down each
+    column, n per category, negative cells hatched."""
+    return figure2_with_counts(aie_df, rows, out, untraced)[0]
 
 
 def figure2_with_counts(aie_df: pd.DataFrame, rows: Sequence[Sequence],
-                        out: str | os.PathLike[str]) -> tuple[list[Path], pd.DataFrame]:
+                        out: str | os.PathLike[str], untraced: Untraced | None = None) -> tuple[list[Path], pd.DataFrame]:
     """:func:`figure2_grid` and its cell counts per (row, kind): columns model, modality, fact_set, row, kind,
     cells, negative, floored."""
-    return _grid(aie_df, rows, out, signed=False)
+    return _grid(aie_df, rows, out, signed=False, untraced=untraced)
 
 
 def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[Sequence],
-                   out: str | os.PathLike[str]) -> list[Path]:
+                   out: str | os.PathLike[str], untraced: Untraced | None = None) -> list[Path]:
     """Figure 2 on the signed AIE (diverging map, symmetric log): negative cells in blue."""
-    return _grid(aie_df, rows, out, signed=True)[0]
+    return _grid(aie_df, rows, out, signed=True, untraced=untraced)[0]
 
 
 def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], labels: dict[str, str] | None = None,

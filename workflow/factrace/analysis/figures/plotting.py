@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -49,8 +50,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
 
 
-def no_data(ax: Axes, title: str) -> None:
-    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="0.5")
+def no_data(ax: Axes, title: str, text: str = "no data") -> None:
+    """An empty panel that says why it is empty (``text``, wrapped)."""
+    ax.text(0.5, 0.5, textwrap.fill(text, 48), ha="center", va="center", transform=ax.transAxes, color="0.4",
+            fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
