@@ -129,3 +129,26 @@ def test_landing_page_lists_the_untraced_set_with_n_0():
     rows = figure_rows([["slm", "t2t", "LM T->T", "speechlm"], ["slm", "s2t", "LM S->T", "speechlm"]], _fates())
     assert [(r.fact_set, r.n_facts) for r in rows] == [("all", 5), ("heard", 3), ("text_only", 0)]
     assert rows[2].label == "LM S->T, facts learnt in text only (n=0)"
+
+
+def test_facts_table_counts_the_untraced_set_as_0(tmp_path):
+    from factrace.analysis.rows import traced_per_set
+    from factrace.analysis.summary import collect
+
+    aie = aie_table(pd.concat([speech_rows(known_id=k, marker_ie=0.9).assign(fact_set="heard") for k in HEARD]),
+                    combine="mean", n_boot=5)
+    assert traced_per_set(aie) == "3 (facts heard in speech 3)"
+    assert traced_per_set(aie, {"text_only": "why"}) == "3 (facts heard in speech 3, facts learnt in text only 0)"
+    assert traced_per_set(aie.assign(fact_set="all")) == 3 and traced_per_set(aie.iloc[:0]) is None
+
+    # the README's facts table reads the run's QC fates for it
+    res = tmp_path / "results"
+    for d in ("filter/slm/s2t", "aie/slm", "qc"):
+        (res / d).mkdir(parents=True)
+    pd.DataFrame({"known_id": [*HEARD, *TEXT_ONLY], "kept": [True] * 3 + [False] * 2,
+                  "match": ["exact"] * 3 + ["none"] * 2}).to_parquet(res / "filter/slm/s2t/shard-0.parquet")
+    aie.to_parquet(res / "aie/slm/s2t.parquet")
+    _fates().to_parquet(res / "qc/fates.parquet")
+    facts = collect(res)["tables"]["demo-facts"]["rows"]
+    assert facts == [["slm", "s2t", "5", "3", "3", "0", "2",
+                      "3 (facts heard in speech 3, facts learnt in text only 0)"]]

@@ -20,7 +20,7 @@ import pandas as pd
 from factrace.speechlm.fact_sets import ALL, FACT_SET_WORDS, FACT_SETS
 
 __all__ = ["ALL", "FACT_SETS", "FACT_SET_WORDS", "Row", "fact_set_rank", "ordered", "row_counts", "row_label",
-           "row_name", "set_rank", "split_rows", "untraced_sets", "with_fact_set"]
+           "row_name", "set_rank", "split_rows", "traced_per_set", "untraced_sets", "with_fact_set"]
 
 COLUMN = "fact_set"
 
@@ -140,3 +140,17 @@ def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mappin
         out += [Row(model, modality, fs, row_label(label, fs, sets.get(fs, 0)), sets.get(fs, 0), empty.get(fs, ""))
                 for fs in ordered([*sets, *empty])]
     return out
+
+
+def traced_per_set(aie: pd.DataFrame, untraced: Mapping[str, str] | None = None) -> int | str | None:
+    """Facts traced, from one (model, modality)'s AIE table (the largest n of each fact set, summed); with fact
+    sets, each set's too, the sets of ``untraced`` (:func:`untraced_sets`) with 0:
+    '29 (facts heard in speech 29, facts learnt in text only 0)'. None for an empty table."""
+    if aie.empty:
+        return None
+    per_set = with_fact_set(aie).groupby(COLUMN)["n"].max().astype(int).to_dict()
+    per_set.update({fs: 0 for fs in (untraced or {}) if fs not in per_set})
+    if set(per_set) <= {ALL}:
+        return int(sum(per_set.values()))
+    parts = ", ".join(f"{FACT_SET_WORDS.get(fs, fs)} {per_set[fs]}" for fs in ordered(per_set))
+    return f"{sum(per_set.values())} ({parts})"

@@ -24,7 +24,15 @@ from factrace.analysis.markdown import num as _g
 from factrace.analysis.markdown import pct as _pct
 from factrace.analysis.markdown import ratio as _ratio
 from factrace.analysis.markdown import table as _table
-from factrace.analysis.rows import ALL, FACT_SET_WORDS, ordered, row_name, with_fact_set
+from factrace.analysis.rows import (
+    ALL,
+    FACT_SET_WORDS,
+    ordered,
+    row_name,
+    traced_per_set,
+    untraced_sets,
+    with_fact_set,
+)
 from factrace.analysis.seeds import readme_table as seeds_readme_table
 
 log = logging.getLogger(__name__)
@@ -40,13 +48,16 @@ def _read_parquets(paths: list[Path]) -> pd.DataFrame:
 
 def _facts(res: Path) -> Table | None:
     rows = []
+    fates = res / "qc" / "fates.parquet"  # a fact set none of whose facts was traced counts 0, not absent
+    untraced = untraced_sets(pd.read_parquet(fates)) if fates.exists() else {}
     for d in sorted(p for p in res.glob("filter/*/*") if p.is_dir()):
         filt = _read_parquets(sorted(d.glob("*.parquet")))
         if filt.empty:
             continue
         model, modality = d.parent.name, d.name
         aie_path = res / "aie" / model / f"{modality}.parquet"
-        traced = _traced(pd.read_parquet(aie_path)) if aie_path.exists() else None
+        traced = traced_per_set(pd.read_parquet(aie_path), untraced.get((model, modality))) \
+            if aie_path.exists() else None
         m = filt["match"].value_counts()
         rows.append([model, modality, str(len(filt)), str(int(filt["kept"].sum())), str(int(m.get("exact", 0))),
                      str(int(m.get("partial", 0))), str(int(m.get("none", 0))),
@@ -55,18 +66,6 @@ def _facts(res: Path) -> Table | None:
         return None
     return _table(["model", "modality", "facts", "kept", "exact", "partial", "none", "traced"], rows,
                   ["results/filter/*/*/shard-*.parquet", "results/aie/*/*.parquet (traced = largest n)"])
-
-
-def _traced(aie: pd.DataFrame) -> int | str | None:
-    """Facts traced, from an AIE table (the largest n of each fact set, summed); with fact sets, each set's too:
-    '12 (facts heard in speech 7, facts learnt in text only 5)'."""
-    if aie.empty:
-        return None
-    per_set = with_fact_set(aie).groupby("fact_set")["n"].max()
-    if set(per_set.index) <= {ALL}:
-        return int(per_set.sum())
-    parts = ", ".join(f"{FACT_SET_WORDS.get(fs, fs)} {int(per_set[fs])}" for fs in ordered(per_set.index))
-    return f"{int(per_set.sum())} ({parts})"
 
 
 def _speechlm_rows(name: str, ev: dict[str, Any]) -> list[list[str]]:
