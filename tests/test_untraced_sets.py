@@ -97,9 +97,10 @@ def _compare(paths, out, fates: bool):
 def test_compare_draws_and_lists_the_set_no_fact_of_which_was_traced(tmp_path, monkeypatch):
     paths = _write_run(tmp_path)
     shown: list[str] = []
+    titles: list[str] = []
     real = heatmaps.no_data
-    monkeypatch.setattr(heatmaps, "no_data", lambda ax, title, text="no data": (shown.append(text),
-                                                                                 real(ax, title, text)))
+    monkeypatch.setattr(heatmaps, "no_data", lambda ax, title, text="no data": (
+        shown.append(text), titles.append(title), real(ax, title, text)))
     (tmp_path / "with").mkdir()
     cells, dropped = _compare(paths, tmp_path / "with", fates=True)
     empty = cells[cells["fact_set"] == "text_only"]
@@ -107,6 +108,7 @@ def test_compare_draws_and_lists_the_set_no_fact_of_which_was_traced(tmp_path, m
     assert empty["cells"].tolist() == [0, 0, 0]  # one line per kind, nothing drawn
     # each of the row's panels says why (the other rows' mlp and attention panels: no data, the tables hold hidden)
     assert [t for t in shown if t != "no data"] == [f"n = 0: no fact traced: 2 dropped ({NO_MATCH})"] * 3
+    assert max(len(line) for t in titles for line in t.splitlines()) <= 60  # wrapped: the long titles do not overlap
     assert (tmp_path / "with" / "figure2.png").stat().st_size > 0
     no_facts = dropped[dropped["reason"] == "no facts"]
     assert no_facts[["model", "fact_set", "n"]].values.tolist() == [["slm", "text_only", 0]]

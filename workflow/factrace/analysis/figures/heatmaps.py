@@ -102,7 +102,7 @@ def _panel(ax: Axes, raw: pd.DataFrame, labels: list[str], kind: str, title: str
     ``note``, the row's reason, when it has one)."""
     arr = raw.to_numpy(dtype=float)
     if not np.isfinite(arr).any():
-        no_data(ax, title, f"n = 0: {note}" if note else "no data")
+        no_data(ax, textwrap.fill(title, 60), f"n = 0: {note}" if note else "no data")  # wrapped as below
         return None
     if signed:
         m = max(abs(lim[0]), abs(lim[1]), LOG_AIE_FLOOR * 10)
