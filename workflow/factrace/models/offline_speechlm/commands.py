@@ -83,14 +83,19 @@ def _sweep_table(a: argparse.Namespace) -> int:
     return main_table(a)
 
 
-def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
+def _noise_args(p: argparse.ArgumentParser, speech: bool) -> None:
+    """eval.json's noise, as every build measures it: the noise rule, the samples, (speech) the subject margin."""
     from factrace.core.noise_rule import add_noise_rule_args
 
-    add_noise_rule_args(p)  # eval.json's noise: each modality's multiplier by the noise rule
+    add_noise_rule_args(p)  # each modality's multiplier by the noise rule
     if speech:
         p.add_argument("--subject-margin", type=int, required=True,
                        help="tracing.subject_margin_s2t: units added on each side of the subject's speech range")
     p.add_argument("--samples", type=int, required=True, help="tracing.samples: noise samples per fact (eval.json)")
+
+
+def _eval_args(p: argparse.ArgumentParser, speech: bool) -> None:
+    _noise_args(p, speech)
     p.add_argument("--draws", type=int, default=None, help="random-unit subject ablation draws (EvalSettings)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="greedy tokens per answer (EvalSettings)")
     p.add_argument("--eval-json", default=None, help="also write the evaluation here")
@@ -151,11 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--extra-facts", required=True, help="speech.speechlm.extra_facts")
     p.add_argument("--units", required=True, help="the workflow's mfcc-kmeans .npz (rule fit_units)")
     p.add_argument("--extra-renderings", type=int, required=True, help="speech.speechlm.extra_renderings")
-    from factrace.core.noise_rule import add_noise_rule_args
-
-    add_noise_rule_args(p)  # eval.json's noise, as the builds measure it
-    p.add_argument("--samples", type=int, required=True, help="tracing.samples (eval.json)")
-    p.add_argument("--subject-margin", type=int, required=True, help="tracing.subject_margin_s2t (eval.json)")
+    _noise_args(p, speech=True)
     p.add_argument("--work", required=True, help="directory for the variant's two checkpoints")
     p.add_argument("--out", required=True, help="the variant's row (TSV)")
     p.set_defaults(func=_sweep)
