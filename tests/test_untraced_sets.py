@@ -154,3 +154,16 @@ def test_facts_table_counts_the_untraced_set_as_0(tmp_path):
     facts = collect(res)["tables"]["demo-facts"]["rows"]
     assert facts == [["slm", "s2t", "5", "3", "3", "0", "2",
                       "3 (facts heard in speech 3, facts learnt in text only 0)"]]
+
+
+def test_per_model_figure_draws_the_untraced_set_too(tmp_path, monkeypatch):
+    paths = _write_run(tmp_path)
+    shown: list[str] = []
+    real = heatmaps.no_data
+    monkeypatch.setattr(heatmaps, "no_data", lambda ax, title, text="no data": (shown.append(text),
+                                                                                 real(ax, title, text)))
+    out = tmp_path / "aie_slm_s2t.png"
+    run_cli(["figure", "heatmaps", "--aie", str(paths["aie_s2t"]), "--label", "LM", "--fates", str(paths["fates"]),
+             "--out", str(out)])
+    assert out.exists() and out.with_suffix(".pdf").exists()
+    assert shown.count(f"n = 0: no fact traced: 2 dropped ({NO_MATCH})") == 3

@@ -35,6 +35,7 @@ rule aie_heatmaps:
         aie=f"{R}/aie/{{model}}/{{modality}}.parquet",
         # every model and modality: each kind's colour scale is Figure 2's, so one colour is one AIE everywhere
         scale=[f"{R}/aie/{m}/{mod}.parquet" for m, mod in model_modalities()],
+        fates=f"{R}/qc/fates.parquet",  # a fact set with no traced fact: an empty row, n = 0, with why
     output:
         png=report(f"{R}/figures/aie_{{model}}_{{modality}}.png", caption="../report/aie_heatmaps.rst",
                    category="Causal traces"),
@@ -49,7 +50,7 @@ rule aie_heatmaps:
         f"{R}/benchmarks/aie_heatmaps/{{model}}_{{modality}}.tsv",
     shell:
         "factrace figure heatmaps --aie {input.aie:q} --label {params.label:q} --scale-from {input.scale:q} "
-        "--out {output.png:q} 2> {log:q}"
+        "--fates {input.fates:q} --out {output.png:q} 2> {log:q}"
 
 
 rule prompt_plots:

@@ -169,14 +169,16 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     import tempfile
 
     from factrace.analysis.figures.traces import aie_heatmaps
+    from factrace.analysis.rows import untraced_sets
     from factrace.core import io
 
     aie = io.read_table(args.aie, "aie")
     scale = io.read_tables(args.scale_from, "aie") if args.scale_from else None
     labels = {str(m): args.label for m in aie["model"].unique()} if args.label else None
+    untraced = untraced_sets(_fates(args.fates)) if args.fates else None
     out = Path(args.out)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
-        written = aie_heatmaps(aie, Path(tmp) / "aie", labels=labels, scale_df=scale)
+        written = aie_heatmaps(aie, Path(tmp) / "aie", labels=labels, scale_df=scale, untraced=untraced)
         if len(written) != 1:
             raise SystemExit(f"{args.aie}: expected one (model, modality), found {sorted(written)}")
         for path in next(iter(written.values())):
@@ -272,6 +274,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--label", default=None, help="models.<name>.label: how the panels name the model")
     s.add_argument("--scale-from", nargs="*", default=[], help="the AIE tables whose range each kind's colour "
                    "scale spans (all of them: Figure 2's scale); without them, --aie's")
+    s.add_argument("--fates", default=None,
+                   help="the QC fates (qc/fates.parquet): a fact set with no traced fact is drawn with n = 0 and why")
     s.add_argument("--out", required=True, help="PNG path; a PDF is written beside it")
     s.set_defaults(func=cmd_figure_heatmaps)
 

@@ -283,7 +283,8 @@ def figure2_signed(aie_df: pd.DataFrame, rows: Sequence[Sequence],
 
 
 def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], labels: dict[str, str] | None = None,
-                 scale_df: pd.DataFrame | None = None) -> dict[tuple[str, str], list[Path]]:
+                 scale_df: pd.DataFrame | None = None,
+                 untraced: Untraced | None = None) -> dict[tuple[str, str], list[Path]]:
     """One figure per (model, modality): hidden / MLP / attention heatmaps of log AIE (layer x category), one
     row per fact set (:func:`figure_rows`: two S->T rows for a speech LM that records which facts it heard).
 
@@ -291,7 +292,8 @@ def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], label
     {(model, modality): [png, pdf]}. n per category on the rows, negative cells hatched. Panels are titled
     with the model's label (``labels``: model -> ``models.<m>.label``; the model's name without one). Each
     kind's colour scale spans ``scale_df`` (all the AIE tables: Figure 2's scale) when given, else ``aie_df``
-    (every model and modality drawn), never one panel alone.
+    (every model and modality drawn), never one panel alone. ``untraced``: the fact sets without a traced fact,
+    drawn as empty rows with n = 0 and the reason, as in Figure 2.
     """
     out: dict[tuple[str, str], list[Path]] = {}
     prefix = figure_stem(out_prefix)
@@ -306,5 +308,5 @@ def aie_heatmaps(aie_df: pd.DataFrame, out_prefix: str | os.PathLike[str], label
         label = f"{labels.get(str(model), model)} {MODALITY_LABEL.get(modality, modality)}"
         path = prefix.with_name(f"{prefix.name}_{slug(model)}_{slug(modality)}")
         out[(str(model), str(modality))] = draw_grid(aie_df, [(model, modality, label)], path, signed=False,
-                                                     scale_df=scale, scale_note=note).paths
+                                                     scale_df=scale, scale_note=note, untraced=untraced).paths
     return out
