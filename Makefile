@@ -55,8 +55,7 @@ sweep: $(STAMP)
 
 # The miniature across seeds (config/seeds.yaml: the backbone and the speech LM, no SmolLM2): one workflow run per
 # seed into results/seeds/seed-N, then their peaks and build measures side by side (results/seeds/seeds.tsv). About
-# 10 minutes per seed on 2 cores when the demo traced 12 facts per row (more now that it traces every kept fact); not
-# part of the demo.
+# 10 minutes per seed on 2 cores (every kept fact traced); not part of the demo.
 SEEDS ?= 1 2 3
 seeds: $(STAMP)
 	for s in $(SEEDS); do PATH=$(CURDIR)/$(BIN):$$PATH $(SNAKEMAKE) --profile profiles/local --cores $(CORES) \
