@@ -143,8 +143,7 @@ def _footnote(counts: CellCounts, signed: bool) -> str:
             "n = facts per category")
 
 
-def figure_rows(aie_df: pd.DataFrame, rows: Sequence[Sequence],
-                untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[Row]:
+def figure_rows(aie_df: pd.DataFrame, rows: Sequence[Sequence], untraced: Untraced | None = None) -> list[Row]:
     """The rows drawn: ``rows`` (``(model, modality, label)``, or :class:`~factrace.analysis.rows.Row`) split by
     the fact sets of ``aie_df``, plus the sets of ``untraced`` with n = 0
     (:func:`~factrace.analysis.rows.split_rows`)."""
