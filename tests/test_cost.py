@@ -74,3 +74,16 @@ def test_bench_floor_is_the_cost_model_over_the_measured_throughput(monkeypatch)
                         method="engine", **dims)
     assert floor == pytest.approx(est["flops"] / 1e9)
     assert bench.matmul_flops("float32", n=64, repeats=2) > 0
+
+
+def test_bench_block_rate_is_the_blocks_flops_over_their_time(monkeypatch):
+    """block_matmul_flops: the FLOPs of one block's linear layers (q, k, v, o, the MLP's 3 or 2 matrices) at the
+    model's shapes over their summed times (a fake clock: every product takes 1 s)."""
+    clock = iter(range(10_000))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    for family, n_matrices in (("llama", 7), ("gpt2", 6)):
+        dims = model_dims(CONFIGS[family])
+        d, i, q, kv = dims["hidden"], dims["intermediate"], dims["q_dim"], dims["kv_dim"]
+        mlp = 2 * 8 * d * i * (dims["mlp_matrices"] - 1) + 2 * 8 * i * d
+        flops = 2 * 8 * (d * q + 2 * d * kv + q * d) + mlp
+        assert bench.block_matmul_flops(dims, "float32", rows=8, repeats=1) == pytest.approx(flops / n_matrices)

@@ -14,7 +14,9 @@ engine and reference results are compared on the layers both ran (``max_abs_diff
 The engine runs once per ``--dtypes`` entry (float32 and bfloat16 by default: the model loaded in that dtype,
 the score read in float32 either way); the reference runs in float32. ``floor_s`` is the FLOPs of the minimal
 recomputation (``cost.estimate_cost(method="engine")``) divided by the FLOP/s of a large matmul in the same dtype
-measured here. A bf16 trace is compared with the float32 one cell by cell (``tracing.precision.compare``: the
+measured here; beside it, the rate of one block's linear layers at the model's own shapes
+(``block_matmul_gflops``), which shows how much of the gap to the floor the matmuls' shapes explain. A bf16
+trace is compared with the float32 one cell by cell (``tracing.precision.compare``: the
 largest AIE and p_clean differences, and whether each kind's peak is the same cell). The last line printed is
 one JSON object.
 """
@@ -59,6 +61,28 @@ def matmul_flops(dtype: str, n: int = 2048, repeats: int = 8) -> float:
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+def block_matmul_flops(dims: dict, dtype: str, rows: int = 1024, repeats: int = 5) -> float:
+    """Throughput (FLOP/s) of one decoder block's linear layers at ``rows`` input rows in ``dtype``: the model's own
+    shapes (q, k, v, o projections, the MLP's matrices), FLOP-weighted, each the best of ``repeats``. Set against
+    :func:`matmul_flops`, it says whether the engine's matmuls are slower than a large one because of their shapes."""
+    import torch
+
+    d, i = dims["hidden"], dims["intermediate"]
+    shapes = [(d, dims["q_dim"]), (d, dims["kv_dim"]), (d, dims["kv_dim"]), (dims["q_dim"], d)]
+    shapes += [(d, i)] * (dims["mlp_matrices"] - 1) + [(i, d)]
+    flops = seconds = 0.0
+    for k, n in shapes:
+        a, b = torch.randn(rows, k).to(getattr(torch, dtype)), torch.randn(k, n).to(getattr(torch, dtype))
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        flops, seconds = flops + 2 * rows * k * n, seconds + best
+    return flops / seconds
 
 
 def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int, kinds, window: int,
@@ -198,6 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "float32" not in dtypes:
         raise SystemExit("--dtypes must include float32 (the reference and the bf16 comparison need it)")
     flops_per_s = {d: matmul_flops(d) for d in dtypes}
+    block_per_s = {d: block_matmul_flops(dims, d) for d in dtypes}  # the floor stays the large matmul's rate
     kinds = tuple(ns.kinds.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         eng = {d: _run_worker("engine", ns, tmp, d) for d in dtypes}
@@ -236,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"model {ns.model}: {L} layers, hidden {dims['hidden']}; samples {ns.samples}, kinds {','.join(kinds)}, "
           f"window {ns.window}; {ns.threads} threads; matmul GFLOP/s "
-          + ", ".join(f"{d} {f / 1e9:.1f}" for d, f in flops_per_s.items()))
+          + ", ".join(f"{d} {f / 1e9:.1f}" for d, f in flops_per_s.items())
+          + "; a block's linear layers at 1024 rows " + ", ".join(f"{d} {f / 1e9:.1f}" for d, f in block_per_s.items()))
     print(f"reference (float32) run on centre layers {ref_layers} only; its time is extrapolated per cell "
           f"(every cell is one full forward) to the engine's {len(eng_layers)} layers")
     hdr = ("prompt", "dtype", "tokens", "corrupt", "eng_L", "ref_L", "engine_s", "ref_meas_s", "ref_extrap_s",
@@ -276,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
         "bf16_aie_tolerance": BF16_AIE_TOLERANCE,
         "peak_rss_mb": {**{f"engine_{d}": eng[d][0]["peak_rss_mb"] for d in dtypes}, "reference": ref["peak_rss_mb"]},
         "matmul_gflops": {d: f / 1e9 for d, f in flops_per_s.items()},
+        "block_matmul_gflops": {d: f / 1e9 for d, f in block_per_s.items()},
         "samples": ns.samples, "kinds": list(kinds), "window": ns.window, "engine_layers": eng_layers,
         "reference_layers": ref_layers, "threads": ns.threads,
     }
