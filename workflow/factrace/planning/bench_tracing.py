@@ -49,40 +49,34 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def matmul_flops(dtype: str, n: int = 2048, repeats: int = 8) -> float:
-    """Matmul throughput of this machine in ``dtype`` (FLOP/s, best of ``repeats``)."""
+def _matmul_seconds(m: int, k: int, n: int, dtype: str, repeats: int) -> float:
+    """Best of ``repeats`` timings of one (m x k) @ (k x n) product in ``dtype`` (after one untimed warm-up)."""
     import torch
 
-    a, b = torch.randn(n, n).to(getattr(torch, dtype)), torch.randn(n, n).to(getattr(torch, dtype))
+    a, b = torch.randn(m, k).to(getattr(torch, dtype)), torch.randn(k, n).to(getattr(torch, dtype))
     a @ b
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+    return best
+
+
+def matmul_flops(dtype: str, n: int = 2048, repeats: int = 8) -> float:
+    """Matmul throughput of this machine in ``dtype`` (FLOP/s, best of ``repeats``)."""
+    return 2 * n**3 / _matmul_seconds(n, n, n, dtype, repeats)
 
 
 def block_matmul_flops(dims: dict, dtype: str, rows: int = 1024, repeats: int = 5) -> float:
     """Throughput (FLOP/s) of one decoder block's linear layers at ``rows`` input rows in ``dtype``: the model's own
     shapes (q, k, v, o projections, the MLP's matrices), FLOP-weighted, each the best of ``repeats``. Set against
     :func:`matmul_flops`, it says whether the engine's matmuls are slower than a large one because of their shapes."""
-    import torch
-
     d, i = dims["hidden"], dims["intermediate"]
     shapes = [(d, dims["q_dim"]), (d, dims["kv_dim"]), (d, dims["kv_dim"]), (dims["q_dim"], d)]
     shapes += [(d, i)] * (dims["mlp_matrices"] - 1) + [(i, d)]
-    flops = seconds = 0.0
-    for k, n in shapes:
-        a, b = torch.randn(rows, k).to(getattr(torch, dtype)), torch.randn(k, n).to(getattr(torch, dtype))
-        a @ b
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        flops, seconds = flops + 2 * rows * k * n, seconds + best
-    return flops / seconds
+    flops = sum(2 * rows * k * n for k, n in shapes)
+    return flops / sum(_matmul_seconds(rows, k, n, dtype, repeats) for k, n in shapes)
 
 
 def floor_seconds(dims: dict, n_tokens: int, start: int, end: int, samples: int, kinds, window: int,
