@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:  # the CLI imports its modules when a command runs
+    from factrace.analysis.rows import Untraced
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,7 @@ def write_outputs(tables: dict[str, pd.DataFrame | None], outdir: Path, prov) ->
 
 
 def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts: int, n_perm: int, seed: int,
-                   exact_max_n: int, untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None
-                   ) -> dict[str, pd.DataFrame]:
+                   exact_max_n: int, untraced: Untraced | None = None) -> dict[str, pd.DataFrame]:
     """The tables of ``compare`` (all but the figure counts) from the AIE tables and per-fact effects;
     ``untraced`` (:func:`factrace.analysis.rows.untraced_sets`): the S->T fact sets without a traced fact, each a
     ``no facts`` row of ``tests_dropped``."""
@@ -79,29 +81,32 @@ def compare_tables(aie: pd.DataFrame, effects: pd.DataFrame | None, *, min_facts
     }
 
 
-def _fates(path: str) -> pd.DataFrame:
-    """The QC fates table (``factrace qc --fates``), its columns checked."""
+def _untraced(path: str | None) -> Untraced | None:
+    """The fact sets without a traced fact (:func:`factrace.analysis.rows.untraced_sets`) of the QC fates table at
+    ``path`` (``factrace qc --fates``), its columns checked; None without a path."""
+    from factrace.analysis.rows import untraced_sets
     from factrace.core import io
     from factrace.core.contracts import ContractError
 
+    if not path:
+        return None
     fates = io.read_table(path)
     missing = sorted({"model", "modality", "fate", "reason"} - set(fates.columns))
     if missing:
         raise ContractError(f"{path}: no column {', '.join(missing)}; it is not a QC fates table (rule qc, "
                             "`factrace qc --fates`): remove it and rerun the workflow")
-    return fates
+    return untraced_sets(fates)
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
     """Figure 2, the effect-size tables and (for speech LMs) the paired T->T vs S->T tests."""
     from factrace.analysis.figures.heatmaps import figure2_signed, figure2_with_counts
-    from factrace.analysis.rows import untraced_sets
     from factrace.analysis.stream import effects_from_traces
     from factrace.core import io
 
     aie = io.read_tables(args.aie, "aie")
     rows = [tuple(r) for r in json.loads(args.rows)]
-    untraced = untraced_sets(_fates(args.fates)) if args.fates else None
+    untraced = _untraced(args.fates)
     _paths, cells = figure2_with_counts(aie, rows, args.figure, untraced)
     if args.figure_signed:
         figure2_signed(aie, rows, args.figure_signed, untraced)
@@ -169,13 +174,12 @@ def cmd_figure_heatmaps(args: argparse.Namespace) -> None:
     import tempfile
 
     from factrace.analysis.figures.traces import aie_heatmaps
-    from factrace.analysis.rows import untraced_sets
     from factrace.core import io
 
     aie = io.read_table(args.aie, "aie")
     scale = io.read_tables(args.scale_from, "aie") if args.scale_from else None
     labels = {str(m): args.label for m in aie["model"].unique()} if args.label else None
-    untraced = untraced_sets(_fates(args.fates)) if args.fates else None
+    untraced = _untraced(args.fates)
     out = Path(args.out)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         written = aie_heatmaps(aie, Path(tmp) / "aie", labels=labels, scale_df=scale, untraced=untraced)

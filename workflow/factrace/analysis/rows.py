@@ -19,10 +19,28 @@ import pandas as pd
 
 from factrace.speechlm.fact_sets import ALL, FACT_SET_WORDS, FACT_SETS
 
-__all__ = ["ALL", "FACT_SETS", "FACT_SET_WORDS", "Row", "fact_set_rank", "ordered", "row_counts", "row_label",
-           "row_name", "set_rank", "split_rows", "traced_per_set", "untraced_sets", "with_fact_set"]
+__all__ = [
+    "ALL",
+    "FACT_SETS",
+    "FACT_SET_WORDS",
+    "Row",
+    "Untraced",
+    "fact_set_rank",
+    "ordered",
+    "row_counts",
+    "row_label",
+    "row_name",
+    "set_rank",
+    "split_rows",
+    "traced_per_set",
+    "untraced_sets",
+    "with_fact_set",
+]
 
 COLUMN = "fact_set"
+
+#: (model, modality) -> {fact set: why none of its facts was traced} (:func:`untraced_sets`)
+Untraced = Mapping[tuple[str, str], Mapping[str, str]]
 
 
 def with_fact_set(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,8 +127,7 @@ def untraced_sets(fates: pd.DataFrame | None) -> dict[tuple[str, str], dict[str,
             continue
         parts = []
         for fate, gf in g.groupby("fate", sort=True):
-            reasons = (gf["reason"].fillna("").astype(str) if "reason" in gf.columns else pd.Series([""] * len(gf))
-                       ).value_counts()
+            reasons = gf["reason"].fillna("").astype(str).value_counts()
             top, others = str(reasons.index[0]), len(gf) - int(reasons.iloc[0])
             why = top + (f"; {others} other reasons" if others else "")
             parts.append(f"{len(gf)} {fate}" + (f" ({why})" if why else ""))
@@ -119,7 +136,7 @@ def untraced_sets(fates: pd.DataFrame | None) -> dict[tuple[str, str], dict[str,
 
 
 def split_rows(rows: Sequence[Sequence], counts: Mapping[tuple[str, str], Mapping[str, int]],
-               untraced: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[Row]:
+               untraced: Untraced | None = None) -> list[Row]:
     """The planned rows ``[model, modality, label, ...]`` split by fact set: a (model, modality) whose ``counts``
     (:func:`row_counts`) hold sets other than ``all`` gives one row per set (in :data:`FACT_SETS` order),
     labelled with its words and n (:func:`row_label`); any other gives its one row, ``all``, its label unchanged

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from factrace.analysis.peaks import peak_effects  # noqa: F401  (kept importable from here)
-from factrace.analysis.rows import ALL, fact_set_rank, ordered, set_rank, with_fact_set
+from factrace.analysis.rows import ALL, Untraced, fact_set_rank, ordered, set_rank, with_fact_set
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION, PRIMARY_ORDER
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,7 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
                           if s.name == "fact_set" else s).reset_index(drop=True)
 
 
-def untraced_tests(untraced: Mapping[tuple[str, str], Mapping[str, str]],
-                   modality_b: str = "s2t") -> pd.DataFrame:
+def untraced_tests(untraced: Untraced, modality_b: str = "s2t") -> pd.DataFrame:
     """The dropped-tests rows (:data:`DROPPED_COLUMNS`, reason ``no facts``) of the ``modality_b`` fact sets
     without a traced fact (:func:`factrace.analysis.rows.untraced_sets`): one row per (model, set), its kind,
     category and band empty, n = 0. A test that could not be run is a row with its reason, not an absence."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,14 +38,11 @@ from factrace.analysis.figures.plotting import (
     save_figure,
     slug,
 )
-from factrace.analysis.rows import Row, row_counts, split_rows, with_fact_set
+from factrace.analysis.rows import Row, Untraced, row_counts, split_rows, with_fact_set
 from factrace.tracing.categories import AIE_CATEGORIES, PREDICTION
 from factrace.tracing.method import KINDS, window_caption
 
 log = logging.getLogger(__name__)
-
-#: (model, modality) -> {fact set: why none of its facts was traced} (:func:`factrace.analysis.rows.untraced_sets`)
-Untraced = Mapping[tuple[str, str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
