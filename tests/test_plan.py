@@ -122,6 +122,16 @@ def test_parse_dry_run_reads_rules_wildcards_and_resources():
     assert (jobs[0].gpus, jobs[0].runtime_min, jobs[1].gpus, jobs[2].gpus) == (1, 268.0, 0, 1)
 
 
+def test_the_plan_table_orders_tied_rules_by_name_whatever_the_dry_run_order():
+    from factrace.planning.plan import PlannedJob, format_table, summarise
+
+    jobs = [PlannedJob(r, {}, {}) for r in ("tts", "asr", "asr", "align", "tts", "shard")]
+    config = {"facts": {"shard_size": 10, "limit": 0, "url": "x", "expected_ids": [0, 10]}}
+    plans = [summarise(js, config) for js in (jobs, jobs[::-1])]
+    assert list(plans[0]["jobs_per_rule"]) == ["asr", "tts", "align", "shard"]  # most jobs first, ties by name
+    assert format_table(plans[0]) == format_table(plans[1])
+
+
 # ------------------------------------------------------------------------------------------------ workflow
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:

@@ -135,7 +135,8 @@ def summarise(jobs: list[PlannedJob], config: dict[str, Any]) -> dict[str, Any]:
     est_h = total["estimated_gpu_hours"]
     return {
         "jobs": int(total["jobs"]),
-        "jobs_per_rule": {rule: int(r["jobs"]) for rule, r in sorted(per_rule.items(), key=lambda kv: -kv[1]["jobs"])},
+        # most jobs first, ties by rule name: the dry run lists jobs in no fixed order, the table must not change with it
+        "jobs_per_rule": {rule: int(r["jobs"]) for rule, r in sorted(per_rule.items(), key=lambda kv: (-kv[1]["jobs"], kv[0]))},
         "gpu_jobs": int(total["gpu_jobs"]),
         "model_loads": int(total["model_loads"]),
         "requested_gpu_hours": round(total["requested_gpu_hours"], 2),
