@@ -24,6 +24,7 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -116,6 +117,7 @@ def _worker(args: argparse.Namespace) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from factrace.planning.op_time import profile_ops
     from factrace.tracing.stage import tracer
 
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).eval()
@@ -144,6 +146,10 @@ def _worker(args: argparse.Namespace) -> None:
                          "p_clean": res.p_clean, "p_corrupted": res.p_corrupted}
         for k in kinds:
             arrays[f"{name}/{k}"] = res.restored[k]
+        if args.ops:  # once more under the profiler, after the timed run (op_time)
+            out[name]["ops"] = profile_ops(functools.partial(fn, ids, corrupt, target, noise, kinds=kinds,
+                                                             window=args.window, layers=layers,
+                                                             max_rows=args.max_rows))[1]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     np.savez(args.out + ".npz", **arrays)
     Path(args.out + ".json").write_text(json.dumps(out))
@@ -162,7 +168,7 @@ def _run_worker(method: str, ns: argparse.Namespace, tmp: str, dtype: str) -> tu
            "--dtype", dtype,
            "--samples", str(ns.samples), "--window", str(ns.window), "--kinds", ns.kinds,
            "--prompts", ns.prompts, "--threads", str(ns.threads), "--seed", str(ns.seed),
-           "--max-rows", str(ns.max_rows),
+           "--max-rows", str(ns.max_rows), *(["--ops"] if ns.ops and method == "engine" else []),
            "--engine-layer-list", ns.engine_layer_list, "--reference-layer-list", ns.reference_layer_list]
     subprocess.run(cmd, check=True)
     info = json.loads(Path(out + ".json").read_text())
@@ -187,6 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtypes", default="float32,bfloat16",
                    help="the engine's dtypes (the reference runs in float32; a bf16 trace is compared with float32)")
+    p.add_argument("--ops", action="store_true",
+                   help="trace each prompt once more under torch.profiler: the engine's time by operator class")
     p.add_argument("--worker", choices=["engine", "reference"], help=argparse.SUPPRESS)
     p.add_argument("--dtype", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -202,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import AutoConfig
 
     from factrace.planning.cost import estimate_cost, model_dims
+    from factrace.planning.op_time import CLASSES
     from factrace.tracing.precision import BF16_AIE_TOLERANCE, compare
 
     _threads(ns.threads)
@@ -276,6 +285,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: {d} vs float32: max |AIE diff| {diff.max_aie_diff:.4f} over one prompt's cells "
               f"(figure tolerance, on means over facts: {BF16_AIE_TOLERANCE}), |p_clean diff| "
               f"{diff.p_clean_diff:.4f}; peak cell: {peaks}")
+    ops = {(d, nm): eng[d][0][nm]["ops"] for d in dtypes for nm in ns.prompts.split(",") if "ops" in eng[d][0][nm]}
+    if ops:
+        print("engine time by operator class (one more run under torch.profiler), seconds and / floor_s:")
+        print("{:<7} {:<9} ".format("prompt", "dtype") + " ".join(f"{c:>16}" for c in CLASSES) + f" {'profiled_s':>10}")
+        for (d, nm), o in ops.items():
+            fl = summary[d, nm]["floor_s"]
+            print(f"{nm:<7} {d:<9} " + " ".join(f"{o[c]:>8.2f} ({o[c] / fl:>4.2f}x)" for c in CLASSES)
+                  + f" {sum(o.values()):>10.2f}")
     print("peak RSS (MB, model included): " + ", ".join(f"engine {d} {eng[d][0]['peak_rss_mb']:.0f}" for d in dtypes)
           + f", reference {ref['peak_rss_mb']:.0f}; max |engine - reference| (float32) = {max_diff:.2e}")
     prompts = ns.prompts.split(",")
@@ -297,6 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mb": {**{f"engine_{d}": eng[d][0]["peak_rss_mb"] for d in dtypes}, "reference": ref["peak_rss_mb"]},
         "matmul_gflops": {d: f / 1e9 for d, f in flops_per_s.items()},
         "block_matmul_gflops": {d: f / 1e9 for d, f in block_per_s.items()},
+        **({"engine_ops_s": {d: {nm: o for (d2, nm), o in ops.items() if d2 == d} for d in dtypes},
+            "engine_ops_over_floor": {d: {nm: {c: v / summary[d, nm]["floor_s"] for c, v in o.items()}
+                                          for (d2, nm), o in ops.items() if d2 == d} for d in dtypes}} if ops else {}),
         "samples": ns.samples, "kinds": list(kinds), "window": ns.window, "engine_layers": eng_layers,
         "reference_layers": ref_layers, "threads": ns.threads,
     }
