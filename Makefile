@@ -72,7 +72,7 @@ dtype-check: $(STAMP)
 	  --out results/float32/dtype_compare.tsv
 
 bench: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/factrace bench tracing --ops
 
 estimate: $(STAMP)
 	$(BIN)/factrace estimate --configfile config/paper.yaml
