@@ -17,8 +17,9 @@ recomputation (``cost.estimate_cost(method="engine")``) divided by the FLOP/s of
 measured here; beside it, the rate of one block's linear layers at the model's own shapes
 (``block_matmul_gflops``), which shows how much of the gap to the floor the matmuls' shapes explain. A bf16
 trace is compared with the float32 one cell by cell (``tracing.precision.compare``: the
-largest AIE and p_clean differences, and whether each kind's peak is the same cell). The last line printed is
-one JSON object.
+largest AIE and p_clean differences, and whether each kind's peak is the same cell). ``--ops`` traces each
+prompt once more under ``torch.profiler`` and splits the engine's time by operator class (``op_time``), each
+class also as a multiple of ``floor_s``. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -135,22 +136,23 @@ def _worker(args: argparse.Namespace) -> None:
     # warm-up (first-call allocations and kernel selection), the same for both methods, not timed
     ids, corrupt, target, noise = _prompt(model, tok, "text", 2, args.seed)
     fn(ids, corrupt, target, noise, kinds=kinds, window=args.window, layers=[0], max_rows=args.max_rows)
+    runs = {}  # name: the traced prompt's call, timed once here and profiled once below
     for name in args.prompts.split(","):
         ids, corrupt, target, noise = _prompt(model, tok, name, args.samples, args.seed)
         layers = json.loads(getattr(args, f"{args.worker}_layer_list"))
+        runs[name] = functools.partial(fn, ids, corrupt, target, noise, kinds=kinds, window=args.window,
+                                       layers=layers, max_rows=args.max_rows)
         t0 = time.perf_counter()
-        res = fn(ids, corrupt, target, noise, kinds=kinds, window=args.window, layers=layers,
-                 max_rows=args.max_rows)
+        res = runs[name]()
         dt = time.perf_counter() - t0
         out[name] = {"seconds": dt, "layers": layers, "n_tokens": int(ids.shape[1]), "corrupt": list(corrupt),
                          "p_clean": res.p_clean, "p_corrupted": res.p_corrupted}
         for k in kinds:
             arrays[f"{name}/{k}"] = res.restored[k]
-        if args.ops:  # once more under the profiler, after the timed run (op_time)
-            out[name]["ops"] = profile_ops(functools.partial(fn, ids, corrupt, target, noise, kinds=kinds,
-                                                             window=args.window, layers=layers,
-                                                             max_rows=args.max_rows))[1]
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the profiler's memory
+    if args.ops:  # each prompt once more under the profiler, after the timed runs (op_time)
+        for name, run in runs.items():
+            out[name]["ops"] = profile_ops(run)[1]
     np.savez(args.out + ".npz", **arrays)
     Path(args.out + ".json").write_text(json.dumps(out))
 
