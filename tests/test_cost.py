@@ -28,10 +28,11 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _counted(fn, *args, **kw) -> int:
+def _counted(fn, *args, **kw) -> tuple[int, int]:
+    """Total FLOPs of the call and, of them, the batched products' (eager attention: QK^T and PV)."""
     with FlopCounterMode(display=False) as fc:
         fn(*args, **kw)
-    return fc.get_total_flops()
+    return fc.get_total_flops(), int(fc.get_flop_counts()["Global"].get(torch.ops.aten.bmm, 0))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -43,10 +44,12 @@ def test_cost_model_counts_the_matmuls(name, method):
     ids = torch.randint(0, 50, (1, n))
     noise = torch.randn(S, 2, 32)
     fn = trace_prompt_fast if method == "engine" else trace_prompt
-    flops = _counted(fn, model, ids, corrupt, 3, noise, kinds=kinds, window=window, layers=layers, max_rows=8)
+    flops, attention = _counted(fn, model, ids, corrupt, 3, noise, kinds=kinds, window=window, layers=layers,
+                                max_rows=8)
     est = estimate_cost(n_tokens=n, corrupt_start=corrupt[0], corrupt_end=corrupt[1], samples=S, kinds=kinds,
                         window=window, method=method, layers=layers, **model_dims(model.config))
     assert est["flops"] == flops
+    assert est["attention_flops"] == attention > 0
     assert est["cells"] == len(kinds) * len(layers) * n
 
 

@@ -48,6 +48,13 @@ def test_bench_tracing_ops_reports_the_engine_time_by_class(tmp_path, capsys):
     assert set(ops) == set(CLASSES) and ops["matmul"] > 0
     over = res["engine_ops_over_floor"]["float32"]["text"]
     assert over["matmul"] == pytest.approx(ops["matmul"] / res["floor_s"]["float32"]["text"])
+    from factrace.planning.cost import estimate_cost, model_dims
+
+    n, (start, end) = bench.PROMPTS["text"]
+    cost = estimate_cost(n_tokens=n, corrupt_start=start, corrupt_end=end, samples=4, window=2,
+                         method="engine", layers=res["engine_layers"], **model_dims(cfg))
+    assert res["engine_matmul_gflops"]["float32"]["text"] == pytest.approx(
+        (cost["flops"] - cost["attention_flops"]) / ops["matmul"] / 1e9)
     printed = capsys.readouterr().out
     assert "engine time by operator class" in printed
     assert json.loads(printed.strip().splitlines()[-1])["engine_ops_s"] == res["engine_ops_s"]

@@ -53,7 +53,8 @@ def estimate_cost(
 
     Returns ``cells`` (result cells), ``computed_cells`` (cells that need a forward), ``rows`` (sequences
     run), ``forward_token_equivalents`` (token x layer evaluations / ``n_layers``: one full forward of the
-    prompt is ``n_tokens``) and ``flops``.
+    prompt is ``n_tokens``), ``flops`` and, of them, ``attention_flops`` (the products of queries with keys and of
+    scores with values; the rest are the linear layers' and the LM head's).
     """
     if method not in ("engine", "reference"):
         raise ValueError(f"method must be 'engine' or 'reference', not {method!r}")
@@ -75,7 +76,8 @@ def estimate_cost(
         token_layers = rows * n * L
         flops = token_layers * per_token_layer + rows * n * head
         return {"cells": cells, "computed_cells": computed, "rows": rows,
-                    "forward_token_equivalents": token_layers / L, "flops": float(flops)}
+                "forward_token_equivalents": token_layers / L, "flops": float(flops),
+                "attention_flops": float(token_layers * attn_per_query)}
 
     first = corrupt_start if (corrupt_end is None or corrupt_end > corrupt_start) else n
     token_layers = (1 + S) * n * L  # the recording pass
@@ -96,7 +98,8 @@ def estimate_cost(
                     extra += S * mlp_token
     flops = token_layers * per_token_layer + extra
     return {"cells": cells, "computed_cells": computed, "rows": (1 + S) + computed * S,
-                "forward_token_equivalents": token_layers / L, "flops": float(flops)}
+            "forward_token_equivalents": token_layers / L, "flops": float(flops),
+            "attention_flops": float(token_layers * attn_per_query)}
 
 
 def model_dims(config) -> dict:
