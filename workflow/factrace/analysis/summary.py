@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from factrace.analysis.markdown import Table, readme_blocks, readme_update, render
@@ -303,23 +304,24 @@ def _dtype(res: Path) -> Table | None:
     p = res / "float32" / "dtype_compare.tsv"
     if not p.exists():
         return None
-    df = pd.read_csv(p, sep="\t", keep_default_na=False)  # "" where a row was not compared; counts beside it: "36.0"
+    df = pd.read_csv(p, sep="\t")  # a row not compared has its fields empty (NaN): shown as "-"
 
-    def cell(v: Any, count: bool = False) -> str:
-        if v == "" or count:
-            return "-" if v == "" else str(int(float(v)))
-        if str(v) in ("True", "False"):
-            return "yes" if str(v) == "True" else "no"
-        try:
-            return _g(float(v))
-        except ValueError:  # a peak's cell
-            return str(v)
+    def count(v: Any) -> str:
+        return "-" if pd.isna(v) else str(int(v))
 
-    rows = [[f"{r.model} {row_name(r.modality, r.fact_set) if r.fact_set else r.modality}", r.kind or "-",
-             f"{r.dtype} vs {r.reference_dtype or '-'}",
-             f"{cell(r.n_common, True)} ({cell(r.n_traced, True)} / {cell(r.n_reference, True)})",
+    def cell(v: Any) -> str:
+        if isinstance(v, str):  # a peak's cell
+            return v
+        if pd.isna(v):
+            return "-"
+        return ("yes" if v else "no") if isinstance(v, (bool, np.bool_)) else _g(float(v))
+
+    rows = [[f"{r.model} {row_name(r.modality, r.fact_set) if isinstance(r.fact_set, str) else r.modality}",
+             cell(r.kind), f"{r.dtype} vs {cell(r.reference_dtype)}",
+             f"{count(r.n_common)} ({count(r.n_traced)} / {count(r.n_reference)})",
              *(cell(v) for v in (r.max_aie_diff, r.peak, r.reference_peak, r.same_peak, r.peak_gap,
-                                 r.max_p_clean_diff)), r.reason] for r in df.itertuples(index=False)]
+                                 r.max_p_clean_diff)), r.reason if isinstance(r.reason, str) else ""]
+            for r in df.itertuples(index=False)]
     return _table(["row", "kind", "dtypes", "facts compared (traced / float32 run)", "largest mean-AIE difference",
                    "peak (bf16 run)", "peak (float32 run)", "same cell", "float32 AIE lost at bf16's peak",
                    "largest p_clean difference of a fact", "note"], rows, ["results/float32/dtype_compare.tsv"])
