@@ -254,8 +254,11 @@ def main(argv: list[str] | None = None) -> dict:
             ed = eng[d][0][name]
             floor_s = floor_seconds(dims, n, start, end, ns.samples, kinds, ns.window, eng_layers, flops_per_s[d])
             summary[d, name] = {"engine_s": ed["seconds"], "floor_s": floor_s, "speedup": ref_s / ed["seconds"],
-                                "engine_gflops": cost_e["flops"] / ed["seconds"] / 1e9,
-                                "linear_flops": cost_e["flops"] - cost_e["attention_flops"]}
+                                "engine_gflops": cost_e["flops"] / ed["seconds"] / 1e9}
+            if "ops" in ed:  # --ops: the profiled run's classes, against the floor; its matmuls' own rate
+                summary[d, name].update(ops_s=ed["ops"], ops_over_floor={c: v / floor_s for c, v in ed["ops"].items()},
+                                        matmul_gflops=(cost_e["flops"] - cost_e["attention_flops"])
+                                        / ed["ops"]["matmul"] / 1e9)
             rows.append((name, d, n, f"{start}..{end}", len(eng_layers), len(ref_layers), ed["seconds"],
                          r["seconds"], ref_s, floor_s, ref_s / ed["seconds"], ed["seconds"] / floor_s))
             if d != "float32":
@@ -288,16 +291,17 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name}: {d} vs float32: max |AIE diff| {diff.max_aie_diff:.4f} over one prompt's cells "
               f"(figure tolerance, on means over facts: {BF16_AIE_TOLERANCE}), |p_clean diff| "
               f"{diff.p_clean_diff:.4f}; peak cell: {peaks}")
-    ops = {(d, nm): eng[d][0][nm]["ops"] for d in dtypes for nm in ns.prompts.split(",") if "ops" in eng[d][0][nm]}
-    if ops:
+    if ns.ops:
         print("engine time by operator class (one more run under torch.profiler), seconds and / floor_s; "
               "mm_GFLOP/s: the linear layers' and LM head's FLOPs over the matmul class's time")
         print("{:<7} {:<9} ".format("prompt", "dtype") + " ".join(f"{c:>16}" for c in CLASSES)
               + f" {'profiled_s':>10} {'mm_GFLOP/s':>10}")
-        for (d, nm), o in ops.items():
-            fl = summary[d, nm]["floor_s"]
-            print(f"{nm:<7} {d:<9} " + " ".join(f"{o[c]:>8.2f} ({o[c] / fl:>4.2f}x)" for c in CLASSES)
-                  + f" {sum(o.values()):>10.2f} {summary[d, nm]['linear_flops'] / o['matmul'] / 1e9:>10.1f}")
+        for d in dtypes:
+            for name in ns.prompts.split(","):
+                o = summary[d, name]
+                print(f"{name:<7} {d:<9} " + " ".join(f"{o['ops_s'][c]:>8.2f} ({o['ops_over_floor'][c]:>4.2f}x)"
+                                                      for c in CLASSES)
+                      + f" {sum(o['ops_s'].values()):>10.2f} {o['matmul_gflops']:>10.1f}")
     print("peak RSS (MB, model included): " + ", ".join(f"engine {d} {eng[d][0]['peak_rss_mb']:.0f}" for d in dtypes)
           + f", reference {ref['peak_rss_mb']:.0f}; max |engine - reference| (float32) = {max_diff:.2e}")
     prompts = ns.prompts.split(",")
@@ -319,11 +323,8 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mb": {**{f"engine_{d}": eng[d][0]["peak_rss_mb"] for d in dtypes}, "reference": ref["peak_rss_mb"]},
         "matmul_gflops": {d: f / 1e9 for d, f in flops_per_s.items()},
         "block_matmul_gflops": {d: f / 1e9 for d, f in block_per_s.items()},
-        **({"engine_ops_s": {d: {nm: o for (d2, nm), o in ops.items() if d2 == d} for d in dtypes},
-            "engine_ops_over_floor": {d: {nm: {c: v / summary[d, nm]["floor_s"] for c, v in o.items()}
-                                          for (d2, nm), o in ops.items() if d2 == d} for d in dtypes},
-            "engine_matmul_gflops": {d: {nm: summary[d, nm]["linear_flops"] / o["matmul"] / 1e9
-                                         for (d2, nm), o in ops.items() if d2 == d} for d in dtypes}} if ops else {}),
+        **({f"engine_{key}": {d: {nm: summary[d, nm][key] for nm in prompts} for d in dtypes}
+            for key in ("ops_s", "ops_over_floor", "matmul_gflops")} if ns.ops else {}),
         "samples": ns.samples, "kinds": list(kinds), "window": ns.window, "engine_layers": eng_layers,
         "reference_layers": ref_layers, "threads": ns.threads,
     }
