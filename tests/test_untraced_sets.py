@@ -94,13 +94,19 @@ def _compare(paths, out, fates: bool):
     return pd.read_csv(out / "figure2_cells.csv"), pd.read_csv(out / "tests_dropped.csv")
 
 
-def test_compare_draws_and_lists_the_set_no_fact_of_which_was_traced(tmp_path, monkeypatch):
-    paths = _write_run(tmp_path)
+def _no_data_panels(monkeypatch) -> tuple[list[str], list[str]]:
+    """The text and the title of every empty panel drawn from now on (heatmaps.no_data still draws them)."""
     shown: list[str] = []
     titles: list[str] = []
     real = heatmaps.no_data
     monkeypatch.setattr(heatmaps, "no_data", lambda ax, title, text="no data": (
         shown.append(text), titles.append(title), real(ax, title, text)))
+    return shown, titles
+
+
+def test_compare_draws_and_lists_the_set_no_fact_of_which_was_traced(tmp_path, monkeypatch):
+    paths = _write_run(tmp_path)
+    shown, titles = _no_data_panels(monkeypatch)
     (tmp_path / "with").mkdir()
     cells, dropped = _compare(paths, tmp_path / "with", fates=True)
     empty = cells[cells["fact_set"] == "text_only"]
@@ -158,10 +164,7 @@ def test_facts_table_counts_the_untraced_set_as_0(tmp_path):
 
 def test_per_model_figure_draws_the_untraced_set_too(tmp_path, monkeypatch):
     paths = _write_run(tmp_path)
-    shown: list[str] = []
-    real = heatmaps.no_data
-    monkeypatch.setattr(heatmaps, "no_data", lambda ax, title, text="no data": (shown.append(text),
-                                                                                 real(ax, title, text)))
+    shown, _ = _no_data_panels(monkeypatch)
     out = tmp_path / "aie_slm_s2t.png"
     run_cli(["figure", "heatmaps", "--aie", str(paths["aie_s2t"]), "--label", "LM", "--fates", str(paths["fates"]),
              "--out", str(out)])
